@@ -1,0 +1,139 @@
+//! The AMCL objective (shared/AMCL.md, "The objective"), as a pure function over head-wise
+//! similarities and pair-adaptive temperatures.
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+use super::nt_xent::log_sum_exp_rows;
+use super::omega::omega;
+use crate::error::{AmclError, Result};
+
+/// How the negatives of an anchor enter the objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum NegativeReduction {
+    /// The paper's form: only the hardest negative n* = argmax_n s_n / tau_n counts.
+    Max,
+    /// The soft form: log-sum-exp over the positive and all negatives, and the negative Omega
+    /// term weighted by softmax_n(s_n / tau_n).
+    LogSumExp,
+}
+
+/// Settings of [`amcl_objective`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AmclObjectiveConfig {
+    /// Weight of the Omega regulariser (paper default 0.1).
+    pub beta: f32,
+    /// Projection dimension d, which scales Omega(tau) = (d/2) ln tau + 1/tau.
+    pub dim: usize,
+    /// Hard (paper) or soft negative reduction.
+    pub reduction: NegativeReduction,
+}
+
+impl Default for AmclObjectiveConfig {
+    fn default() -> Self {
+        Self { beta: 0.1, dim: 128, reduction: NegativeReduction::Max }
+    }
+}
+
+/// The AMCL objective. `pos_sim`, `pos_tau`: [C, N]; `neg_sim`, `neg_tau`: [C, N, K].
+/// Returns [1]: the mean over the N anchors of the sum over the C heads of
+///
+/// - `Max`:        -s+/t+ + s*/t* + beta Omega(t+) - beta Omega(t*), with n* = argmax_n s_n/t_n;
+/// - `LogSumExp`:  -s+/t+ + log(exp(s+/t+) + sum_n exp(s_n/t_n)) + beta Omega(t+)
+///   - beta sum_n p_n Omega(t_n),  p = softmax_n(s_n/t_n).
+///
+/// # Panics
+/// On inconsistent shapes; [`try_amcl_objective`] returns an error instead.
+pub fn amcl_objective(
+    pos_sim: Tensor<2>,
+    neg_sim: Tensor<3>,
+    pos_tau: Tensor<2>,
+    neg_tau: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Tensor<1> {
+    match try_amcl_objective(pos_sim, neg_sim, pos_tau, neg_tau, cfg) {
+        Ok(loss) => loss,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// [`amcl_objective`] with shape checks reported as [`AmclError::Shape`].
+pub fn try_amcl_objective(
+    pos_sim: Tensor<2>,
+    neg_sim: Tensor<3>,
+    pos_tau: Tensor<2>,
+    neg_tau: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Result<Tensor<1>> {
+    let per_anchor = amcl_objective_terms(pos_sim, neg_sim, pos_tau, neg_tau, cfg)?;
+    Ok(per_anchor.sum_dim(0).mean().reshape([1]))
+}
+
+/// The per-head, per-anchor terms L_i^c of the objective: [C, N]. The objective is their sum
+/// over heads, averaged over anchors.
+pub fn amcl_objective_terms(
+    pos_sim: Tensor<2>,
+    neg_sim: Tensor<3>,
+    pos_tau: Tensor<2>,
+    neg_tau: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Result<Tensor<2>> {
+    check_shapes(&pos_sim, &neg_sim, &pos_tau, &neg_tau)?;
+    if cfg.dim == 0 {
+        return Err(AmclError::InvalidConfig("objective dim must be positive".into()));
+    }
+    let beta = cfg.beta;
+    let pos_scaled = pos_sim / pos_tau.clone();
+    let neg_scaled = neg_sim / neg_tau.clone();
+    let positive = pos_scaled.clone().neg() + omega(pos_tau, cfg.dim).mul_scalar(beta);
+    let negative = match cfg.reduction {
+        NegativeReduction::Max => {
+            let (hardest, index) = neg_scaled.max_dim_with_indices(2);
+            let hardest_tau = neg_tau.gather(2, index);
+            hardest - omega(hardest_tau, cfg.dim).mul_scalar(beta)
+        }
+        NegativeReduction::LogSumExp => {
+            let logits = Tensor::cat(vec![pos_scaled.unsqueeze_dim(2), neg_scaled.clone()], 2);
+            let weights = softmax(neg_scaled, 2);
+            let weighted_omega = (weights * omega(neg_tau, cfg.dim)).sum_dim(2);
+            log_sum_exp_rows(logits) - weighted_omega.mul_scalar(beta)
+        }
+    };
+    Ok(positive + negative.squeeze_dim(2))
+}
+
+fn check_shapes(
+    pos_sim: &Tensor<2>,
+    neg_sim: &Tensor<3>,
+    pos_tau: &Tensor<2>,
+    neg_tau: &Tensor<3>,
+) -> Result<()> {
+    let [c, n] = pos_sim.dims();
+    let [_, _, k] = neg_sim.dims();
+    let shape_error = |what: &str, expected: String, actual: String| AmclError::Shape {
+        context: format!("amcl_objective: {what}"),
+        expected,
+        actual,
+    };
+    if pos_tau.dims() != [c, n] {
+        return Err(shape_error("pos_tau", format!("{:?}", [c, n]), format!("{:?}", pos_tau.dims())));
+    }
+    if neg_sim.dims()[..2] != [c, n] {
+        return Err(shape_error(
+            "neg_sim",
+            format!("[{c}, {n}, K]"),
+            format!("{:?}", neg_sim.dims()),
+        ));
+    }
+    if k == 0 {
+        return Err(shape_error("neg_sim", "K >= 1 negatives".into(), "K = 0".into()));
+    }
+    if neg_tau.dims() != neg_sim.dims() {
+        return Err(shape_error(
+            "neg_tau",
+            format!("{:?}", neg_sim.dims()),
+            format!("{:?}", neg_tau.dims()),
+        ));
+    }
+    Ok(())
+}

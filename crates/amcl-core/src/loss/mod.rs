@@ -1,0 +1,17 @@
+//! Objectives: the AMCL objective (paper's hard-max form and the soft log-sum-exp form),
+//! SimCLR's NT-Xent, and the Omega regulariser they share.
+//!
+//! Everything here is a pure function of similarities and temperatures (or of embeddings, for
+//! NT-Xent), so it can be checked against an independent reference (`tests/reference/`) and
+//! reused by every base method in [`crate::methods`].
+
+mod amcl;
+mod nt_xent;
+mod omega;
+
+pub use amcl::{
+    AmclObjectiveConfig, NegativeReduction, amcl_objective, amcl_objective_terms,
+    try_amcl_objective,
+};
+pub use nt_xent::{cosine_similarity_matrix, l2_normalize, nt_xent};
+pub use omega::{omega, omega_scalar};

@@ -1,0 +1,159 @@
+//! MoCo v2 (momentum key encoder, queue of negatives, symmetric loss) and AMCL-MoCo.
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+
+use super::diagnostics::DiagnosticsTensor;
+use crate::error::Result;
+use crate::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize};
+use crate::model::AmclModel;
+use crate::rng::Rng;
+
+/// Temperatures of a MoCo step: positive [C, N] and queue negatives [C, N, Q].
+pub type MocoTemperatures = (Tensor<2>, Tensor<3>);
+
+/// MoCo's objective over pre-computed quantities, one direction. `q`, `k`: unit-norm queries and
+/// keys [C, N, d] (keys carry no gradient); `queue`: unit-norm negatives [C, Q, d].
+/// With `taus = None` this is plain InfoNCE at `temperature` (the soft AMCL form with fixed tau
+/// and beta = 0); otherwise the AMCL objective with those temperatures.
+pub fn moco_objective(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    queue: Tensor<3>,
+    taus: Option<MocoTemperatures>,
+    temperature: f32,
+    cfg: &AmclObjectiveConfig,
+) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+    let pos_sim = (q.clone() * k).sum_dim(2).squeeze_dim::<2>(2);
+    let neg_sim = q.matmul(queue.transpose());
+    let (pos_tau, neg_tau, cfg) = match taus {
+        Some((pos_tau, neg_tau)) => (pos_tau, neg_tau, cfg.clone()),
+        None => (
+            pos_sim.clone().zeros_like().add_scalar(temperature),
+            neg_sim.clone().zeros_like().add_scalar(temperature),
+            AmclObjectiveConfig { beta: 0.0, dim: cfg.dim, reduction: NegativeReduction::LogSumExp },
+        ),
+    };
+    let diagnostics = DiagnosticsTensor::from_parts(
+        pos_tau.clone(),
+        pos_sim.clone(),
+        Some(neg_tau.clone()),
+        Some(neg_sim.clone().max_dim(2).squeeze_dim(2)),
+    );
+    let terms = amcl_objective_terms(pos_sim, neg_sim, pos_tau, neg_tau, &cfg)?;
+    Ok((terms.sum_dim(0).mean().reshape([1]), diagnostics))
+}
+
+/// The momentum encoder and the queue, created on the first step from the online model.
+#[derive(Debug)]
+pub struct MocoState {
+    /// Key encoder: an exponential moving average of the online model, never trained directly.
+    pub key_model: AmclModel,
+    /// Negatives, unit-norm [C, Q, d], newest first.
+    pub queue: Tensor<3>,
+}
+
+impl MocoState {
+    /// Copies `model` into a key encoder and fills the queue with random unit vectors.
+    pub fn new(model: &AmclModel, queue_len: usize, dim: usize, seed: u64, device: &Device) -> Self {
+        let c = model.num_heads();
+        let mut rng = Rng::new(seed);
+        let values: Vec<f32> = (0..c * queue_len * dim).map(|_| rng.normal()).collect();
+        let queue = Tensor::<3>::from_data(TensorData::new(values, [c, queue_len, dim]), device)
+            .without_autodiff();
+        Self { key_model: model.clone().no_grad(), queue: l2_normalize(queue) }
+    }
+
+    /// Unit-norm keys [C, N, d] of `images`, without gradient.
+    pub fn keys(&self, images: Tensor<4>) -> Tensor<3> {
+        let features = self.key_model.features(images);
+        self.key_model.project_normalized(features).detach()
+    }
+
+    /// Pushes `keys` [C, M, d] to the front of the queue and drops the oldest entries.
+    pub fn enqueue(&mut self, keys: Tensor<3>) {
+        let [c, q, d] = self.queue.dims();
+        let [_, m, _] = keys.dims();
+        let keys = keys.without_autodiff();
+        self.queue = if m >= q {
+            keys.slice([0..c, 0..q, 0..d])
+        } else {
+            Tensor::cat(vec![keys, self.queue.clone().slice([0..c, 0..q - m, 0..d])], 1)
+        };
+    }
+
+    /// key <- momentum * key + (1 - momentum) * online, for every parameter.
+    pub fn momentum_update(&mut self, online: &AmclModel, momentum: f32) {
+        let mut collector = ParamCollector::default();
+        online.visit(&mut collector);
+        let mut blender = ParamBlender { online: collector.params.into_iter(), momentum };
+        self.key_model = self.key_model.clone().map(&mut blender);
+    }
+}
+
+#[derive(Default)]
+struct ParamCollector {
+    params: Vec<Tensor<1>>,
+}
+
+impl ModuleVisitor for ParamCollector {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.params.push(param.val().detach().flatten(0, D - 1));
+    }
+}
+
+struct ParamBlender<I: Iterator<Item = Tensor<1>>> {
+    online: I,
+    momentum: f32,
+}
+
+impl<I: Iterator<Item = Tensor<1>>> ModuleMapper for ParamBlender<I> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(online) = self.online.next() else { return param };
+        let m = self.momentum;
+        param.map(|key| {
+            let online = online.reshape(key.shape());
+            (key.mul_scalar(m) + online.mul_scalar(1.0 - m)).detach()
+        })
+    }
+}
+
+/// One symmetric MoCo step: queries from the online model, keys from the momentum encoder.
+/// Returns the mean of both directions and the keys to enqueue [C, 2N, d].
+pub fn moco_step(
+    model: &AmclModel,
+    state: &MocoState,
+    q_a: Tensor<3>,
+    q_b: Tensor<3>,
+    view_a: Tensor<4>,
+    view_b: Tensor<4>,
+    adaptive: bool,
+    temperature: f32,
+    cfg: &AmclObjectiveConfig,
+) -> Result<(Tensor<1>, DiagnosticsTensor, Tensor<3>)> {
+    let k_a = state.keys(view_a);
+    let k_b = state.keys(view_b);
+    let direction = |q: Tensor<3>, k: Tensor<3>| {
+        let taus = adaptive.then(|| moco_temperatures(model, &q, &k, &state.queue));
+        moco_objective(q, k, state.queue.clone(), taus, temperature, cfg)
+    };
+    let (loss_ab, diag_ab) = direction(q_a, k_b.clone())?;
+    let (loss_ba, diag_ba) = direction(q_b, k_a.clone())?;
+    let keys = Tensor::cat(vec![k_a, k_b], 1);
+    Ok(((loss_ab + loss_ba).mul_scalar(0.5), diag_ab.average(diag_ba), keys))
+}
+
+/// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head.
+fn moco_temperatures(
+    model: &AmclModel,
+    q: &Tensor<3>,
+    k: &Tensor<3>,
+    queue: &Tensor<3>,
+) -> MocoTemperatures {
+    let [c, n, d] = q.dims();
+    let [_, len, _] = queue.dims();
+    let head = |t: &Tensor<3>, h: usize, rows: usize| t.clone().slice([h..h + 1, 0..rows, 0..d]).reshape([rows, d]);
+    let pos = (0..c).map(|h| model.paired_temperature(h, head(q, h, n), head(k, h, n))).collect();
+    let neg = (0..c).map(|h| model.pairwise_temperature(h, head(q, h, n), head(queue, h, len))).collect();
+    (Tensor::stack(pos, 0), Tensor::stack(neg, 0))
+}

@@ -1,0 +1,118 @@
+//! SimCLR (in-batch negatives over the 2N views) and AMCL-SimCLR.
+
+use burn::prelude::*;
+
+use super::diagnostics::DiagnosticsTensor;
+use crate::loss::{AmclObjectiveConfig, amcl_objective_terms, nt_xent};
+use crate::model::AmclModel;
+use crate::error::Result;
+
+/// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
+/// negatives ([2N, 2N - 2]) out of a row of the [2N, 2N] pair matrix. Views i and i + N are the
+/// two views of image i.
+pub fn simclr_pair_indices(n: usize, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+    let views = 2 * n;
+    let positive: Vec<i64> = (0..views).map(|i| ((i + n) % views) as i64).collect();
+    let negatives: Vec<i64> = (0..views)
+        .flat_map(|i| (0..views).filter(move |&j| j != i && j != (i + n) % views))
+        .map(|j| j as i64)
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(positive, [views, 1]), device),
+        Tensor::from_data(TensorData::new(negatives, [views, views.saturating_sub(2)]), device),
+    )
+}
+
+/// AMCL-SimCLR over pre-computed quantities. `z_a`, `z_b`: unit-norm projections [C, N, d];
+/// `tau`: temperatures of every ordered pair of the 2N views [C, 2N, 2N] (views a then b).
+/// Returns the objective [1] (mean over the 2N anchors) and the diagnostics.
+pub fn simclr_amcl_objective(
+    z_a: Tensor<3>,
+    z_b: Tensor<3>,
+    tau: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+    let [c, n, _] = z_a.dims();
+    let device = z_a.device();
+    let z = Tensor::cat(vec![z_a, z_b], 1);
+    let sim = z.clone().matmul(z.transpose());
+    let (pos_index, neg_index) = simclr_pair_indices(n, &device);
+    let pos_index = pos_index.unsqueeze_dim::<3>(0).expand([c, 2 * n, 1]);
+    let neg_index = neg_index.unsqueeze_dim::<3>(0).expand([c, 2 * n, 2 * n - 2]);
+    let pos_sim = sim.clone().gather(2, pos_index.clone()).squeeze_dim::<2>(2);
+    let pos_tau = tau.clone().gather(2, pos_index).squeeze_dim::<2>(2);
+    let neg_sim = sim.gather(2, neg_index.clone());
+    let neg_tau = tau.gather(2, neg_index);
+    let diagnostics = DiagnosticsTensor::from_parts(
+        pos_tau.clone(),
+        pos_sim.clone(),
+        Some(neg_tau.clone()),
+        Some(neg_sim.clone().max_dim(2).squeeze_dim(2)),
+    );
+    let terms = amcl_objective_terms(pos_sim, neg_sim, pos_tau, neg_tau, cfg)?;
+    Ok((terms.sum_dim(0).mean().reshape([1]), diagnostics))
+}
+
+/// Plain multi-head SimCLR: the sum over heads of NT-Xent at a fixed temperature.
+/// `z_a`, `z_b`: projections [C, N, d] (normalised inside).
+pub fn simclr_plain_objective(
+    z_a: Tensor<3>,
+    z_b: Tensor<3>,
+    temperature: f32,
+) -> (Tensor<1>, DiagnosticsTensor) {
+    let [c, n, d] = z_a.dims();
+    let device = z_a.device();
+    let mut loss = Tensor::<1>::zeros([1], &device);
+    let mut pos = Vec::with_capacity(c);
+    let mut hard = Vec::with_capacity(c);
+    for head in 0..c {
+        let a = z_a.clone().slice([head..head + 1, 0..n, 0..d]).reshape([n, d]);
+        let b = z_b.clone().slice([head..head + 1, 0..n, 0..d]).reshape([n, d]);
+        loss = loss + nt_xent(a.clone(), b.clone(), temperature);
+        let (p, h) = positive_and_hardest(a, b);
+        pos.push(p);
+        hard.push(h);
+    }
+    let pos_sim = Tensor::stack::<2>(pos, 0);
+    let fixed = pos_sim.clone().zeros_like().add_scalar(temperature);
+    let diagnostics = DiagnosticsTensor::from_parts(
+        fixed.clone(),
+        pos_sim,
+        Some(fixed.unsqueeze_dim(2)),
+        Some(Tensor::stack(hard, 0)),
+    );
+    (loss, diagnostics)
+}
+
+/// Positive similarity [N] and hardest in-batch negative similarity [N] of view a's anchors.
+fn positive_and_hardest(a: Tensor<2>, b: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
+    let [n, _] = a.dims();
+    let sim = crate::loss::cosine_similarity_matrix(a, b).detach();
+    let eye = Tensor::<2>::eye(n, &sim.device()).bool();
+    let positive = (sim.clone() * eye.clone().float()).sum_dim(1).reshape([n]);
+    let hardest = sim.mask_fill(eye, -2.0).max_dim(1).reshape([n]);
+    (positive, hardest)
+}
+
+/// AMCL-SimCLR on the model: temperatures from each head's phi over all ordered view pairs.
+pub fn simclr_amcl_step(
+    model: &AmclModel,
+    z_a: Tensor<3>,
+    z_b: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+    let [c, n, d] = z_a.dims();
+    let taus = (0..c)
+        .map(|head| {
+            let z = Tensor::cat(
+                vec![
+                    z_a.clone().slice([head..head + 1, 0..n, 0..d]).reshape([n, d]),
+                    z_b.clone().slice([head..head + 1, 0..n, 0..d]).reshape([n, d]),
+                ],
+                0,
+            );
+            model.pairwise_temperature(head, z.clone(), z)
+        })
+        .collect();
+    simclr_amcl_objective(z_a, z_b, Tensor::stack(taus, 0), cfg)
+}

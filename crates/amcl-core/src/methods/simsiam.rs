@@ -1,0 +1,82 @@
+//! SimSiam (predictor, stop-gradient, no negatives) and AMCL-SimSiam.
+
+use burn::prelude::*;
+
+use super::diagnostics::DiagnosticsTensor;
+use crate::loss::{l2_normalize, omega};
+use crate::model::AmclModel;
+
+/// SimSiam's objective over pre-computed quantities. `p1`, `p2`: predictions [C, N, d];
+/// `z1`, `z2`: projections [C, N, d] (stop-gradient is applied here); `taus`: the two
+/// positive temperatures [C, N] (direction p1->z2, then p2->z1), or `None` for plain SimSiam.
+///
+/// Plain: sum_c mean_i -(cos(p1, z2) + cos(p2, z1)) / 2.
+/// AMCL:  sum_c mean_i [(-s12/t1 + beta Omega(t1)) + (-s21/t2 + beta Omega(t2))] / 2.
+pub fn simsiam_objective(
+    p1: Tensor<3>,
+    p2: Tensor<3>,
+    z1: Tensor<3>,
+    z2: Tensor<3>,
+    taus: Option<(Tensor<2>, Tensor<2>)>,
+    beta: f32,
+    dim: usize,
+) -> (Tensor<1>, DiagnosticsTensor) {
+    let cos = |p: Tensor<3>, z: Tensor<3>| {
+        (l2_normalize(p) * l2_normalize(z.detach())).sum_dim(2).squeeze_dim::<2>(2)
+    };
+    let s12 = cos(p1, z2);
+    let s21 = cos(p2, z1);
+    let (term, tau_a, tau_b) = match taus {
+        None => {
+            let ones = s12.clone().ones_like();
+            (s12.clone().neg() + s21.clone().neg(), ones.clone(), ones)
+        }
+        Some((t1, t2)) => {
+            let one = s12.clone().neg() / t1.clone() + omega(t1.clone(), dim).mul_scalar(beta);
+            let two = s21.clone().neg() / t2.clone() + omega(t2.clone(), dim).mul_scalar(beta);
+            (one + two, t1, t2)
+        }
+    };
+    let loss = term.mul_scalar(0.5).sum_dim(0).mean().reshape([1]);
+    let diagnostics = DiagnosticsTensor::from_parts(
+        Tensor::cat(vec![tau_a, tau_b], 1),
+        Tensor::cat(vec![s12, s21], 1),
+        None,
+        None,
+    );
+    (loss, diagnostics)
+}
+
+/// One SimSiam step on the model: predictors p_c(z_c), temperatures from phi_c(p, sg(z)).
+pub fn simsiam_step(
+    model: &AmclModel,
+    features_a: Tensor<2>,
+    features_b: Tensor<2>,
+    adaptive: bool,
+    beta: f32,
+    dim: usize,
+) -> (Tensor<1>, DiagnosticsTensor) {
+    let z1 = model.project(features_a);
+    let z2 = model.project(features_b);
+    let predict = |z: &[Tensor<2>]| -> Vec<Tensor<2>> {
+        z.iter().zip(&model.predictors).map(|(z, p)| p.forward(z.clone())).collect()
+    };
+    let (p1, p2) = (predict(&z1), predict(&z2));
+    let taus = adaptive.then(|| {
+        let tau = |p: &[Tensor<2>], z: &[Tensor<2>]| -> Tensor<2> {
+            let per_head = (0..p.len())
+                .map(|c| {
+                    model.paired_temperature(
+                        c,
+                        l2_normalize(p[c].clone()),
+                        l2_normalize(z[c].clone().detach()),
+                    )
+                })
+                .collect();
+            Tensor::stack(per_head, 0)
+        };
+        (tau(&p1, &z2), tau(&p2, &z1))
+    });
+    let stack = |v: Vec<Tensor<2>>| Tensor::stack::<3>(v, 0);
+    simsiam_objective(stack(p1), stack(p2), stack(z1), stack(z2), taus, beta, dim)
+}

@@ -1,0 +1,127 @@
+//! Checks amcl-core against the independent pure-Python reference in tests/reference/.
+
+mod common;
+
+use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective, nt_xent};
+use amcl_core::methods::{barlow_objective, moco_objective, simclr_amcl_objective, simsiam_objective};
+use common::*;
+use serde_json::Value;
+
+fn golden() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/golden.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("golden.json")).unwrap()
+}
+
+fn objective_config(case: &Value) -> AmclObjectiveConfig {
+    AmclObjectiveConfig {
+        beta: case["beta"].as_f64().unwrap() as f32,
+        dim: case["dim"].as_u64().unwrap() as usize,
+        reduction: match case["reduction"].as_str().unwrap() {
+            "Max" => NegativeReduction::Max,
+            _ => NegativeReduction::LogSumExp,
+        },
+    }
+}
+
+fn expected(case: &Value) -> f32 {
+    case["loss"].as_f64().unwrap() as f32
+}
+
+#[test]
+fn objective_matches_reference_in_both_reductions_and_several_betas() {
+    let d = device();
+    let cases = golden()["objective"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 12);
+    for (i, case) in cases.iter().enumerate() {
+        let loss = amcl_objective(
+            tensor(&case["pos_sim"], &d),
+            tensor(&case["neg_sim"], &d),
+            tensor(&case["pos_tau"], &d),
+            tensor(&case["neg_tau"], &d),
+            &objective_config(case),
+        );
+        let got = scalar(loss);
+        assert!(got.is_finite(), "case {i} not finite");
+        assert_close(got, expected(case), 1e-5, &format!("objective case {i} ({})", case["reduction"]));
+    }
+}
+
+#[test]
+fn nt_xent_matches_reference() {
+    let d = device();
+    for case in golden()["nt_xent"].as_array().unwrap() {
+        let t = case["temperature"].as_f64().unwrap() as f32;
+        let got = scalar(nt_xent(tensor(&case["z_a"], &d), tensor(&case["z_b"], &d), t));
+        assert_close(got, expected(case), 1e-5, "nt_xent");
+    }
+}
+
+#[test]
+fn amcl_simclr_matches_reference() {
+    let d = device();
+    for case in golden()["simclr"].as_array().unwrap() {
+        let (loss, _) = simclr_amcl_objective(
+            tensor(&case["z_a"], &d),
+            tensor(&case["z_b"], &d),
+            tensor(&case["tau"], &d),
+            &objective_config(case),
+        )
+        .unwrap();
+        assert_close(scalar(loss), expected(case), 1e-5, "amcl-simclr");
+    }
+}
+
+#[test]
+fn moco_plain_and_amcl_match_reference() {
+    let d = device();
+    for case in golden()["moco"].as_array().unwrap() {
+        let taus = (!case["pos_tau"].is_null())
+            .then(|| (tensor(&case["pos_tau"], &d), tensor(&case["neg_tau"], &d)));
+        let (loss, _) = moco_objective(
+            tensor(&case["q"], &d),
+            tensor(&case["k"], &d),
+            tensor(&case["queue"], &d),
+            taus,
+            case["temperature"].as_f64().unwrap() as f32,
+            &objective_config(case),
+        )
+        .unwrap();
+        assert_close(scalar(loss), expected(case), 1e-5, "moco");
+    }
+}
+
+#[test]
+fn simsiam_plain_and_amcl_match_reference() {
+    let d = device();
+    for case in golden()["simsiam"].as_array().unwrap() {
+        let taus = (!case["tau1"].is_null())
+            .then(|| (tensor(&case["tau1"], &d), tensor(&case["tau2"], &d)));
+        let (loss, _) = simsiam_objective(
+            tensor(&case["p1"], &d),
+            tensor(&case["p2"], &d),
+            tensor(&case["z1"], &d),
+            tensor(&case["z2"], &d),
+            taus,
+            case["beta"].as_f64().unwrap() as f32,
+            case["dim"].as_u64().unwrap() as usize,
+        );
+        assert_close(scalar(loss), expected(case), 1e-5, "simsiam");
+    }
+}
+
+#[test]
+fn barlow_plain_and_amcl_match_reference() {
+    let d = device();
+    for case in golden()["barlow"].as_array().unwrap() {
+        let taus = (!case["tau_diag"].is_null())
+            .then(|| (tensor(&case["tau_diag"], &d), tensor(&case["tau_off"], &d)));
+        let (loss, _) = barlow_objective(
+            tensor(&case["z1"], &d),
+            tensor(&case["z2"], &d),
+            taus,
+            case["lambda_"].as_f64().unwrap() as f32,
+            case["beta"].as_f64().unwrap() as f32,
+        );
+        assert_close(scalar(loss), expected(case), 1e-4, "barlow");
+    }
+}

@@ -1,0 +1,151 @@
+//! Properties of the objective: the NT-Xent special case, gradients, numerical safety, shapes.
+
+mod common;
+
+use amcl_core::loss::{
+    AmclObjectiveConfig, NegativeReduction, amcl_objective, cosine_similarity_matrix, nt_xent,
+    try_amcl_objective,
+};
+use amcl_core::methods::simclr_pair_indices;
+use burn::prelude::*;
+use common::*;
+
+/// With C = 1, beta = 0 and every tau = t, the soft form is exactly SimCLR's NT-Xent at t.
+#[test]
+fn logsumexp_with_one_head_no_omega_and_fixed_tau_is_nt_xent() {
+    let d = device();
+    let n = 6;
+    let dim = 5;
+    for &t in &[0.1f32, 0.5, 1.0] {
+        let z_a = from_vec(uniform(n * dim, -1.0, 1.0, 1), [n, dim], &d);
+        let z_b = from_vec(uniform(n * dim, -1.0, 1.0, 2), [n, dim], &d);
+        let expected = scalar(nt_xent(z_a.clone(), z_b.clone(), t));
+
+        let z = Tensor::cat(vec![z_a, z_b], 0);
+        let sim = cosine_similarity_matrix(z.clone(), z);
+        let (pos, neg) = simclr_pair_indices(n, &d);
+        let pos_sim = sim.clone().gather(1, pos).reshape([1, 2 * n]);
+        let neg_sim = sim.gather(1, neg).reshape([1, 2 * n, 2 * n - 2]);
+        let cfg = AmclObjectiveConfig { beta: 0.0, dim, reduction: NegativeReduction::LogSumExp };
+        let got = scalar(amcl_objective(
+            pos_sim.clone(),
+            neg_sim.clone(),
+            pos_sim.zeros_like().add_scalar(t),
+            neg_sim.zeros_like().add_scalar(t),
+            &cfg,
+        ));
+        assert!((got - expected).abs() < 1e-5, "t={t}: {got} vs NT-Xent {expected}");
+    }
+}
+
+fn objective_of(values: &[f32], c: usize, n: usize, k: usize, reduction: NegativeReduction, device: &Device) -> Tensor<1> {
+    let (ps, rest) = values.split_at(c * n);
+    let (ns, rest) = rest.split_at(c * n * k);
+    let (pt, nt) = rest.split_at(c * n);
+    let cfg = AmclObjectiveConfig { beta: 0.1, dim: 4, reduction };
+    amcl_objective(
+        from_vec(ps.to_vec(), [c, n], device),
+        from_vec(ns.to_vec(), [c, n, k], device),
+        from_vec(pt.to_vec(), [c, n], device),
+        from_vec(nt.to_vec(), [c, n, k], device),
+        &cfg,
+    )
+}
+
+/// Autodiff gradients with respect to similarities and temperatures match central differences.
+#[test]
+fn gradients_match_finite_differences() {
+    let (c, n, k) = (2, 3, 4);
+    let mut values = uniform(c * n, -0.9, 0.9, 3);
+    values.extend(uniform(c * n * k, -0.9, 0.9, 4));
+    values.extend(uniform(c * n, 0.5, 1.5, 5));
+    values.extend(uniform(c * n * k, 0.5, 1.5, 6));
+    for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
+        let ad = device().autodiff();
+        let input = from_vec(values.clone(), [values.len()], &ad).require_grad();
+        let data = input.clone();
+        let split = |from: usize, len: usize| data.clone().slice([from..from + len]);
+        let cfg = AmclObjectiveConfig { beta: 0.1, dim: 4, reduction };
+        let loss = amcl_objective(
+            split(0, c * n).reshape([c, n]),
+            split(c * n, c * n * k).reshape([c, n, k]),
+            split(c * n + c * n * k, c * n).reshape([c, n]),
+            split(2 * c * n + c * n * k, c * n * k).reshape([c, n, k]),
+            &cfg,
+        );
+        let grads = loss.backward();
+        let analytic = values_of(input.grad(&grads).expect("gradient"));
+        let eps = 1e-2;
+        let cpu = device();
+        for i in 0..values.len() {
+            let mut plus = values.clone();
+            plus[i] += eps;
+            let mut minus = values.clone();
+            minus[i] -= eps;
+            let numeric = (scalar(objective_of(&plus, c, n, k, reduction, &cpu))
+                - scalar(objective_of(&minus, c, n, k, reduction, &cpu)))
+                / (2.0 * eps);
+            let tol = 2e-2 * numeric.abs().max(0.1);
+            assert!(
+                (analytic[i] - numeric).abs() <= tol,
+                "{reduction:?} input {i}: autodiff {} vs finite difference {numeric}",
+                analytic[i]
+            );
+        }
+    }
+}
+
+fn values_of(t: Tensor<1>) -> Vec<f32> {
+    values(t)
+}
+
+/// tau at the floor 1e-5 with the largest similarities stays finite in both forms.
+#[test]
+fn objective_is_finite_at_the_temperature_floor() {
+    let d = device();
+    for reduction in [NegativeReduction::Max, NegativeReduction::LogSumExp] {
+        let cfg = AmclObjectiveConfig { beta: 0.1, dim: 128, reduction };
+        let loss = amcl_objective(
+            Tensor::<2>::ones([3, 4], &d),
+            Tensor::<3>::ones([3, 4, 5], &d),
+            Tensor::<2>::full([3, 4], 1e-5, &d),
+            Tensor::<3>::full([3, 4, 5], 1e-5, &d),
+            &cfg,
+        );
+        let v = scalar(loss);
+        assert!(v.is_finite(), "{reduction:?}: {v}");
+    }
+}
+
+#[test]
+fn shape_mismatches_are_errors_not_panics() {
+    let d = device();
+    let cfg = AmclObjectiveConfig::default();
+    let err = try_amcl_objective(
+        Tensor::<2>::ones([3, 4], &d),
+        Tensor::<3>::ones([3, 4, 5], &d),
+        Tensor::<2>::ones([3, 5], &d),
+        Tensor::<3>::ones([3, 4, 5], &d),
+        &cfg,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("pos_tau"), "{err}");
+    let err = try_amcl_objective(
+        Tensor::<2>::ones([3, 4], &d),
+        Tensor::<3>::ones([2, 4, 5], &d),
+        Tensor::<2>::ones([3, 4], &d),
+        Tensor::<3>::ones([2, 4, 5], &d),
+        &cfg,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("neg_sim"), "{err}");
+    let err = try_amcl_objective(
+        Tensor::<2>::ones([3, 4], &d),
+        Tensor::<3>::ones([3, 4, 5], &d),
+        Tensor::<2>::ones([3, 4], &d),
+        Tensor::<3>::ones([3, 4, 6], &d),
+        &cfg,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("neg_tau"), "{err}");
+}
