@@ -81,7 +81,7 @@ pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> R
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
     let result = model
         .load_from(&mut store)
-        .map_err(|e| AmclError::Weights(format!("tensors do not match the architecture: {e}")))?;
+        .map_err(|e| AmclError::Weights(format!("file does not match the manifest's architecture: {e}")))?;
     let mut problems = Vec::new();
     if !result.missing.is_empty() {
         problems.push(format!("missing tensors: {}", list(result.missing.iter().map(|(p, _)| p.as_str()))));

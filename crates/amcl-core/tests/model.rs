@@ -1,0 +1,163 @@
+//! The model, the methods on it, scoring and the weight format.
+
+mod common;
+
+use amcl_core::methods::{Method, MethodConfig, MethodKind};
+use amcl_core::model::{AmclModelConfig, BackboneKind, SmallCnn};
+use amcl_core::prelude::*;
+use amcl_core::weights;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use common::*;
+
+fn small(method: &MethodKind) -> AmclModelConfig {
+    method.model_config(AmclModelConfig::new().with_width(4).with_hidden(32).with_dim(16).with_image_size(16))
+}
+
+fn batch(b: usize, seed: u64, device: &Device) -> Tensor<4> {
+    from_vec(uniform(b * 3 * 16 * 16, 0.0, 1.0, seed), [b, 3, 16, 16], device)
+}
+
+#[test]
+fn temperatures_stay_within_bounds() {
+    let d = device();
+    let model = AmclModelConfig::new().with_width(4).with_dim(8).init(&d).unwrap();
+    // Large inputs push the logits far into both tails of the sigmoid.
+    let z_a = from_vec(uniform(6 * 8, -50.0, 50.0, 1), [6, 8], &d);
+    let z_b = from_vec(uniform(5 * 8, -50.0, 50.0, 2), [5, 8], &d);
+    for c in 0..3 {
+        let tau = values(model.pairwise_temperature(c, z_a.clone(), z_b.clone()));
+        assert_eq!(tau.len(), 30);
+        assert!(tau.iter().all(|t| *t >= 1e-5 && *t <= 2.0), "{tau:?}");
+    }
+    // The pairwise shortcut equals scoring each pair on its own.
+    let all = values(model.pairwise_temperature(1, z_a.clone(), z_b.clone()));
+    let row = values(model.paired_temperature(1, z_a.slice([2..3, 0..8]), z_b.slice([4..5, 0..8])));
+    assert!((all[2 * 5 + 4] - row[0]).abs() < 1e-5 * all[2 * 5 + 4].max(1.0));
+}
+
+#[test]
+fn backbones_give_the_documented_feature_sizes() {
+    let d = device();
+    let x = batch(2, 1, &d);
+    for (kind, f) in [(BackboneKind::SmallCnn, 32), (BackboneKind::Resnet18, 512)] {
+        let model = AmclModelConfig::new().with_backbone(kind).with_width(4).with_image_size(16).init(&d).unwrap();
+        assert_eq!(model.features(x.clone()).dims(), [2, f], "{kind:?}");
+    }
+    // Width 32: 8*32 = 256 features; documented cost in README/ARCHITECTURE.
+    assert_eq!(SmallCnn::macs(32, 32), 43_352_064);
+}
+
+#[test]
+fn wrong_input_shape_is_an_error() {
+    let d = device();
+    let model = small(&"amcl-simclr".parse().unwrap()).init(&d).unwrap();
+    let err = model.try_features(Tensor::zeros([2, 3, 8, 8], &d)).unwrap_err();
+    assert!(err.to_string().contains("[2, 3, 16, 16]"), "{err}");
+    let mut method = Method::from_name("amcl-simclr", MethodConfig::new()).unwrap();
+    assert!(method.loss(&model, batch(2, 1, &d), batch(3, 2, &d)).is_err());
+}
+
+#[test]
+fn unknown_method_names_list_the_known_ones() {
+    let err = "amcl-byol".parse::<MethodKind>().unwrap_err().to_string();
+    assert!(err.contains("amcl-simclr") && err.contains("byol"), "{err}");
+}
+
+/// Every method, plain and AMCL, gives a finite loss, gradients and C rows of diagnostics.
+#[test]
+fn every_method_runs_a_step() {
+    let d = device().autodiff();
+    for name in MethodKind::NAMES {
+        let kind: MethodKind = name.parse().unwrap();
+        let model = small(&kind).init(&d).unwrap();
+        let mut method = Method::new(kind, MethodConfig::new().with_moco_queue(32));
+        let out = method.loss(&model, batch(4, 1, &d), batch(4, 2, &d)).unwrap();
+        let loss = out.loss.clone().into_scalar::<f32>();
+        assert!(loss.is_finite(), "{name}: {loss}");
+        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        assert!(!grads.is_empty(), "{name}: no gradients");
+        let heads = out.diagnostics.read();
+        assert_eq!(heads.len(), 3, "{name}");
+        for h in heads {
+            assert!(h.tau_pos_min >= 0.0 && h.tau_pos_max <= 2.0, "{name}: {h:?}");
+        }
+        method.after_step(&model);
+    }
+}
+
+/// A few Adam steps of amcl-simclr on a fixed random batch lower the loss.
+#[test]
+fn training_steps_lower_the_amcl_simclr_loss() {
+    let d = device().autodiff();
+    let kind: MethodKind = "amcl-simclr".parse().unwrap();
+    let mut model = small(&kind).init(&d).unwrap();
+    let mut method = Method::new(kind, MethodConfig::new());
+    let mut optim = AdamConfig::new().init();
+    let (a, b) = (batch(8, 3, &d), batch(8, 4, &d));
+    let mut losses = Vec::new();
+    for _ in 0..5 {
+        let out = method.loss(&model, a.clone(), b.clone()).unwrap();
+        losses.push(out.loss.clone().into_scalar::<f32>());
+        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        model = optim.step(1e-3, model, grads);
+    }
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(losses[4] < losses[0], "loss did not decrease: {losses:?}");
+}
+
+#[test]
+fn scoring_reports_every_head_and_sums_the_amcl_score() {
+    let d = device();
+    let model = small(&"amcl-simclr".parse().unwrap()).init(&d).unwrap();
+    let x = batch(2, 5, &d);
+    let a = x.clone().slice([0..1, 0..3, 0..16, 0..16]);
+    let b = x.slice([1..2, 0..3, 0..16, 0..16]);
+    let score = amcl_core::score::score_pair(&model, a.clone(), b, 0.1).unwrap();
+    assert_eq!(score.heads.len(), 3);
+    let total: f32 = score.heads.iter().map(|h| h.scaled - h.omega).sum();
+    assert!((total - score.amcl_score).abs() < 1e-3 * total.abs().max(1.0));
+    for h in &score.heads {
+        assert!((h.similarity / h.tau_pos - h.scaled).abs() < 1e-3 * h.scaled.abs().max(1.0));
+        assert!((-1.0..=1.0001).contains(&h.similarity));
+    }
+    // An image with itself has similarity 1 in every head.
+    let same = amcl_core::score::score_pair(&model, a.clone(), a, 0.1).unwrap();
+    assert!(same.heads.iter().all(|h| (h.similarity - 1.0).abs() < 1e-4));
+}
+
+#[test]
+fn weights_round_trip_with_manifest() {
+    let d = device();
+    let config = small(&"amcl-simclr".parse().unwrap());
+    let model = config.init(&d).unwrap();
+    let manifest = Manifest::new(config.clone(), "amcl-simclr", 0.1);
+    let dir = std::env::temp_dir().join(format!("amcl-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.bpk");
+    weights::save(&model, &manifest, &path).unwrap();
+    let (loaded, read) = weights::load(&path, &d).unwrap();
+    assert_eq!(read, manifest);
+    let x = batch(2, 6, &d);
+    let (f1, f2) = (values(model.valid().features(x.clone())), values(loaded.valid().features(x)));
+    assert_eq!(f1, f2);
+
+    // Truncated: a clear error, not a panic.
+    let bytes = std::fs::read(&path).unwrap();
+    let err = weights::from_bytes(&bytes[..bytes.len() / 2], &d).unwrap_err().to_string();
+    assert!(err.contains("weights"), "{err}");
+
+    // Tensors from another architecture under this manifest: the difference is named.
+    let other = small(&"amcl-simclr".parse().unwrap()).with_dim(8);
+    let other_bytes = weights::to_bytes(&other.init(&d).unwrap(), &Manifest::new(other, "amcl-simclr", 0.1)).unwrap();
+    let err = weights::load_into(&other_bytes, &config, &d).unwrap_err().to_string();
+    assert!(err.contains("does not match") && err.contains("heads.0.output.weight"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn not_a_weights_file_is_an_error() {
+    let err = weights::from_bytes(b"hello, I am not a model", &device()).unwrap_err().to_string();
+    assert!(err.starts_with("weights:"), "{err}");
+}
