@@ -45,7 +45,9 @@ pub mod prelude {
     pub use crate::error::{AmclError, Result};
     pub use crate::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective, nt_xent};
     pub use crate::methods::{HeadDiagnostics, Method, MethodConfig, MethodKind, StepOutput};
-    pub use crate::model::{AmclModel, AmclModelConfig, BackboneKind, Normalization, TemperatureRange};
+    pub use crate::model::{
+        AmclModel, AmclModelConfig, BackboneKind, Normalization, TemperatureRange,
+    };
     pub use crate::score::{PairScore, score_pair};
     pub use crate::weights::{Manifest, load, save};
 }

@@ -34,7 +34,12 @@ pub struct PairScore {
 }
 
 /// The device-side part of [`score_pair`]: a [C, 4] table (s, tau+, s/tau+, beta Omega(tau+)).
-pub fn score_table(model: &AmclModel, image_a: Tensor<4>, image_b: Tensor<4>, beta: f32) -> Result<Tensor<2>> {
+pub fn score_table(
+    model: &AmclModel,
+    image_a: Tensor<4>,
+    image_b: Tensor<4>,
+    beta: f32,
+) -> Result<Tensor<2>> {
     let [b, _, _, _] = image_a.dims();
     if b != 1 || image_b.dims() != image_a.dims() {
         return Err(AmclError::Shape {
@@ -65,7 +70,13 @@ pub fn pair_score_from_table(values: &[f32]) -> PairScore {
     let heads: Vec<HeadScore> = values
         .chunks(4)
         .enumerate()
-        .map(|(head, r)| HeadScore { head, similarity: r[0], tau_pos: r[1], scaled: r[2], omega: r[3] })
+        .map(|(head, r)| HeadScore {
+            head,
+            similarity: r[0],
+            tau_pos: r[1],
+            scaled: r[2],
+            omega: r[3],
+        })
         .collect();
     let amcl_score = heads.iter().map(|h| h.scaled - h.omega).sum();
     PairScore { heads, amcl_score }
@@ -73,7 +84,12 @@ pub fn pair_score_from_table(values: &[f32]) -> PairScore {
 
 /// Scores a pair of images [1, 3, S, S] in [0, 1] (synchronous read; use [`score_table`] and
 /// `into_data_async` on WebGPU).
-pub fn score_pair(model: &AmclModel, image_a: Tensor<4>, image_b: Tensor<4>, beta: f32) -> Result<PairScore> {
+pub fn score_pair(
+    model: &AmclModel,
+    image_a: Tensor<4>,
+    image_b: Tensor<4>,
+    beta: f32,
+) -> Result<PairScore> {
     let table = score_table(model, image_a, image_b, beta)?;
     let values = table
         .into_data()

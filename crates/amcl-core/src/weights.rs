@@ -35,13 +35,20 @@ pub struct Manifest {
 impl Manifest {
     /// A manifest for a model trained with `method`.
     pub fn new(model: AmclModelConfig, method: &str, beta: f32) -> Self {
-        Self { format_version: FORMAT_VERSION, model, method: method.to_string(), beta, training: serde_json::Value::Null }
+        Self {
+            format_version: FORMAT_VERSION,
+            model,
+            method: method.to_string(),
+            beta,
+            training: serde_json::Value::Null,
+        }
     }
 }
 
 /// Serialises `model` and its manifest into burnpack bytes.
 pub fn to_bytes(model: &AmclModel, manifest: &Manifest) -> Result<Vec<u8>> {
-    let json = serde_json::to_string(manifest).map_err(|e| AmclError::Weights(format!("manifest: {e}")))?;
+    let json = serde_json::to_string(manifest)
+        .map_err(|e| AmclError::Weights(format!("manifest: {e}")))?;
     let mut store = BurnpackStore::from_bytes(None).metadata(MANIFEST_KEY, json);
     model.save_into(&mut store).map_err(|e| AmclError::Weights(format!("saving: {e}")))?;
     let bytes = store.get_bytes().map_err(|e| AmclError::Weights(format!("saving: {e}")))?;
@@ -50,14 +57,15 @@ pub fn to_bytes(model: &AmclModel, manifest: &Manifest) -> Result<Vec<u8>> {
 
 /// Reads only the manifest of burnpack `bytes`.
 pub fn read_manifest(bytes: &[u8]) -> Result<Manifest> {
-    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| AmclError::Weights(format!("not a readable burnpack file ({e}); is it truncated?")))?;
-    let json = reader
-        .metadata()
-        .get(MANIFEST_KEY)
-        .ok_or_else(|| AmclError::Weights(format!("no '{MANIFEST_KEY}' metadata: not an AMCL weights file")))?;
-    let manifest: Manifest =
-        serde_json::from_str(json).map_err(|e| AmclError::Weights(format!("manifest is not valid: {e}")))?;
+    let reader =
+        burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec())).map_err(|e| {
+            AmclError::Weights(format!("not a readable burnpack file ({e}); is it truncated?"))
+        })?;
+    let json = reader.metadata().get(MANIFEST_KEY).ok_or_else(|| {
+        AmclError::Weights(format!("no '{MANIFEST_KEY}' metadata: not an AMCL weights file"))
+    })?;
+    let manifest: Manifest = serde_json::from_str(json)
+        .map_err(|e| AmclError::Weights(format!("manifest is not valid: {e}")))?;
     if manifest.format_version != FORMAT_VERSION {
         return Err(AmclError::Weights(format!(
             "format version {} is not supported (expected {FORMAT_VERSION})",
@@ -79,23 +87,43 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(AmclModel, Manifest)
 pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> Result<AmclModel> {
     let mut model = expected.init(device)?;
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| AmclError::Weights(format!("file does not match the manifest's architecture: {e}")))?;
+    let result = model.load_from(&mut store).map_err(|e| {
+        AmclError::Weights(format!("file does not match the manifest's architecture: {e}"))
+    })?;
     let mut problems = Vec::new();
     if !result.missing.is_empty() {
-        problems.push(format!("missing tensors: {}", list(result.missing.iter().map(|(p, _)| p.as_str()))));
+        problems.push(format!(
+            "missing tensors: {}",
+            list(result.missing.iter().map(|(p, _)| p.as_str()))
+        ));
     }
     if !result.unused.is_empty() {
-        problems.push(format!("unexpected tensors: {}", list(result.unused.iter().map(String::as_str))));
+        problems.push(format!(
+            "unexpected tensors: {}",
+            list(result.unused.iter().map(String::as_str))
+        ));
     }
     if !result.errors.is_empty() {
-        problems.push(format!("{}", list(result.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().iter().map(String::as_str))));
+        problems.push(format!(
+            "{}",
+            list(
+                result
+                    .errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str)
+            )
+        ));
     }
     if problems.is_empty() {
         Ok(model)
     } else {
-        Err(AmclError::Weights(format!("file does not match the manifest's architecture: {}", problems.join("; "))))
+        Err(AmclError::Weights(format!(
+            "file does not match the manifest's architecture: {}",
+            problems.join("; ")
+        )))
     }
 }
 
@@ -113,7 +141,8 @@ pub fn save(model: &AmclModel, manifest: &Manifest, path: &std::path::Path) -> R
 
 /// Loads a weights file from `path`.
 pub fn load(path: &std::path::Path, device: &Device) -> Result<(AmclModel, Manifest)> {
-    let bytes = std::fs::read(path).map_err(|source| AmclError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path)
+        .map_err(|source| AmclError::Io { path: path.display().to_string(), source })?;
     from_bytes(&bytes, device).map_err(|e| match e {
         AmclError::Weights(msg) => AmclError::Weights(format!("{}: {msg}", path.display())),
         other => other,
@@ -124,10 +153,8 @@ pub fn load(path: &std::path::Path, device: &Device) -> Result<(AmclModel, Manif
 /// leaves a half-written file where a good one was.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     let io = |source| AmclError::Io { path: path.display().to_string(), source };
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
+    let tmp = path
+        .with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

@@ -62,7 +62,8 @@ fn a_crop_shows_only_the_box() {
     let y = values(augment::apply(x, &[view], s, s));
     let (lo, hi) = (3.5 / 15.0 - 1e-4, 9.5 / 15.0 + 1e-4);
     assert!(y.iter().all(|v| (lo..=hi).contains(v)), "crop leaked outside its box");
-    let spread = y.iter().cloned().fold(f32::MIN, f32::max) - y.iter().cloned().fold(f32::MAX, f32::min);
+    let spread =
+        y.iter().cloned().fold(f32::MIN, f32::max) - y.iter().cloned().fold(f32::MAX, f32::min);
     assert!(spread > 0.2, "crop should still show the ramp");
 }
 
@@ -107,7 +108,9 @@ fn c_grayscale_equalises_channels() {
     let gray = (0..b)
         .filter(|i| {
             let img = &y[i * 3 * plane..(i + 1) * 3 * plane];
-            (0..plane).all(|p| (img[p] - img[plane + p]).abs() < 1e-5 && (img[p] - img[2 * plane + p]).abs() < 1e-5)
+            (0..plane).all(|p| {
+                (img[p] - img[plane + p]).abs() < 1e-5 && (img[p] - img[2 * plane + p]).abs() < 1e-5
+            })
         })
         .count();
     assert!((20..60).contains(&gray), "{gray} of {b} gray");
@@ -121,9 +124,8 @@ fn d_jitter_changes_colours() {
     let y = values(augment("d", x.clone(), 14));
     let xv = values(x);
     let per = 3 * 16;
-    let changed = (0..b)
-        .filter(|i| (i * per..(i + 1) * per).any(|j| (xv[j] - y[j]).abs() > 1e-3))
-        .count();
+    let changed =
+        (0..b).filter(|i| (i * per..(i + 1) * per).any(|j| (xv[j] - y[j]).abs() > 1e-3)).count();
     assert!((65..95).contains(&changed), "{changed} of {b} jittered");
     let hue = colour::hue_matrix(0.0);
     for (i, v) in hue.iter().enumerate() {
@@ -142,8 +144,14 @@ fn e_flip_mirrors_half_the_images() {
     let idx = |i: usize, c: usize, r: usize, col: usize| ((i * 3 + c) * s + r) * s + col;
     let mut flipped = 0;
     for i in 0..b {
-        let same = (0..3).all(|c| (0..s).all(|r| (0..s).all(|k| (y[idx(i, c, r, k)] - xv[idx(i, c, r, k)]).abs() < 1e-5)));
-        let mirror = (0..3).all(|c| (0..s).all(|r| (0..s).all(|k| (y[idx(i, c, r, k)] - xv[idx(i, c, r, s - 1 - k)]).abs() < 1e-5)));
+        let same = (0..3).all(|c| {
+            (0..s).all(|r| (0..s).all(|k| (y[idx(i, c, r, k)] - xv[idx(i, c, r, k)]).abs() < 1e-5))
+        });
+        let mirror = (0..3).all(|c| {
+            (0..s).all(|r| {
+                (0..s).all(|k| (y[idx(i, c, r, k)] - xv[idx(i, c, r, s - 1 - k)]).abs() < 1e-5)
+            })
+        });
         assert!(same || mirror, "image {i} is neither itself nor its mirror");
         flipped += usize::from(mirror && !same);
     }

@@ -3,7 +3,9 @@
 mod common;
 
 use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective, nt_xent};
-use amcl_core::methods::{barlow_objective, moco_objective, simclr_amcl_objective, simsiam_objective};
+use amcl_core::methods::{
+    barlow_objective, moco_objective, simclr_amcl_objective, simsiam_objective,
+};
 use common::*;
 use serde_json::Value;
 
@@ -42,7 +44,12 @@ fn objective_matches_reference_in_both_reductions_and_several_betas() {
         );
         let got = scalar(loss);
         assert!(got.is_finite(), "case {i} not finite");
-        assert_close(got, expected(case), 1e-5, &format!("objective case {i} ({})", case["reduction"]));
+        assert_close(
+            got,
+            expected(case),
+            1e-5,
+            &format!("objective case {i} ({})", case["reduction"]),
+        );
     }
 }
 

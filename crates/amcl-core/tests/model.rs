@@ -12,7 +12,9 @@ use burn::prelude::*;
 use common::*;
 
 fn small(method: &MethodKind) -> AmclModelConfig {
-    method.model_config(AmclModelConfig::new().with_width(4).with_hidden(32).with_dim(16).with_image_size(16))
+    method.model_config(
+        AmclModelConfig::new().with_width(4).with_hidden(32).with_dim(16).with_image_size(16),
+    )
 }
 
 fn batch(b: usize, seed: u64, device: &Device) -> Tensor<4> {
@@ -42,7 +44,12 @@ fn backbones_give_the_documented_feature_sizes() {
     let d = device();
     let x = batch(2, 1, &d);
     for (kind, f) in [(BackboneKind::SmallCnn, 32), (BackboneKind::Resnet18, 512)] {
-        let model = AmclModelConfig::new().with_backbone(kind).with_width(4).with_image_size(16).init(&d).unwrap();
+        let model = AmclModelConfig::new()
+            .with_backbone(kind)
+            .with_width(4)
+            .with_image_size(16)
+            .init(&d)
+            .unwrap();
         assert_eq!(model.features(x.clone()).dims(), [2, f], "{kind:?}");
     }
     // Width 32: 8*32 = 256 features; documented cost in README/ARCHITECTURE.
@@ -150,7 +157,9 @@ fn weights_round_trip_with_manifest() {
 
     // Tensors from another architecture under this manifest: the difference is named.
     let other = small(&"amcl-simclr".parse().unwrap()).with_dim(8);
-    let other_bytes = weights::to_bytes(&other.init(&d).unwrap(), &Manifest::new(other, "amcl-simclr", 0.1)).unwrap();
+    let other_bytes =
+        weights::to_bytes(&other.init(&d).unwrap(), &Manifest::new(other, "amcl-simclr", 0.1))
+            .unwrap();
     let err = weights::load_into(&other_bytes, &config, &d).unwrap_err().to_string();
     assert!(err.contains("does not match") && err.contains("heads.0.output.weight"), "{err}");
     std::fs::remove_dir_all(dir).ok();

@@ -38,7 +38,14 @@ fn logsumexp_with_one_head_no_omega_and_fixed_tau_is_nt_xent() {
     }
 }
 
-fn objective_of(values: &[f32], c: usize, n: usize, k: usize, reduction: NegativeReduction, device: &Device) -> Tensor<1> {
+fn objective_of(
+    values: &[f32],
+    c: usize,
+    n: usize,
+    k: usize,
+    reduction: NegativeReduction,
+    device: &Device,
+) -> Tensor<1> {
     let (ps, rest) = values.split_at(c * n);
     let (ns, rest) = rest.split_at(c * n * k);
     let (pt, nt) = rest.split_at(c * n);

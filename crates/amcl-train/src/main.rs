@@ -1,1 +1,3 @@
-fn main() { println!("amcl-train"); }
+fn main() {
+    println!("amcl-train");
+}

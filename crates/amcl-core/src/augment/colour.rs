@@ -28,7 +28,8 @@ pub struct JitterFactors {
 
 impl JitterFactors {
     /// No change.
-    pub const IDENTITY: JitterFactors = JitterFactors { brightness: 1.0, contrast: 1.0, saturation: 1.0, hue: 0.0 };
+    pub const IDENTITY: JitterFactors =
+        JitterFactors { brightness: 1.0, contrast: 1.0, saturation: 1.0, hue: 0.0 };
 
     /// SimCLR's jitter of strength s: factors in [1 - 0.8 s, 1 + 0.8 s], hue in [-0.2 s, 0.2 s].
     pub fn sample(strength: f32, rng: &mut Rng) -> Self {
@@ -66,7 +67,8 @@ fn channel_matrix(p: &ViewParams) -> [f32; 9] {
     let hue = p.jitter.map_or(JitterFactors::IDENTITY.hue, |j| j.hue);
     let m = hue_matrix(hue);
     if p.grayscale {
-        let gray = [LUMA[0], LUMA[1], LUMA[2], LUMA[0], LUMA[1], LUMA[2], LUMA[0], LUMA[1], LUMA[2]];
+        let gray =
+            [LUMA[0], LUMA[1], LUMA[2], LUMA[0], LUMA[1], LUMA[2], LUMA[0], LUMA[1], LUMA[2]];
         mat3(&gray, &m)
     } else {
         m
@@ -84,7 +86,8 @@ pub fn luma(x: Tensor<4>) -> Tensor<4> {
 pub fn apply(x: Tensor<4>, params: &[ViewParams]) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let device = x.device();
-    let factors: Vec<JitterFactors> = params.iter().map(|p| p.jitter.unwrap_or(JitterFactors::IDENTITY)).collect();
+    let factors: Vec<JitterFactors> =
+        params.iter().map(|p| p.jitter.unwrap_or(JitterFactors::IDENTITY)).collect();
     let per_image = |f: fn(&JitterFactors) -> f32| {
         let values: Vec<f32> = factors.iter().map(f).collect();
         Tensor::<4>::from_data(TensorData::new(values, [b, 1, 1, 1]), &device)

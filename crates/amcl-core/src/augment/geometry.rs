@@ -34,7 +34,8 @@ pub fn resample_matrix(len: usize, start: f32, extent: f32, out: usize, flip: bo
     let mut m = vec![0.0; out * len];
     for o in 0..out {
         let src_o = if flip { out - 1 - o } else { o };
-        let pos = (start + (src_o as f32 + 0.5) * extent / out as f32 - 0.5).clamp(0.0, (len - 1) as f32);
+        let pos =
+            (start + (src_o as f32 + 0.5) * extent / out as f32 - 0.5).clamp(0.0, (len - 1) as f32);
         let i0 = pos.floor() as usize;
         let i1 = (i0 + 1).min(len - 1);
         let t = pos - i0 as f32;
@@ -47,7 +48,8 @@ pub fn resample_matrix(len: usize, start: f32, extent: f32, out: usize, flip: bo
 /// Gaussian blur matrix [len, len] with reflected borders; kernel radius ceil(3 sigma).
 pub fn blur_matrix(len: usize, sigma: f32) -> Vec<f32> {
     let radius = (3.0 * sigma).ceil().max(1.0) as isize;
-    let weights: Vec<f32> = (-radius..=radius).map(|k| (-(k * k) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let weights: Vec<f32> =
+        (-radius..=radius).map(|k| (-(k * k) as f32 / (2.0 * sigma * sigma)).exp()).collect();
     let total: f32 = weights.iter().sum();
     let mut m = vec![0.0; len * len];
     for o in 0..len as isize {
@@ -95,7 +97,13 @@ fn transpose(a: &[f32], n: usize, m: usize) -> Vec<f32> {
 }
 
 /// The left [out_h, H] and right [W, out_w] matrices of one view.
-pub fn view_matrices(p: &ViewParams, h: usize, w: usize, out_h: usize, out_w: usize) -> (Vec<f32>, Vec<f32>) {
+pub fn view_matrices(
+    p: &ViewParams,
+    h: usize,
+    w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let (top, left, ch, cw) = p.crop;
     let mut rows = resample_matrix(h, top, ch, out_h, false);
     let mut cols = resample_matrix(w, left, cw, out_w, p.flip);
@@ -117,7 +125,9 @@ pub fn apply(images: Tensor<4>, params: &[ViewParams], out_h: usize, out_w: usiz
         left.extend(l);
         right.extend(r);
     }
-    let left = Tensor::<4>::from_data(TensorData::new(left, [b, 1, out_h, h]), &device).expand([b, c, out_h, h]);
-    let right = Tensor::<4>::from_data(TensorData::new(right, [b, 1, w, out_w]), &device).expand([b, c, w, out_w]);
+    let left = Tensor::<4>::from_data(TensorData::new(left, [b, 1, out_h, h]), &device)
+        .expand([b, c, out_h, h]);
+    let right = Tensor::<4>::from_data(TensorData::new(right, [b, 1, w, out_w]), &device)
+        .expand([b, c, w, out_w]);
     left.matmul(images).matmul(right)
 }

@@ -46,11 +46,17 @@ impl AugmentationSet {
 
     /// The letters of the set, e.g. `"abcde"` (empty for the identity).
     pub fn letters(&self) -> String {
-        [(self.crop, 'a'), (self.blur, 'b'), (self.grayscale, 'c'), (self.jitter, 'd'), (self.flip, 'e')]
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, l)| *l)
-            .collect()
+        [
+            (self.crop, 'a'),
+            (self.blur, 'b'),
+            (self.grayscale, 'c'),
+            (self.jitter, 'd'),
+            (self.flip, 'e'),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, l)| *l)
+        .collect()
     }
 }
 
@@ -73,7 +79,8 @@ impl std::str::FromStr for AugmentationSet {
                     return Err(AmclError::UnknownName {
                         kind: "augmentation",
                         name: letter.to_string(),
-                        expected: "a (crop), b (blur), c (grayscale), d (colour jitter), e (flip)".into(),
+                        expected: "a (crop), b (blur), c (grayscale), d (colour jitter), e (flip)"
+                            .into(),
                     });
                 }
             };
@@ -134,11 +141,23 @@ pub struct ViewParams {
 impl ViewParams {
     /// The identity view of an `h` x `w` image.
     pub fn identity(h: usize, w: usize) -> Self {
-        Self { crop: (0.0, 0.0, h as f32, w as f32), flip: false, blur_sigma: None, jitter: None, grayscale: false }
+        Self {
+            crop: (0.0, 0.0, h as f32, w as f32),
+            flip: false,
+            blur_sigma: None,
+            jitter: None,
+            grayscale: false,
+        }
     }
 
     /// Draws the parameters of one view of an `h` x `w` image.
-    pub fn sample(set: AugmentationSet, cfg: &AugmentConfig, h: usize, w: usize, rng: &mut Rng) -> Self {
+    pub fn sample(
+        set: AugmentationSet,
+        cfg: &AugmentConfig,
+        h: usize,
+        w: usize,
+        rng: &mut Rng,
+    ) -> Self {
         let mut view = Self::identity(h, w);
         if set.crop {
             view.crop = geometry::sample_crop(h, w, cfg.crop_scale_min, rng);
@@ -179,7 +198,9 @@ impl Augmenter {
 
     /// Draws the parameters of one view for each of `batch` images of size `h` x `w`.
     pub fn sample(&mut self, batch: usize, h: usize, w: usize) -> Vec<ViewParams> {
-        (0..batch).map(|_| ViewParams::sample(self.set, &self.config, h, w, &mut self.rng)).collect()
+        (0..batch)
+            .map(|_| ViewParams::sample(self.set, &self.config, h, w, &mut self.rng))
+            .collect()
     }
 
     /// One random view of every image of `images` [B, 3, H, W] in [0, 1], at the same size.

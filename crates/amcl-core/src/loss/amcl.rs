@@ -116,7 +116,11 @@ fn check_shapes(
         actual,
     };
     if pos_tau.dims() != [c, n] {
-        return Err(shape_error("pos_tau", format!("{:?}", [c, n]), format!("{:?}", pos_tau.dims())));
+        return Err(shape_error(
+            "pos_tau",
+            format!("{:?}", [c, n]),
+            format!("{:?}", pos_tau.dims()),
+        ));
     }
     if neg_sim.dims()[..2] != [c, n] {
         return Err(shape_error(

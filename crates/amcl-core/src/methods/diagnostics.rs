@@ -45,9 +45,7 @@ impl DiagnosticsTensor {
         let [c, _] = pos_tau.dims();
         let device = pos_tau.device();
         let zeros = || Tensor::<2>::zeros([c, 1], &device);
-        let stats3 = |t: Tensor<2>| {
-            vec![t.clone().mean_dim(1), t.clone().min_dim(1), t.max_dim(1)]
-        };
+        let stats3 = |t: Tensor<2>| vec![t.clone().mean_dim(1), t.clone().min_dim(1), t.max_dim(1)];
         let mut columns = stats3(pos_tau.detach());
         match neg_tau {
             Some(t) => {
@@ -68,15 +66,17 @@ impl DiagnosticsTensor {
 
     /// Copies the table to the host (a device sync; call it when logging, not every step).
     pub fn read(&self) -> Vec<HeadDiagnostics> {
-        let values: Vec<f32> = self.0.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let values: Vec<f32> =
+            self.0.clone().into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         values.chunks(STATS).map(from_row).collect()
     }
 
     /// Reads the table on backends that only support asynchronous reads (WebGPU).
     pub async fn read_async(&self) -> Vec<HeadDiagnostics> {
         let data = self.0.clone().into_data_async().await;
-        let values: Vec<f32> =
-            data.map(|d| d.convert::<f32>().try_to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+        let values: Vec<f32> = data
+            .map(|d| d.convert::<f32>().try_to_vec::<f32>().unwrap_or_default())
+            .unwrap_or_default();
         values.chunks(STATS).map(from_row).collect()
     }
 }

@@ -31,7 +31,11 @@ pub fn moco_objective(
         None => (
             pos_sim.clone().zeros_like().add_scalar(temperature),
             neg_sim.clone().zeros_like().add_scalar(temperature),
-            AmclObjectiveConfig { beta: 0.0, dim: cfg.dim, reduction: NegativeReduction::LogSumExp },
+            AmclObjectiveConfig {
+                beta: 0.0,
+                dim: cfg.dim,
+                reduction: NegativeReduction::LogSumExp,
+            },
         ),
     };
     let diagnostics = DiagnosticsTensor::from_parts(
@@ -55,7 +59,13 @@ pub struct MocoState {
 
 impl MocoState {
     /// Copies `model` into a key encoder and fills the queue with random unit vectors.
-    pub fn new(model: &AmclModel, queue_len: usize, dim: usize, seed: u64, device: &Device) -> Self {
+    pub fn new(
+        model: &AmclModel,
+        queue_len: usize,
+        dim: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
         let c = model.num_heads();
         let mut rng = Rng::new(seed);
         let values: Vec<f32> = (0..c * queue_len * dim).map(|_| rng.normal()).collect();
@@ -152,8 +162,11 @@ fn moco_temperatures(
 ) -> MocoTemperatures {
     let [c, n, d] = q.dims();
     let [_, len, _] = queue.dims();
-    let head = |t: &Tensor<3>, h: usize, rows: usize| t.clone().slice([h..h + 1, 0..rows, 0..d]).reshape([rows, d]);
+    let head = |t: &Tensor<3>, h: usize, rows: usize| {
+        t.clone().slice([h..h + 1, 0..rows, 0..d]).reshape([rows, d])
+    };
     let pos = (0..c).map(|h| model.paired_temperature(h, head(q, h, n), head(k, h, n))).collect();
-    let neg = (0..c).map(|h| model.pairwise_temperature(h, head(q, h, n), head(queue, h, len))).collect();
+    let neg =
+        (0..c).map(|h| model.pairwise_temperature(h, head(q, h, n), head(queue, h, len))).collect();
     (Tensor::stack(pos, 0), Tensor::stack(neg, 0))
 }

@@ -51,7 +51,13 @@ pub struct MethodKind {
 impl MethodKind {
     /// Every method name, as accepted by [`str::parse`].
     pub const NAMES: [&'static str; 8] = [
-        "simclr", "amcl-simclr", "moco", "amcl-moco", "simsiam", "amcl-simsiam", "barlow",
+        "simclr",
+        "amcl-simclr",
+        "moco",
+        "amcl-moco",
+        "simsiam",
+        "amcl-simsiam",
+        "barlow",
         "amcl-barlow",
     ];
 
@@ -167,11 +173,18 @@ impl Method {
     }
 
     /// The loss of one batch given as two views [B, 3, S, S] of the same B images.
-    pub fn loss(&mut self, model: &AmclModel, view_a: Tensor<4>, view_b: Tensor<4>) -> AmclResult<StepOutput> {
+    pub fn loss(
+        &mut self,
+        model: &AmclModel,
+        view_a: Tensor<4>,
+        view_b: Tensor<4>,
+    ) -> AmclResult<StepOutput> {
         ensure_dims("second view", &view_a.dims(), &view_b.dims())?;
         let [b, _, _, _] = view_a.dims();
         if b < 2 {
-            return Err(AmclError::InvalidConfig(format!("a batch needs at least 2 images, got {b}")));
+            return Err(AmclError::InvalidConfig(format!(
+                "a batch needs at least 2 images, got {b}"
+            )));
         }
         self.check_model(model)?;
         let features_a = model.try_features(view_a.clone())?;
@@ -198,7 +211,15 @@ impl Method {
                 let q_a = model.project_normalized(features_a);
                 let q_b = model.project_normalized(features_b);
                 let (loss, diagnostics, keys) = moco_step(
-                    model, state, q_a, q_b, view_a, view_b, adaptive, config.temperature, &objective,
+                    model,
+                    state,
+                    q_a,
+                    q_b,
+                    view_a,
+                    view_b,
+                    adaptive,
+                    config.temperature,
+                    &objective,
                 )?;
                 state.enqueue(keys);
                 (loss, diagnostics)
@@ -241,7 +262,10 @@ impl Method {
                 "simsiam needs one predictor per head: build the model with MethodKind::model_config".into(),
             ));
         }
-        if self.kind.adaptive && self.kind.base == BaseMethod::Barlow && model.barlow.len() != model.num_heads() {
+        if self.kind.adaptive
+            && self.kind.base == BaseMethod::Barlow
+            && model.barlow.len() != model.num_heads()
+        {
             return Err(AmclError::InvalidConfig(
                 "amcl-barlow needs Barlow temperatures: build the model with MethodKind::model_config".into(),
             ));

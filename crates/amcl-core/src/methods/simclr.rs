@@ -3,9 +3,9 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
+use crate::error::Result;
 use crate::loss::{AmclObjectiveConfig, amcl_objective_terms, nt_xent};
 use crate::model::AmclModel;
-use crate::error::Result;
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
 /// negatives ([2N, 2N - 2]) out of a row of the [2N, 2N] pair matrix. Views i and i + N are the

@@ -88,7 +88,9 @@ impl AmclModelConfig {
         let features = self.feature_dim();
         let temperature_nets = if self.shared_temperature { 1 } else { self.heads };
         let predictors = match self.predictor_hidden {
-            Some(h) => (0..self.heads).map(|_| ProjectionHead::new(self.dim, h, self.dim, device)).collect(),
+            Some(h) => (0..self.heads)
+                .map(|_| ProjectionHead::new(self.dim, h, self.dim, device))
+                .collect(),
             None => Vec::new(),
         };
         let barlow = if self.barlow_temperatures {
@@ -101,7 +103,9 @@ impl AmclModelConfig {
             heads: (0..self.heads)
                 .map(|_| ProjectionHead::new(features, self.hidden, self.dim, device))
                 .collect(),
-            temperatures: (0..temperature_nets).map(|_| TemperatureNet::new(self.dim, device)).collect(),
+            temperatures: (0..temperature_nets)
+                .map(|_| TemperatureNet::new(self.dim, device))
+                .collect(),
             predictors,
             barlow,
             range: self.temperature,

@@ -22,8 +22,8 @@ impl Normalization {
     pub fn apply(&self, images: Tensor<4>) -> Tensor<4> {
         let device = images.device();
         let mean = Tensor::<1>::from_floats(self.mean, &device).reshape([1, 3, 1, 1]);
-        let inv_std = Tensor::<1>::from_floats(self.std.map(|s| 1.0 / s), &device)
-            .reshape([1, 3, 1, 1]);
+        let inv_std =
+            Tensor::<1>::from_floats(self.std.map(|s| 1.0 / s), &device).reshape([1, 3, 1, 1]);
         (images - mean) * inv_std
     }
 }
