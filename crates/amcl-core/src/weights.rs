@@ -104,18 +104,8 @@ pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> R
         ));
     }
     if !result.errors.is_empty() {
-        problems.push(format!(
-            "{}",
-            list(
-                result
-                    .errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(String::as_str)
-            )
-        ));
+        let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        problems.push(list(errors.iter().map(String::as_str)));
     }
     if problems.is_empty() {
         Ok(model)

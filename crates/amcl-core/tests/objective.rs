@@ -71,7 +71,7 @@ fn gradients_match_finite_differences() {
         let ad = device().autodiff();
         let input = from_vec(values.clone(), [values.len()], &ad).require_grad();
         let data = input.clone();
-        let split = |from: usize, len: usize| data.clone().slice([from..from + len]);
+        let split = |from: usize, len: usize| data.clone().narrow(0, from, len);
         let cfg = AmclObjectiveConfig { beta: 0.1, dim: 4, reduction };
         let loss = amcl_objective(
             split(0, c * n).reshape([c, n]),
@@ -155,4 +155,22 @@ fn shape_mismatches_are_errors_not_panics() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("neg_tau"), "{err}");
+}
+
+/// Through the method's own pair gathering too: AMCL-SimCLR with fixed tau and beta = 0 in the
+/// soft form equals the sum over heads of NT-Xent, at a realistic batch size.
+#[test]
+fn amcl_simclr_with_fixed_tau_is_multi_head_nt_xent() {
+    use amcl_core::loss::l2_normalize;
+    use amcl_core::methods::{simclr_amcl_objective, simclr_plain_objective};
+    let d = device();
+    let (c, n, dim) = (3, 64, 16);
+    let z_a = l2_normalize(from_vec(uniform(c * n * dim, -1.0, 1.0, 7), [c, n, dim], &d));
+    let z_b = l2_normalize(from_vec(uniform(c * n * dim, -1.0, 1.0, 8), [c, n, dim], &d));
+    let tau = Tensor::<3>::full([c, 2 * n, 2 * n], 0.2, &d);
+    let cfg = AmclObjectiveConfig { beta: 0.0, dim, reduction: NegativeReduction::LogSumExp };
+    let (amcl, _) = simclr_amcl_objective(z_a.clone(), z_b.clone(), tau, &cfg).unwrap();
+    let (plain, _) = simclr_plain_objective(z_a, z_b, 0.2);
+    let (amcl, plain) = (scalar(amcl), scalar(plain));
+    assert!((amcl - plain).abs() < 1e-4 * plain.abs(), "amcl {amcl} vs plain {plain}");
 }

@@ -129,14 +129,13 @@ impl<I: Iterator<Item = Tensor<1>>> ModuleMapper for ParamBlender<I> {
 }
 
 /// One symmetric MoCo step: queries from the online model, keys from the momentum encoder.
-/// Returns the mean of both directions and the keys to enqueue [C, 2N, d].
+/// `queries` are the online model's unit-norm projections of `views`. Returns the mean of both
+/// directions and the keys to enqueue [C, 2N, d].
 pub fn moco_step(
     model: &AmclModel,
     state: &MocoState,
-    q_a: Tensor<3>,
-    q_b: Tensor<3>,
-    view_a: Tensor<4>,
-    view_b: Tensor<4>,
+    (q_a, q_b): (Tensor<3>, Tensor<3>),
+    (view_a, view_b): (Tensor<4>, Tensor<4>),
     adaptive: bool,
     temperature: f32,
     cfg: &AmclObjectiveConfig,

@@ -213,10 +213,8 @@ impl Method {
                 let (loss, diagnostics, keys) = moco_step(
                     model,
                     state,
-                    q_a,
-                    q_b,
-                    view_a,
-                    view_b,
+                    (q_a, q_b),
+                    (view_a, view_b),
                     adaptive,
                     config.temperature,
                     &objective,

@@ -176,6 +176,8 @@ impl SmallCnn {
 }
 
 /// One of the backbones.
+// A model holds one backbone, so the size difference of the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Backbone {
     /// See [`ResNet18`].

@@ -1,0 +1,94 @@
+//! End-to-end tests: the `amcl-train` binary run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn amcl_train(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_amcl-train")).args(args).output().expect("run amcl-train")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("amcl-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A failing run exits non-zero with one clear line and no panic trace.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "expected failure, got success: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert!(!err.contains("panicked"), "panic trace: {err}");
+}
+
+#[test]
+fn tiny_pretrain_writes_a_run_folder_with_loadable_weights() {
+    let dir = temp_dir("pretrain");
+    let out = amcl_train(&[
+        "pretrain",
+        "--epochs",
+        "2",
+        "--train-size",
+        "64",
+        "--test-size",
+        "40",
+        "--batch-size",
+        "32",
+        "--width",
+        "4",
+        "--dim",
+        "16",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("kNN top-1"), "{stdout}");
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+    for line in metrics.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["loss"].as_f64().unwrap().is_finite());
+        assert_eq!(v["heads"].as_array().unwrap().len(), 3);
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["args"]["method"], "amcl-simclr");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let knn = summary["knn_top1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&knn));
+    let (_, manifest) =
+        amcl_core::weights::load(&dir.join("model.bpk"), &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(manifest.method, "amcl-simclr");
+    assert_eq!(manifest.model.dim, 16);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn unknown_method_is_a_clear_error() {
+    let out = amcl_train(&["pretrain", "--method", "byol", "--out", "/tmp/unused"]);
+    assert_clean_failure(&out, "unknown method 'byol'");
+}
+
+#[test]
+fn unknown_augmentation_letter_is_a_clear_error() {
+    let out = amcl_train(&["pretrain", "--augs", "abx", "--out", "/tmp/unused"]);
+    assert_clean_failure(&out, "unknown augmentation 'x'");
+}
+
+#[test]
+fn batch_of_one_is_a_clear_error() {
+    let out = amcl_train(&["pretrain", "--batch-size", "1", "--out", "/tmp/unused"]);
+    assert_clean_failure(&out, "--batch-size must be at least 2");
+}
+
+#[test]
+fn bad_flag_value_is_a_usage_error() {
+    let out = amcl_train(&["pretrain", "--epochs", "many"]);
+    assert_clean_failure(&out, "--epochs");
+}
