@@ -173,3 +173,24 @@ fn not_a_weights_file_is_an_error() {
     let err = weights::from_bytes(b"hello, I am not a model", &device()).unwrap_err().to_string();
     assert!(err.starts_with("weights:"), "{err}");
 }
+
+#[test]
+fn shared_temperature_option_builds_one_phi_for_all_heads() {
+    let d = device();
+    let shared = AmclModelConfig::new().with_width(4).with_dim(8).with_shared_temperature(true);
+    let model = shared.init(&d).unwrap();
+    assert_eq!(model.temperatures.len(), 1);
+    let z = from_vec(uniform(4 * 8, -1.0, 1.0, 3), [4, 8], &d);
+    let t0 = values(model.pairwise_temperature(0, z.clone(), z.clone()));
+    let t2 = values(model.pairwise_temperature(2, z.clone(), z));
+    assert_eq!(t0, t2);
+    let per_head = AmclModelConfig::new().with_width(4).with_dim(8).init(&d).unwrap();
+    assert_eq!(per_head.temperatures.len(), 3);
+}
+
+#[test]
+fn invalid_temperature_range_is_rejected() {
+    let bad = AmclModelConfig::new().with_temperature(TemperatureRange { lo: 2.0, hi: 1.0 });
+    let err = bad.init(&device()).unwrap_err().to_string();
+    assert!(err.contains("0 < lo < hi"), "{err}");
+}
