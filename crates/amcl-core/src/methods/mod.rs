@@ -72,9 +72,10 @@ impl MethodKind {
         if self.adaptive { format!("amcl-{base}") } else { base.to_string() }
     }
 
-    /// Adjusts a model architecture to what this method needs (predictors, Barlow temperatures).
+    /// Adjusts a model architecture to what this method needs: SimSiam predictors with a
+    /// bottleneck of h / 4 (SimSiam uses 512 for 2048), Barlow temperatures for amcl-barlow.
     pub fn model_config(&self, model: AmclModelConfig) -> AmclModelConfig {
-        let predictor = (self.base == BaseMethod::Simsiam).then_some(model.hidden.max(1) / 4 + 1);
+        let predictor = (self.base == BaseMethod::Simsiam).then_some((model.hidden / 4).max(1));
         model
             .with_predictor_hidden(predictor)
             .with_barlow_temperatures(self.adaptive && self.base == BaseMethod::Barlow)
