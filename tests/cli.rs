@@ -92,3 +92,99 @@ fn bad_flag_value_is_a_usage_error() {
     let out = amcl_train(&["pretrain", "--epochs", "many"]);
     assert_clean_failure(&out, "--epochs");
 }
+
+/// Writes a 40x40 PNG with a colour gradient (its own fixture; nothing is downloaded).
+fn write_png(path: &std::path::Path, tint: u8) {
+    let image =
+        image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, tint]));
+    image.save(path).unwrap();
+}
+
+#[test]
+fn score_prints_the_documented_json() {
+    let dir = temp_dir("score");
+    let out = amcl_train(&[
+        "pretrain",
+        "--epochs",
+        "1",
+        "--train-size",
+        "32",
+        "--test-size",
+        "10",
+        "--batch-size",
+        "16",
+        "--width",
+        "4",
+        "--dim",
+        "16",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+    write_png(&a, 10);
+    write_png(&b, 200);
+    let weights = dir.join("model.bpk");
+    let out = amcl_train(&[
+        "score",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["backend"].is_string());
+    let heads = v["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 3);
+    let mut total = 0.0;
+    for (c, h) in heads.iter().enumerate() {
+        assert_eq!(h["head"].as_u64().unwrap() as usize, c);
+        let s = h["similarity"].as_f64().unwrap();
+        let tau = h["tau_pos"].as_f64().unwrap();
+        assert!((-1.0..=1.0001).contains(&s) && tau > 0.0 && tau < 2.0);
+        assert!((h["scaled"].as_f64().unwrap() - s / tau).abs() < 1e-3 * (s / tau).abs().max(1.0));
+        total += h["scaled"].as_f64().unwrap() - h["omega"].as_f64().unwrap();
+    }
+    assert!((v["amcl_score"].as_f64().unwrap() - total).abs() < 1e-3 * total.abs().max(1.0));
+
+    // Two augmented views of one image, reproducible under a seed.
+    let views = |seed: &str| {
+        amcl_train(&[
+            "score",
+            a.to_str().unwrap(),
+            "--augs",
+            "abcde",
+            "--seed",
+            seed,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let (first, again) = (views("3"), views("3"));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(first.stdout, again.stdout);
+
+    // Bad input: a file that is not an image, and missing weights.
+    let bogus = dir.join("bogus.jpg");
+    std::fs::write(&bogus, b"not an image").unwrap();
+    let out = amcl_train(&[
+        "score",
+        bogus.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, "bogus.jpg is not a readable PNG or JPEG image");
+    let out = amcl_train(&[
+        "score",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--weights",
+        "/nonexistent/w.bpk",
+    ]);
+    assert_clean_failure(&out, "/nonexistent/w.bpk");
+    std::fs::remove_dir_all(dir).ok();
+}

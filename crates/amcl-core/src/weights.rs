@@ -132,7 +132,7 @@ pub fn save(model: &AmclModel, manifest: &Manifest, path: &std::path::Path) -> R
 /// Loads a weights file from `path`.
 pub fn load(path: &std::path::Path, device: &Device) -> Result<(AmclModel, Manifest)> {
     let bytes = std::fs::read(path)
-        .map_err(|source| AmclError::Io { path: path.display().to_string(), source })?;
+        .map_err(|error| AmclError::Io { path: path.display().to_string(), error })?;
     from_bytes(&bytes, device).map_err(|e| match e {
         AmclError::Weights(msg) => AmclError::Weights(format!("{}: {msg}", path.display())),
         other => other,
@@ -142,7 +142,7 @@ pub fn load(path: &std::path::Path, device: &Device) -> Result<(AmclModel, Manif
 /// Writes `bytes` to a sibling temporary file and renames it over `path`, so a crash never
 /// leaves a half-written file where a good one was.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| AmclError::Io { path: path.display().to_string(), source };
+    let io = |error| AmclError::Io { path: path.display().to_string(), error };
     let tmp = path
         .with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
     std::fs::write(&tmp, bytes).map_err(io)?;

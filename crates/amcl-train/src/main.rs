@@ -7,6 +7,7 @@
 
 mod data;
 mod eval;
+mod score;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ struct Cli {
 enum Command {
     /// Pretrain a model (the default command).
     Pretrain(PretrainArgs),
+    /// Score an image pair with trained weights: per head cos sim, tau+, s/tau+, beta*Omega.
+    Score(score::ScoreArgs),
 }
 
 #[derive(clap::Args, Debug, Clone, serde::Serialize)]
@@ -121,6 +124,7 @@ fn main() {
     };
     let result = match command {
         Command::Pretrain(args) => pretrain(&args),
+        Command::Score(args) => score::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -1,0 +1,100 @@
+//! `amcl-train score A [B]`: how each head and its adaptive temperature score an image pair.
+
+use std::path::{Path, PathBuf};
+
+use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter};
+use amcl_core::score::{PairScore, score_pair};
+use amcl_core::weights;
+use anyhow::{Context, Result};
+use burn::prelude::*;
+
+/// Arguments of `score`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ScoreArgs {
+    /// First image (PNG or JPEG).
+    pub image_a: PathBuf,
+    /// Second image; without it, the pair is two augmented views of the first (needs --augs).
+    pub image_b: Option<PathBuf>,
+    /// Weights file written by `pretrain`.
+    #[arg(long, default_value = "runs/latest/model.bpk")]
+    pub weights: PathBuf,
+    /// Augment each image with these letters (a-e) before scoring.
+    #[arg(long)]
+    pub augs: Option<String>,
+    /// Seed of the augmentations.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads an image file as a `[1, 3, size, size]` tensor in [0, 1] (bilinear resize).
+pub fn load_image(path: &Path, size: usize, device: &Device) -> Result<Tensor<4>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let image = image::load_from_memory(&bytes)
+        .with_context(|| format!("{} is not a readable PNG or JPEG image", path.display()))?
+        .to_rgb8();
+    let side = size as u32;
+    let image = image::imageops::resize(&image, side, side, image::imageops::FilterType::Triangle);
+    let mut values = vec![0.0f32; 3 * size * size];
+    for (x, y, pixel) in image.enumerate_pixels() {
+        for c in 0..3 {
+            values[(c * size + y as usize) * size + x as usize] = pixel[c] as f32 / 255.0;
+        }
+    }
+    Ok(Tensor::from_data(TensorData::new(values, [1, 3, size, size]), device))
+}
+
+/// Runs `score`.
+pub fn run(args: &ScoreArgs) -> Result<()> {
+    let device = Device::flex();
+    let (model, manifest) = weights::load(&args.weights, &device).context("loading --weights")?;
+    let size = manifest.model.image_size;
+    let a = load_image(&args.image_a, size, &device)?;
+    let b = match &args.image_b {
+        Some(path) => load_image(path, size, &device)?,
+        None if args.augs.is_some() => a.clone(),
+        None => anyhow::bail!("give a second image, or --augs to score two views of the first"),
+    };
+    let (a, b) = match &args.augs {
+        Some(letters) => {
+            let set: AugmentationSet = letters.parse().context("--augs")?;
+            let mut augmenter = Augmenter::new(set, AugmentConfig::new(), args.seed);
+            (augmenter.view(a)?, augmenter.view(b)?)
+        }
+        None => (a, b),
+    };
+    let score = score_pair(&model, a, b, manifest.beta)?;
+    if args.json {
+        print_json(&score)
+    } else {
+        print_table(&score, &manifest.method);
+        Ok(())
+    }
+}
+
+fn print_json(score: &PairScore) -> Result<()> {
+    let value = serde_json::json!({
+        "backend": "cpu (flex)",
+        "heads": score.heads,
+        "amcl_score": score.amcl_score,
+    });
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+fn print_table(score: &PairScore, method: &str) {
+    println!("model: {method}, backend: cpu (flex)");
+    println!(
+        "{:>4} {:>10} {:>10} {:>12} {:>12}",
+        "head", "cos sim", "tau+", "s/tau+", "beta*Omega"
+    );
+    for h in &score.heads {
+        println!(
+            "{:>4} {:>10.4} {:>10.4} {:>12.4} {:>12.4}",
+            h.head, h.similarity, h.tau_pos, h.scaled, h.omega
+        );
+    }
+    println!("AMCL score (sum of s/tau+ - beta*Omega): {:.4}", score.amcl_score);
+}
