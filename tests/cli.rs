@@ -17,6 +17,28 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A tiny pretrain (small CNN of width 4, d = 16) into `dir`.
+fn tiny_pretrain(dir: &std::path::Path, epochs: &str, train_size: &str, batch: &str) -> Output {
+    let out = dir.to_str().unwrap();
+    amcl_train(&[
+        "pretrain",
+        "--epochs",
+        epochs,
+        "--train-size",
+        train_size,
+        "--test-size",
+        "10",
+        "--batch-size",
+        batch,
+        "--width",
+        "4",
+        "--dim",
+        "16",
+        "--out",
+        out,
+    ])
+}
+
 /// A failing run exits non-zero with one clear line and no panic trace.
 fn assert_clean_failure(out: &Output, needle: &str) {
     let err = stderr(out);
@@ -28,23 +50,7 @@ fn assert_clean_failure(out: &Output, needle: &str) {
 #[test]
 fn tiny_pretrain_writes_a_run_folder_with_loadable_weights() {
     let dir = temp_dir("pretrain");
-    let out = amcl_train(&[
-        "pretrain",
-        "--epochs",
-        "2",
-        "--train-size",
-        "64",
-        "--test-size",
-        "40",
-        "--batch-size",
-        "32",
-        "--width",
-        "4",
-        "--dim",
-        "16",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let out = tiny_pretrain(&dir, "2", "64", "32");
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("kNN top-1"), "{stdout}");
@@ -103,23 +109,7 @@ fn write_png(path: &std::path::Path, tint: u8) {
 #[test]
 fn score_prints_the_documented_json() {
     let dir = temp_dir("score");
-    let out = amcl_train(&[
-        "pretrain",
-        "--epochs",
-        "1",
-        "--train-size",
-        "32",
-        "--test-size",
-        "10",
-        "--batch-size",
-        "16",
-        "--width",
-        "4",
-        "--dim",
-        "16",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let out = tiny_pretrain(&dir, "1", "32", "16");
     assert!(out.status.success(), "{}", stderr(&out));
     let (a, b) = (dir.join("a.png"), dir.join("b.png"));
     write_png(&a, 10);
