@@ -210,15 +210,16 @@ fn pretrain(args: &PretrainArgs) -> Result<()> {
         let mut order: Vec<usize> = (0..train.len()).collect();
         order_rng.shuffle(&mut order);
         let mut epoch_loss = 0.0;
-        let mut heads = Vec::new();
+        let mut diagnostics = None;
         for (i, chunk) in order.chunks_exact(args.batch_size).enumerate() {
             let images = train.batch(chunk, &device);
             let (a, b) = augmenter.two_views(images)?;
             let out = method.loss(&model, a, b)?;
             let loss = out.loss.clone().into_scalar::<f32>();
-            heads = out.diagnostics.read();
             if !loss.is_finite() {
-                let detail = heads
+                let detail = out
+                    .diagnostics
+                    .read()
                     .iter()
                     .enumerate()
                     .map(|(c, h)| {
@@ -234,6 +235,8 @@ fn pretrain(args: &PretrainArgs) -> Result<()> {
                     args.out.display()
                 );
             }
+            // Diagnostics stay on the device; only the last batch's are read, at the epoch end.
+            diagnostics = Some(out.diagnostics);
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
             model = optim.step(learning_rate(args.lr, step, total_steps), model, grads);
             method.after_step(&model);
@@ -249,6 +252,7 @@ fn pretrain(args: &PretrainArgs) -> Result<()> {
             );
         }
         last_loss = epoch_loss / steps_per_epoch as f32;
+        let heads = diagnostics.map(|d| d.read()).unwrap_or_default();
         let taus: Vec<String> =
             heads.iter().map(|h| format!("{:.3}/{:.3}", h.tau_pos_mean, h.tau_neg_mean)).collect();
         eprintln!(
