@@ -86,7 +86,10 @@ pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<(AmclModel, Manifest)
 /// (missing or extra tensors, other shapes) is an error that lists it.
 pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> Result<AmclModel> {
     let mut model = expected.init(device)?;
-    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    // Collect every difference instead of stopping at the first, to report them all.
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
+        .validate(false)
+        .allow_partial(true);
     let result = model.load_from(&mut store).map_err(|e| {
         AmclError::Weights(format!("file does not match the manifest's architecture: {e}"))
     })?;
@@ -104,7 +107,7 @@ pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> R
         ));
     }
     if !result.errors.is_empty() {
-        let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+        let errors: Vec<String> = result.errors.iter().map(describe).collect();
         problems.push(list(errors.iter().map(String::as_str)));
     }
     if problems.is_empty() {
@@ -114,6 +117,19 @@ pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> R
             "file does not match the manifest's architecture: {}",
             problems.join("; ")
         )))
+    }
+}
+
+/// One load error in words, e.g. `heads.0.output.weight is [512, 16] in the file, the
+/// architecture needs [512, 32]`.
+fn describe(error: &burn_store::ApplyError) -> String {
+    match error {
+        burn_store::ApplyError::ShapeMismatch { path, expected, found } => format!(
+            "{path} has shape {:?} in the file, the architecture needs {:?}",
+            found.as_slice(),
+            expected.as_slice()
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
+use burn_store::{BurnpackStore, ModuleSnapshot};
 
 use super::diagnostics::DiagnosticsTensor;
 use crate::error::Result;
@@ -71,7 +72,7 @@ impl MocoState {
         let values: Vec<f32> = (0..c * queue_len * dim).map(|_| rng.normal()).collect();
         let queue = Tensor::<3>::from_data(TensorData::new(values, [c, queue_len, dim]), device)
             .without_autodiff();
-        Self { key_model: model.clone().no_grad(), queue: l2_normalize(queue) }
+        Self { key_model: independent_copy(model, device), queue: l2_normalize(queue) }
     }
 
     /// Unit-norm keys [C, N, d] of `images`, without gradient.
@@ -99,6 +100,19 @@ impl MocoState {
         let mut blender = ParamBlender { online: collector.params.into_iter(), momentum };
         self.key_model = self.key_model.clone().map(&mut blender);
     }
+}
+
+/// A copy of `model` that shares nothing with it (parameters and batch-norm running statistics
+/// are new tensors; a clone would share the running statistics), without gradient: the key
+/// encoder then evolves on its own, exactly like one restored from a checkpoint.
+fn independent_copy(model: &AmclModel, device: &Device) -> AmclModel {
+    let mut copy = model.config.init(device).expect("the model's own config is valid");
+    let mut store = BurnpackStore::from_bytes(None);
+    model.save_into(&mut store).expect("saving a model into memory");
+    let bytes = store.get_bytes().expect("in-memory burnpack");
+    let mut store = BurnpackStore::from_bytes(Some(bytes));
+    copy.load_from(&mut store).expect("loading a model into its own architecture");
+    copy.no_grad()
 }
 
 #[derive(Default)]

@@ -111,6 +111,7 @@ impl AmclModelConfig {
             range: self.temperature,
             normalization: self.normalization,
             image_size: self.image_size,
+            config: self.clone(),
         })
     }
 }
@@ -158,6 +159,9 @@ pub struct AmclModel {
     pub normalization: Normalization,
     /// Expected input side.
     pub image_size: usize,
+    /// The configuration this model was built from.
+    #[module(skip)]
+    pub config: AmclModelConfig,
 }
 
 impl AmclModel {
