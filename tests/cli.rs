@@ -1,50 +1,24 @@
-//! End-to-end tests: the `amcl-train` binary run as a user runs it.
+//! End-to-end tests: the `amcl-train` binary run as a user runs it (pretrain, resume, eval,
+//! export, score, bench, and bad input). Data loaders are tested in `data.rs`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn amcl_train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_amcl-train")).args(args).output().expect("run amcl-train")
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("amcl-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A tiny pretrain (small CNN of width 4, d = 16) into `dir`.
-fn tiny_pretrain(dir: &std::path::Path, epochs: &str, train_size: &str, batch: &str) -> Output {
-    let out = dir.to_str().unwrap();
-    amcl_train(&[
-        "pretrain",
-        "--epochs",
-        epochs,
-        "--train-size",
-        train_size,
-        "--test-size",
-        "10",
-        "--batch-size",
-        batch,
-        "--width",
-        "4",
-        "--dim",
-        "16",
-        "--out",
-        out,
-    ])
-}
-
-/// A failing run exits non-zero with one clear line and no panic trace.
-fn assert_clean_failure(out: &Output, needle: &str) {
-    let err = stderr(out);
-    assert!(!out.status.success(), "expected failure, got success: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert!(!err.contains("panicked"), "panic trace: {err}");
+fn epoch_records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "epoch")
+        .collect()
 }
 
 #[test]
@@ -54,25 +28,228 @@ fn tiny_pretrain_writes_a_run_folder_with_loadable_weights() {
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("kNN top-1"), "{stdout}");
-    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().count(), 2);
-    for line in metrics.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let epochs = epoch_records(&dir);
+    assert_eq!(epochs.len(), 2);
+    for v in &epochs {
         assert!(v["loss"].as_f64().unwrap().is_finite());
         assert_eq!(v["heads"].as_array().unwrap().len(), 3);
+        let knn = v["knn_top1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&knn));
     }
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["args"]["method"], "amcl-simclr");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
-    let knn = summary["knn_top1"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&knn));
+    let config = read_json(&dir.join("config.json"));
+    assert_eq!(config["method"], "amcl-simclr");
+    assert_eq!(config["data"]["kind"], "synthetic");
+    let summary = read_json(&dir.join("summary.json"));
+    for key in ["knn_top1", "linear_top1"] {
+        assert!((0.0..=1.0).contains(&summary[key].as_f64().unwrap()), "{key}");
+    }
+    for plot in ["loss.svg", "temperatures.svg", "accuracy.svg"] {
+        let svg = std::fs::read_to_string(dir.join(plot)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{plot}");
+    }
+    assert!(dir.join("checkpoint/state.json").is_file());
     let (_, manifest) =
         amcl_core::weights::load(&dir.join("model.bpk"), &burn::tensor::Device::flex()).unwrap();
     assert_eq!(manifest.method, "amcl-simclr");
     assert_eq!(manifest.model.dim, 16);
+    assert!(manifest.training["knn_top1"].is_number());
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// Per-step losses of a run, in order.
+fn step_losses(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect()
+}
+
+fn refs(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn resume_after_ctrl_c_continues_to_the_uninterrupted_result() {
+    for method in ["amcl-simclr", "amcl-moco"] {
+        let dir = temp_dir(&format!("resume-{method}"));
+        let (whole, cut) = (dir.join("whole"), dir.join("cut"));
+        let args = |out: &Path| {
+            let out = out.to_str().unwrap().to_string();
+            let mut a: Vec<String> =
+                tiny_args(&out, "8", "128", "16").into_iter().map(String::from).collect();
+            a.extend(["--method".into(), method.into()]);
+            a
+        };
+
+        let out = amcl_train(&refs(&args(&whole)));
+        assert!(out.status.success(), "{}", stderr(&out));
+
+        // Interrupt the same run with SIGINT once its first epoch is recorded.
+        let a = args(&cut);
+        let child = command(&refs(&a))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while epoch_records(&cut).is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(120), "no epoch finished");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = child.id().to_string();
+        std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(130), "{err}");
+        assert!(err.contains("--resume"), "{err}");
+        let done = epoch_records(&cut).len();
+        assert!(done < 8, "the run finished before the interrupt");
+
+        let out = amcl_train(&[
+            "pretrain",
+            "--out",
+            cut.to_str().unwrap(),
+            "--resume",
+            "--device",
+            "cpu",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (a, b) = (step_losses(&whole), step_losses(&cut));
+        assert_eq!(a.len(), b.len());
+        for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{method} step {step}: {x} vs {y}");
+        }
+        let (sa, sb) =
+            (read_json(&whole.join("summary.json")), read_json(&cut.join("summary.json")));
+        assert_eq!(sa["knn_top1"], sb["knn_top1"], "{method}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+#[test]
+fn resume_without_a_run_is_a_clear_error() {
+    let dir = temp_dir("resume-none");
+    let out = amcl_train(&["pretrain", "--out", dir.to_str().unwrap(), "--resume"]);
+    assert_clean_failure(&out, "no run to resume");
+}
+
+#[test]
+fn non_finite_loss_stops_with_step_head_and_tau_range_and_keeps_the_checkpoint() {
+    let dir = temp_dir("nan");
+    let d = dir.to_str().unwrap();
+    let mut args = tiny_args(d, "3", "64", "16");
+    args.extend(["--lr", "1e30", "--warmup-epochs", "0"]);
+    let out = amcl_train(&args);
+    assert_clean_failure(&out, "non-finite loss");
+    let err = stderr(&out);
+    assert!(err.contains("at step") && err.contains("head 0") && err.contains("tau+ in"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn eval_reports_knn_and_linear_top1_for_backbone_and_heads() {
+    let dir = temp_dir("eval");
+    let weights = tiny_weights(&dir);
+    let out = amcl_train(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        "synthetic",
+        "--train-size",
+        "100",
+        "--test-size",
+        "50",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let v = stdout_json(&out);
+    for key in ["knn_top1", "linear_top1"] {
+        assert!((0.0..=1.0).contains(&v[key].as_f64().unwrap()), "{key}: {v}");
+    }
+    let heads = v["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 3);
+    for (c, h) in heads.iter().enumerate() {
+        assert_eq!(h["head"].as_u64(), Some(c as u64));
+        assert!((0.0..=1.0).contains(&h["knn_top1"].as_f64().unwrap()));
+    }
+    assert_eq!(v["test_images"], 50);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn export_writes_weights_the_demo_loads() {
+    let dir = temp_dir("export");
+    let weights = tiny_weights(&dir);
+    let target = dir.join("web/model.bpk");
+    let out = amcl_train(&[
+        "export",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        target.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gzipped"));
+    let (_, manifest) = amcl_core::weights::load(&target, &burn::tensor::Device::flex()).unwrap();
+    assert_eq!(manifest.model.heads, 3);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn weights_from_another_architecture_are_a_clear_error() {
+    use amcl_core::prelude::*;
+    let dir = temp_dir("arch");
+    let device = burn::tensor::Device::flex();
+    // Tensors of a d = 16 model under a manifest that claims d = 32.
+    let config = AmclModelConfig::new().with_width(4).with_dim(16);
+    let model = config.init(&device).unwrap();
+    let manifest = Manifest::new(config.with_dim(32), "amcl-simclr", 0.1);
+    let path = dir.join("other.bpk");
+    amcl_core::weights::save(&model, &manifest, &path).unwrap();
+    let out = amcl_train(&[
+        "eval",
+        "--weights",
+        path.to_str().unwrap(),
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+    ]);
+    assert_clean_failure(&out, "other.bpk");
+    let err = stderr(&out);
+    assert!(err.contains("shape") || err.contains("differ") || err.contains("mismatch"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bench_prints_the_documented_json() {
+    let out = amcl_train(&[
+        "bench",
+        "--width",
+        "4",
+        "--dim",
+        "16",
+        "--batch-size",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(v["method"], "amcl-simclr");
+    assert_eq!(v["backbone"], "small-cnn");
+    assert_eq!(v["batch_size"], 8);
+    assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_memory_bytes"].as_u64().unwrap() > 0);
 }
 
 #[test]
@@ -97,24 +274,17 @@ fn batch_of_one_is_a_clear_error() {
 fn bad_flag_value_is_a_usage_error() {
     let out = amcl_train(&["pretrain", "--epochs", "many"]);
     assert_clean_failure(&out, "--epochs");
-}
-
-/// Writes a 40x40 PNG with a colour gradient (its own fixture; nothing is downloaded).
-fn write_png(path: &std::path::Path, tint: u8) {
-    let image =
-        image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, tint]));
-    image.save(path).unwrap();
+    let out = amcl_train(&["pretrain", "--data", "imagenet:/x"]);
+    assert_clean_failure(&out, "unknown kind \"imagenet\"");
 }
 
 #[test]
 fn score_prints_the_documented_json() {
     let dir = temp_dir("score");
-    let out = tiny_pretrain(&dir, "1", "32", "16");
-    assert!(out.status.success(), "{}", stderr(&out));
+    let weights = tiny_weights(&dir);
     let (a, b) = (dir.join("a.png"), dir.join("b.png"));
-    write_png(&a, 10);
-    write_png(&b, 200);
-    let weights = dir.join("model.bpk");
+    write_png(&a, 40, 40, 10);
+    write_png(&b, 40, 40, 200);
     let out = amcl_train(&[
         "score",
         a.to_str().unwrap(),

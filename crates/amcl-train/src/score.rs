@@ -6,6 +6,8 @@ use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter};
 use amcl_core::score::{PairScore, score_pair};
 use amcl_core::weights;
 use anyhow::{Context, Result};
+
+use crate::device::{self, DeviceChoice};
 use burn::prelude::*;
 
 /// Arguments of `score`.
@@ -24,6 +26,9 @@ pub struct ScoreArgs {
     /// Seed of the augmentations.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
+    pub device: DeviceChoice,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -31,24 +36,15 @@ pub struct ScoreArgs {
 
 /// Reads an image file as a `[1, 3, size, size]` tensor in [0, 1] (bilinear resize).
 pub fn load_image(path: &Path, size: usize, device: &Device) -> Result<Tensor<4>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let image = image::load_from_memory(&bytes)
-        .with_context(|| format!("{} is not a readable PNG or JPEG image", path.display()))?
-        .to_rgb8();
-    let side = size as u32;
-    let image = image::imageops::resize(&image, side, side, image::imageops::FilterType::Triangle);
-    let mut values = vec![0.0f32; 3 * size * size];
-    for (x, y, pixel) in image.enumerate_pixels() {
-        for c in 0..3 {
-            values[(c * size + y as usize) * size + x as usize] = pixel[c] as f32 / 255.0;
-        }
-    }
+    let pixels = crate::data::folder::decode(path, size)?;
+    let values: Vec<f32> = pixels.iter().map(|&p| p as f32 / 255.0).collect();
     Ok(Tensor::from_data(TensorData::new(values, [1, 3, size, size]), device))
 }
 
 /// Runs `score`.
 pub fn run(args: &ScoreArgs) -> Result<()> {
-    let device = Device::flex();
+    let selected = device::select(args.device)?;
+    let device = selected.device.clone();
     let (model, manifest) = weights::load(&args.weights, &device).context("loading --weights")?;
     let size = manifest.model.image_size;
     let a = load_image(&args.image_a, size, &device)?;
@@ -67,16 +63,16 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     };
     let score = score_pair(&model, a, b, manifest.beta)?;
     if args.json {
-        print_json(&score)
+        print_json(&score, &selected.name)
     } else {
-        print_table(&score, &manifest.method);
+        print_table(&score, &manifest.method, &selected.name);
         Ok(())
     }
 }
 
-fn print_json(score: &PairScore) -> Result<()> {
+fn print_json(score: &PairScore, backend: &str) -> Result<()> {
     let value = serde_json::json!({
-        "backend": "cpu (flex)",
+        "backend": backend,
         "heads": score.heads,
         "amcl_score": score.amcl_score,
     });
@@ -84,8 +80,8 @@ fn print_json(score: &PairScore) -> Result<()> {
     Ok(())
 }
 
-fn print_table(score: &PairScore, method: &str) {
-    println!("model: {method}, backend: cpu (flex)");
+fn print_table(score: &PairScore, method: &str, backend: &str) {
+    println!("model: {method}, backend: {backend}");
     println!(
         "{:>4} {:>10} {:>10} {:>12} {:>12}",
         "head", "cos sim", "tau+", "s/tau+", "beta*Omega"

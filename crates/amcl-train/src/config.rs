@@ -1,0 +1,273 @@
+//! `pretrain`'s flags and presets, resolved into one [`TrainConfig`] that is saved with the run.
+//!
+//! A flag given on the command line wins over the preset; the preset fills the rest.
+
+use std::path::PathBuf;
+
+use amcl_core::methods::BaseMethod;
+use amcl_core::prelude::*;
+use anyhow::{Context, Result, bail};
+
+use crate::data::DataSource;
+use crate::device::DeviceChoice;
+use crate::optim::OptimizerKind;
+
+/// `--preset`.
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// A small CNN for a few minutes on a laptop CPU: 8 epochs of 4,000 images.
+    Quick,
+    /// The authors' CIFAR-10 setup (shared/AMCL.md): ResNet-18, C = 3, d = 128, batch 512,
+    /// 800 epochs, SGD momentum 0.9, weight decay 5e-4, per-method lr, cosine schedule.
+    Paper,
+}
+
+/// `--reduction`.
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Reduction {
+    /// Hardest negative only (the paper's form).
+    Max,
+    /// Log-sum-exp over all negatives (soft form).
+    Logsumexp,
+}
+
+impl From<Reduction> for NegativeReduction {
+    fn from(r: Reduction) -> Self {
+        match r {
+            Reduction::Max => NegativeReduction::Max,
+            Reduction::Logsumexp => NegativeReduction::LogSumExp,
+        }
+    }
+}
+
+/// Flags of `pretrain`. Unset ones come from `--preset`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PretrainArgs {
+    /// Starting point for every flag not given.
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
+    /// Method: simclr, amcl-simclr, moco, amcl-moco, simsiam, amcl-simsiam, barlow, amcl-barlow
+    /// [default: amcl-simclr].
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Backbone: small-cnn or resnet18 [quick: small-cnn, paper: resnet18].
+    #[arg(long)]
+    pub backbone: Option<String>,
+    /// Width of the small CNN; features = 8 x width [default: 16].
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Number of projection heads C [default: 3].
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Hidden width of each projection head [default: 512].
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Projection dimension d [quick: 64, paper: 128].
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// Augmentations, letters a-e: a crop, b blur, c grayscale, d colour jitter, e flip
+    /// [default: abcde].
+    #[arg(long)]
+    pub augs: Option<String>,
+    /// Epochs [quick: 8, paper: 800].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Images per batch, two views each [quick: 128, paper: 512].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate [quick: 1e-3 (adam); paper: simclr 0.06, moco 0.08, simsiam 0.05,
+    /// barlow 0.11].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Optimiser [quick: adam, paper: sgd].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Weight decay of sgd and lars [default: 5e-4].
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+    /// Epochs of linear learning-rate warm-up before the cosine decay [quick: 1, paper: 10].
+    #[arg(long)]
+    pub warmup_epochs: Option<usize>,
+    /// Weight beta of the Omega regulariser [default: 0.1].
+    #[arg(long)]
+    pub beta: Option<f32>,
+    /// Negative reduction of the AMCL objective [quick: logsumexp, paper: max]. With max and
+    /// beta = 0.1, quick runs collapsed (loss ~0, kNN at chance): see README.
+    #[arg(long, value_enum)]
+    pub reduction: Option<Reduction>,
+    /// Dataset: cifar10:DIR, cifar100:DIR, folder:DIR or synthetic [default: data/cifar10 if
+    /// present, else synthetic].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Use at most this many training images [quick: 4000, paper: all].
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Use at most this many test images [quick: 1000, paper: all].
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Evaluate (kNN) every this many epochs, and after the last [quick: 1, paper: 10].
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// Random seed: data order, augmentations, initialisation of the MoCo queue [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Run folder: config.json, metrics.jsonl, checkpoint/, model.bpk, plots.
+    #[arg(long, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint, with its saved configuration.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+/// Everything that determines a run (saved as `config.json`, reloaded by `--resume`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub preset: Preset,
+    pub method: String,
+    pub model: AmclModelConfig,
+    pub augs: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerKind,
+    pub weight_decay: f64,
+    pub warmup_epochs: usize,
+    pub beta: f32,
+    pub reduction: Reduction,
+    pub moco_queue: usize,
+    pub data: DataSource,
+    pub train_size: Option<usize>,
+    pub test_size: Option<usize>,
+    pub eval_every: usize,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The method's hyper-parameters.
+    pub fn method_config(&self) -> MethodConfig {
+        MethodConfig::new()
+            .with_beta(self.beta)
+            .with_reduction(self.reduction.into())
+            .with_moco_queue(self.moco_queue)
+            .with_seed(self.seed)
+    }
+
+    /// The parsed method.
+    pub fn method_kind(&self) -> Result<MethodKind> {
+        Ok(self.method.parse()?)
+    }
+
+    /// The parsed augmentations.
+    pub fn augmentations(&self) -> Result<AugmentationSet> {
+        self.augs.parse().context("--augs")
+    }
+}
+
+/// The paper's peak learning rate for `kind` (shared/AMCL.md, "Setup the authors used").
+fn paper_lr(kind: MethodKind) -> f64 {
+    match kind.base {
+        BaseMethod::Simclr => 0.06,
+        BaseMethod::Moco => 0.08,
+        BaseMethod::Simsiam => 0.05,
+        BaseMethod::Barlow => 0.11,
+    }
+}
+
+impl PretrainArgs {
+    /// Resolves flags over the preset, validating every value.
+    pub fn resolve(&self) -> Result<TrainConfig> {
+        let paper = self.preset == Preset::Paper;
+        let method = self.method.clone().unwrap_or_else(|| "amcl-simclr".into());
+        let kind: MethodKind = method.parse()?;
+        let backbone: BackboneKind = self
+            .backbone
+            .as_deref()
+            .unwrap_or(if paper { "resnet18" } else { "small-cnn" })
+            .parse()?;
+        let model = kind.model_config(
+            AmclModelConfig::new()
+                .with_backbone(backbone)
+                .with_width(self.width.unwrap_or(16))
+                .with_heads(self.heads.unwrap_or(3))
+                .with_hidden(self.hidden.unwrap_or(512))
+                .with_dim(self.dim.unwrap_or(if paper { 128 } else { 64 })),
+        );
+        model.validate()?;
+        let augs = self.augs.clone().unwrap_or_else(|| "abcde".into());
+        augs.parse::<AugmentationSet>().context("--augs")?;
+        let data = match &self.data {
+            Some(spec) => spec.parse()?,
+            None if paper => DataSource::Cifar10(crate::data::DEFAULT_CIFAR10_DIR.into()),
+            None => DataSource::default_source(),
+        };
+        let config = TrainConfig {
+            preset: self.preset,
+            method,
+            model,
+            augs,
+            epochs: self.epochs.unwrap_or(if paper { 800 } else { 8 }),
+            batch_size: self.batch_size.unwrap_or(if paper { 512 } else { 128 }),
+            lr: self.lr.unwrap_or(if paper { paper_lr(kind) } else { 1e-3 }),
+            optimizer: self.optimizer.unwrap_or(if paper {
+                OptimizerKind::Sgd
+            } else {
+                OptimizerKind::Adam
+            }),
+            weight_decay: self.weight_decay.unwrap_or(5e-4),
+            warmup_epochs: self.warmup_epochs.unwrap_or(if paper { 10 } else { 1 }),
+            beta: self.beta.unwrap_or(0.1),
+            reduction: self.reduction.unwrap_or(if paper {
+                Reduction::Max
+            } else {
+                Reduction::Logsumexp
+            }),
+            moco_queue: if paper { 4096 } else { 1024 },
+            data,
+            train_size: self.train_size.or(if paper { None } else { Some(4000) }),
+            test_size: self.test_size.or(if paper { None } else { Some(1000) }),
+            eval_every: self.eval_every.unwrap_or(if paper { 10 } else { 1 }),
+            seed: self.seed.unwrap_or(0),
+        };
+        config.check()?;
+        Ok(config)
+    }
+}
+
+impl TrainConfig {
+    /// Rejects values no run can use.
+    pub fn check(&self) -> Result<()> {
+        if self.batch_size < 2 {
+            bail!(
+                "--batch-size must be at least 2 (contrastive methods need negatives), got {}",
+                self.batch_size
+            );
+        }
+        if self.epochs == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            bail!("--lr must be a positive number, got {}", self.lr);
+        }
+        if !self.beta.is_finite() || self.beta < 0.0 {
+            bail!("--beta must be a non-negative number, got {}", self.beta);
+        }
+        if self.eval_every == 0 {
+            bail!("--eval-every must be at least 1");
+        }
+        if let Some(n) = self.train_size
+            && n < self.batch_size
+        {
+            bail!("--train-size ({n}) must be at least --batch-size ({})", self.batch_size);
+        }
+        Ok(())
+    }
+}

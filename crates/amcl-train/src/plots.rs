@@ -1,0 +1,198 @@
+//! Plots of a run, drawn from `metrics.jsonl` as standalone SVG files: the loss, the per-head
+//! temperatures and the kNN accuracy over training.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::Value;
+
+/// One line of a chart.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+}
+
+const PALETTE: [&str; 8] =
+    ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+/// A line chart as an SVG document. `log_y` plots log10 of positive values.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_y: bool,
+) -> String {
+    let (w, h, left, right, top, bottom) = (640.0, 400.0, 70.0, 170.0, 40.0, 50.0);
+    let ty = |y: f64| if log_y { y.max(1e-12).log10() } else { y };
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|&(x, y)| (x, ty(y))))
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .collect();
+    let (mut x0, mut x1) = bounds(all.iter().map(|p| p.0));
+    let (mut y0, mut y1) = bounds(all.iter().map(|p| p.1));
+    if x1 - x0 < 1e-12 {
+        (x0, x1) = (x0 - 1.0, x1 + 1.0);
+    }
+    if y1 - y0 < 1e-12 {
+        (y0, y1) = (y0 - 1.0, y1 + 1.0);
+    }
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="{w}" height="{h}" fill="white"/>
+<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
+<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>
+"##,
+        left + pw / 2.0,
+        escape(title)
+    );
+    for i in 0..=4 {
+        let f = i as f64 / 4.0;
+        let (x, y) = (x0 + f * (x1 - x0), y0 + f * (y1 - y0));
+        let ylabel = if log_y { format_number(10f64.powf(y)) } else { format_number(y) };
+        let _ = write!(
+            svg,
+            r##"<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#ddd"/><text x="{0}" y="{3}" text-anchor="middle">{4}</text>
+<line x1="{5}" y1="{6}" x2="{7}" y2="{6}" stroke="#ddd"/><text x="{8}" y="{9}" text-anchor="end">{10}</text>
+"##,
+            sx(x),
+            top,
+            top + ph,
+            top + ph + 16.0,
+            format_number(x),
+            left,
+            sy(y),
+            left + pw,
+            left - 6.0,
+            sy(y) + 4.0,
+            ylabel
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<text x="{}" y="{}" text-anchor="middle">{}</text>
+<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}{}</text>
+"##,
+        left + pw / 2.0,
+        h - 10.0,
+        escape(x_label),
+        top + ph / 2.0,
+        top + ph / 2.0,
+        escape(y_label),
+        if log_y { " (log scale)" } else { "" }
+    );
+    for (i, s) in series.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let points: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(x, y)| (x, ty(y)))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .map(|(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        let dash = if s.dashed { r#" stroke-dasharray="5,3""# } else { "" };
+        if points.len() == 1 {
+            let (x, y) = points[0].split_once(',').expect("x,y");
+            let _ = writeln!(svg, r#"<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>"#);
+        } else {
+            let _ = writeln!(
+                svg,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="1.6"{dash} points="{}"/>"#,
+                points.join(" ")
+            );
+        }
+        let ly = top + 10.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="{colour}" stroke-width="2"{dash}/><text x="{3}" y="{4}">{5}</text>"#,
+            left + pw + 10.0,
+            ly,
+            left + pw + 30.0,
+            left + pw + 36.0,
+            ly + 4.0,
+            escape(&s.label)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
+}
+
+fn format_number(v: f64) -> String {
+    if v == 0.0 || (1e-2..1e4).contains(&v.abs()) {
+        format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Writes `loss.svg`, `temperatures.svg` and `accuracy.svg` into `run` from its metrics.jsonl.
+pub fn write_run_plots(run: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl"))?;
+    let records: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let steps: Vec<(f64, f64)> = records
+        .iter()
+        .filter(|r| r["kind"] == "step")
+        .filter_map(|r| Some((num(r, "step")?, num(r, "loss")?)))
+        .collect();
+    let epochs: Vec<&Value> = records.iter().filter(|r| r["kind"] == "epoch").collect();
+    let epoch_loss: Vec<(f64, f64)> =
+        epochs.iter().filter_map(|r| Some((num(r, "step")?, num(r, "loss")?))).collect();
+    let loss = line_chart(
+        "Training loss",
+        "step",
+        "loss",
+        &[
+            Series { label: "per step".into(), points: steps, dashed: false },
+            Series { label: "epoch mean".into(), points: epoch_loss, dashed: true },
+        ],
+        false,
+    );
+    let heads = epochs.last().and_then(|r| r["heads"].as_array()).map_or(0, Vec::len);
+    let mut temps = Vec::new();
+    for c in 0..heads {
+        for (key, name, dashed) in [("tau_pos_mean", "tau+", false), ("tau_neg_mean", "tau-", true)]
+        {
+            let points = epochs
+                .iter()
+                .filter_map(|r| Some((num(r, "epoch")?, r["heads"].get(c)?.get(key)?.as_f64()?)))
+                .collect();
+            temps.push(Series { label: format!("head {c} {name}"), points, dashed });
+        }
+    }
+    let temperatures =
+        line_chart("Adaptive temperatures (mean per epoch)", "epoch", "tau", &temps, true);
+    let knn: Vec<(f64, f64)> = epochs
+        .iter()
+        .filter_map(|r| Some((num(r, "epoch")?, num(r, "knn_top1")? * 100.0)))
+        .collect();
+    let accuracy = line_chart(
+        "kNN top-1 on the test set (k = 200, t = 0.1)",
+        "epoch",
+        "top-1 (%)",
+        &[Series { label: "kNN top-1".into(), points: knn, dashed: false }],
+        false,
+    );
+    for (name, svg) in
+        [("loss.svg", loss), ("temperatures.svg", temperatures), ("accuracy.svg", accuracy)]
+    {
+        amcl_core::weights::write_atomic(&run.join(name), svg.as_bytes())?;
+    }
+    Ok(())
+}
