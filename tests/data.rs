@@ -61,6 +61,40 @@ fn cifar10_binary_release_loads_with_class_names_and_splits() {
 }
 
 #[test]
+fn cifar100_binary_release_uses_the_fine_labels() {
+    let dir = temp_dir("cifar100");
+    let weights = tiny_weights(&dir.join("run"));
+    let release = dir.join("data/cifar-100-binary");
+    std::fs::create_dir_all(&release).unwrap();
+    // Records: coarse label, fine label, 3072 pixels.
+    let batch = |n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let mut record = vec![(i % 20) as u8, (i % 100) as u8];
+                record.extend((0..3072).map(|p| (p + i) as u8));
+                record
+            })
+            .collect()
+    };
+    std::fs::write(release.join("train.bin"), batch(120)).unwrap();
+    std::fs::write(release.join("test.bin"), batch(40)).unwrap();
+    let out = amcl_train(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        &format!("cifar100:{}", dir.join("data").display()),
+        "--no-linear",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("120 training, 40 test images, 100 classes"), "{text}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn truncated_cifar_batch_is_a_clear_error() {
     let dir = temp_dir("cifar-truncated");
     let weights = tiny_weights(&dir.join("run"));
