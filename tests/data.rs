@@ -9,9 +9,9 @@ use std::path::Path;
 
 use common::*;
 
-/// `eval --json` (kNN only) of tiny weights on `data`.
-fn eval_on(weights: &Path, data: &str) -> std::process::Output {
-    amcl_train(&[
+/// The command `eval --json` (kNN only) of tiny weights on `data`.
+fn eval_command(weights: &Path, data: &str) -> std::process::Command {
+    command(&[
         "eval",
         "--weights",
         weights.to_str().unwrap(),
@@ -22,6 +22,11 @@ fn eval_on(weights: &Path, data: &str) -> std::process::Output {
         "cpu",
         "--json",
     ])
+}
+
+/// Runs [`eval_command`].
+fn eval_on(weights: &Path, data: &str) -> std::process::Output {
+    eval_command(weights, data).output().unwrap()
 }
 
 #[test]
@@ -146,21 +151,11 @@ fn serve(body: Vec<u8>) -> String {
 }
 
 fn eval_with_env(weights: &Path, data: &str, url: &str, md5: &str) -> std::process::Output {
-    command(&[
-        "eval",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--data",
-        data,
-        "--no-linear",
-        "--device",
-        "cpu",
-        "--json",
-    ])
-    .env("AMCL_CIFAR10_URL", url)
-    .env("AMCL_CIFAR10_MD5", md5)
-    .output()
-    .unwrap()
+    eval_command(weights, data)
+        .env("AMCL_CIFAR10_URL", url)
+        .env("AMCL_CIFAR10_MD5", md5)
+        .output()
+        .unwrap()
 }
 
 #[test]
