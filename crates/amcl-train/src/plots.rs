@@ -12,6 +12,8 @@ pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub dashed: bool,
+    /// Index into the palette (series of one head share a colour).
+    pub colour: usize,
 }
 
 const PALETTE: [&str; 8] =
@@ -90,7 +92,7 @@ pub fn line_chart(
         if log_y { " (log scale)" } else { "" }
     );
     for (i, s) in series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = PALETTE[s.colour % PALETTE.len()];
         let points: Vec<String> = s
             .points
             .iter()
@@ -159,8 +161,8 @@ pub fn write_run_plots(run: &Path) -> Result<()> {
         "step",
         "loss",
         &[
-            Series { label: "per step".into(), points: steps, dashed: false },
-            Series { label: "epoch mean".into(), points: epoch_loss, dashed: true },
+            Series { label: "per step".into(), points: steps, dashed: false, colour: 0 },
+            Series { label: "epoch mean".into(), points: epoch_loss, dashed: true, colour: 1 },
         ],
         false,
     );
@@ -173,7 +175,7 @@ pub fn write_run_plots(run: &Path) -> Result<()> {
                 .iter()
                 .filter_map(|r| Some((num(r, "epoch")?, r["heads"].get(c)?.get(key)?.as_f64()?)))
                 .collect();
-            temps.push(Series { label: format!("head {c} {name}"), points, dashed });
+            temps.push(Series { label: format!("head {c} {name}"), points, dashed, colour: c });
         }
     }
     let temperatures =
@@ -186,7 +188,7 @@ pub fn write_run_plots(run: &Path) -> Result<()> {
         "kNN top-1 on the test set (k = 200, t = 0.1)",
         "epoch",
         "top-1 (%)",
-        &[Series { label: "kNN top-1".into(), points: knn, dashed: false }],
+        &[Series { label: "kNN top-1".into(), points: knn, dashed: false, colour: 0 }],
         false,
     );
     for (name, svg) in
