@@ -34,6 +34,9 @@ pub enum AmclError {
     /// A loss or statistic that became NaN or infinite.
     #[error("non-finite value: {0}")]
     NonFinite(String),
+    /// An input image could not be used (not an image, corrupt, too large).
+    #[error("{0}")]
+    Image(String),
     /// Reading or writing a file failed.
     #[error("{path}: {error}")]
     Io {

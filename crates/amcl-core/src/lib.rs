@@ -30,6 +30,8 @@
 
 pub mod augment;
 pub mod error;
+#[cfg(feature = "decode")]
+pub mod input;
 pub mod loss;
 pub mod methods;
 pub mod model;

@@ -1,11 +1,22 @@
-//! The browser demo (work in progress): it will load weights exported by `amcl-train`, run them
-//! with `amcl-core` on WebGPU (falling back to the CPU), and show how each head and its adaptive
-//! temperature score an image pair. For now this crate only checks that the demo's dependency
-//! graph builds; `amcl-core` itself is built for wasm32 in CI (`scripts/test.sh`).
+//! The browser demo: loads weights exported by `amcl-train`, runs them with `amcl-core` on
+//! WebGPU (or the CPU when there is no adapter), and shows how each head and its adaptive
+//! temperature score an image pair. Build and serve it with `trunk serve` (see README.md); the
+//! page itself is `index.html` + `web/app.js`, which call the functions in [`bindings`].
 
+mod demo;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+
+#[cfg(target_arch = "wasm32")]
 fn main() {
-    println!(
-        "amcl-web: the browser demo is not built yet; see README.md (amcl-core {} heads by default)",
-        amcl_core::model::AmclModelConfig::new().heads
-    );
+    console_error_panic_hook::set_once();
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    eprintln!("amcl-web is the browser demo: run `trunk serve` in the repository root (README.md)");
+}
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Dataset, Split, to_chw};
+use super::{Dataset, Split};
 
 /// Loads an image folder at side `size`.
 pub fn load(dir: &Path, size: usize) -> Result<Split> {
@@ -132,7 +132,5 @@ fn decode_all(
 /// One image file as channel-major bytes at side `size`.
 pub fn decode(path: &Path, size: usize) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let image = image::load_from_memory(&bytes)
-        .with_context(|| format!("{} is not a readable PNG or JPEG image", path.display()))?;
-    Ok(to_chw(&image.to_rgb8(), size))
+    Ok(amcl_core::input::decode_chw(&bytes, size, &path.display().to_string())?)
 }

@@ -208,21 +208,4 @@ impl DataSource {
     }
 }
 
-/// Resizes an RGB image to `size x size` (bilinear) and lays it out channel-major.
-pub fn to_chw(image: &image::RgbImage, size: usize) -> Vec<u8> {
-    let side = size as u32;
-    let resized;
-    let image = if image.width() == side && image.height() == side {
-        image
-    } else {
-        resized = image::imageops::resize(image, side, side, image::imageops::FilterType::Triangle);
-        &resized
-    };
-    let mut out = vec![0u8; 3 * size * size];
-    for (x, y, pixel) in image.enumerate_pixels() {
-        for c in 0..3 {
-            out[(c * size + y as usize) * size + x as usize] = pixel[c];
-        }
-    }
-    out
-}
+pub use amcl_core::input::rgb_to_chw as to_chw;

@@ -1,0 +1,123 @@
+//! The JavaScript interface (wasm32 only). Every function returns JSON text, or throws a string
+//! that the page shows as a message; the page keeps working after any error.
+
+use std::cell::RefCell;
+
+use burn::prelude::*;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::demo::Demo;
+
+thread_local! {
+    static DEMO: RefCell<Option<std::rc::Rc<Demo>>> = const { RefCell::new(None) };
+    static DEVICE: RefCell<Option<(Device, String)>> = const { RefCell::new(None) };
+}
+
+fn error(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+fn json(value: &impl serde::Serialize) -> Result<String, JsValue> {
+    serde_json::to_string(value).map_err(error)
+}
+
+/// The device: WebGPU when `webgpu` is true and an adapter is available, else the CPU.
+async fn device(webgpu: bool) -> (Device, String) {
+    if let Some(found) = DEVICE.with(|d| d.borrow().clone()) {
+        return found;
+    }
+    let found = if webgpu {
+        match Device::wgpu_options().init_async().await {
+            Ok(device) => (device, "WebGPU".to_string()),
+            Err(err) => {
+                web_sys::console::warn_1(
+                    &format!("WebGPU unavailable ({err}); using the CPU").into(),
+                );
+                (Device::flex(), "CPU (wasm)".to_string())
+            }
+        }
+    } else {
+        (Device::flex(), "CPU (wasm)".to_string())
+    };
+    DEVICE.with(|d| *d.borrow_mut() = Some(found.clone()));
+    found
+}
+
+/// Drops the GPU device (after it was lost) so that the next load uses the CPU.
+#[wasm_bindgen]
+pub fn use_cpu() {
+    DEVICE.with(|d| *d.borrow_mut() = Some((Device::flex(), "CPU (wasm)".to_string())));
+    DEMO.with(|d| *d.borrow_mut() = None);
+}
+
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
+    let window = web_sys::window().ok_or_else(|| error("no window"))?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|_| error(format!("could not fetch the weights at {url}")))?
+        .dyn_into()?;
+    if !response.ok() {
+        return Err(error(format!(
+            "could not load the weights at {url}: HTTP {} {}",
+            response.status(),
+            response.status_text()
+        )));
+    }
+    let buffer = JsFuture::from(response.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// Loads the weights at `url` (WebGPU if `webgpu` and available); returns the model's info.
+#[wasm_bindgen]
+pub async fn load(url: String, webgpu: bool) -> Result<String, JsValue> {
+    let (device, backend) = device(webgpu).await;
+    let bytes = fetch_bytes(&url).await?;
+    let demo = Demo::new(&bytes, device, &backend)
+        .map_err(|e| error(format!("{url} is not a usable weights file: {e}")))?;
+    let info = json(&demo.info())?;
+    DEMO.with(|d| *d.borrow_mut() = Some(std::rc::Rc::new(demo)));
+    Ok(info)
+}
+
+fn demo() -> Result<std::rc::Rc<Demo>, JsValue> {
+    DEMO.with(|d| d.borrow().clone()).ok_or_else(|| error("no weights are loaded"))
+}
+
+/// Scores a pair (or two augmented views of `a` when `b` is empty); returns a `PairReport`.
+#[wasm_bindgen]
+pub async fn score(
+    a: Vec<u8>,
+    a_name: String,
+    b: Vec<u8>,
+    b_name: String,
+    augs: String,
+    seed: u32,
+) -> Result<String, JsValue> {
+    let demo = demo()?;
+    let second = (!b.is_empty()).then_some((b.as_slice(), b_name.as_str()));
+    let report = demo.score((&a, &a_name), second, &augs, u64::from(seed)).await.map_err(error)?;
+    json(&report)
+}
+
+/// Similarity matrices of several images (concatenated in `bytes`, split by `lengths`).
+#[wasm_bindgen]
+pub async fn matrix(
+    bytes: Vec<u8>,
+    lengths: Vec<u32>,
+    names: Vec<String>,
+    augs: String,
+    seed: u32,
+) -> Result<String, JsValue> {
+    let demo = demo()?;
+    let mut images = Vec::with_capacity(lengths.len());
+    let mut start = 0usize;
+    for (len, name) in lengths.iter().zip(&names) {
+        let end = start + *len as usize;
+        let slice = bytes.get(start..end).ok_or_else(|| error("image lengths exceed the bytes"))?;
+        images.push((slice, name.as_str()));
+        start = end;
+    }
+    let report = demo.matrix(&images, &augs, u64::from(seed)).await.map_err(error)?;
+    json(&report)
+}

@@ -1,0 +1,84 @@
+//! Native tests of the demo's computations (the browser runs the same code on WebGPU or wasm).
+
+use amcl_core::prelude::*;
+use burn::prelude::*;
+
+use crate::demo::Demo;
+
+fn png(tint: u8) -> Vec<u8> {
+    let image =
+        image::RgbImage::from_fn(50, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, tint]));
+    let mut bytes = Vec::new();
+    image.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    bytes
+}
+
+fn demo() -> Demo {
+    let device = Device::flex();
+    let config = AmclModelConfig::new().with_width(4).with_hidden(32).with_dim(16);
+    let model = config.init(&device).unwrap();
+    let bytes =
+        amcl_core::weights::to_bytes(&model, &Manifest::new(config, "amcl-simclr", 0.1)).unwrap();
+    Demo::new(&bytes, device, "CPU").unwrap()
+}
+
+#[test]
+fn pair_scores_equal_the_library_scores_of_the_same_pixels() {
+    let demo = demo();
+    let info = demo.info();
+    assert_eq!((info.heads, info.dim, info.method.as_str()), (3, 16, "amcl-simclr"));
+    let (a, b) = (png(10), png(200));
+    let report = pollster::block_on(demo.score((&a, "a.png"), Some((&b, "b.png")), "", 0)).unwrap();
+    assert_eq!(report.heads.len(), 3);
+    let total: f32 = report.heads.iter().map(|h| h.scaled - h.omega).sum();
+    assert!((report.amcl_score - total).abs() < 1e-4);
+    assert!((report.simclr.score - report.heads[0].similarity / 0.2).abs() < 1e-5);
+    assert_eq!(report.views[0].rgba.len(), 4 * 32 * 32);
+    // The same pixels through the library directly give the same numbers.
+    let device = Device::flex();
+    let to = |bytes: &[u8]| {
+        let chw = amcl_core::input::decode_chw(bytes, 32, "x").unwrap();
+        amcl_core::input::to_tensor(&[&chw], 32, &device)
+    };
+    let direct = amcl_core::score::score_pair(demo.model(), to(&a), to(&b), 0.1).unwrap();
+    assert!((direct.amcl_score - report.amcl_score).abs() < 1e-5);
+}
+
+#[test]
+fn augmented_views_are_seeded() {
+    let demo = demo();
+    let a = png(90);
+    let one = pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 3)).unwrap();
+    let two = pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 3)).unwrap();
+    let other = pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 4)).unwrap();
+    assert_eq!(one.amcl_score, two.amcl_score);
+    assert_ne!(one.views[0].rgba, other.views[0].rgba);
+}
+
+#[test]
+fn matrix_diagonal_holds_the_positive_pairs() {
+    let demo = demo();
+    let images = [png(0), png(80), png(160), png(240)];
+    let named: Vec<(&[u8], &str)> = images.iter().map(|b| (b.as_slice(), "x.png")).collect();
+    let report = pollster::block_on(demo.matrix(&named, "", 0)).unwrap();
+    assert_eq!(report.n, 4);
+    for head in &report.heads {
+        for i in 0..4 {
+            // Without augmentation both views are the same image: s_ii = 1.
+            assert!((head.similarity[i * 4 + i] - 1.0).abs() < 1e-4);
+            assert_ne!(head.hardest[i], i);
+            assert!(head.tau[i * 4 + head.hardest[i]] > 0.0);
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let demo = demo();
+    let a = png(1);
+    let err = pollster::block_on(demo.score((b"GIF89a nope", "x.gif"), Some((&a, "a.png")), "", 0));
+    assert!(err.unwrap_err().to_string().contains("x.gif is not a readable PNG or JPEG image"));
+    let err = pollster::block_on(demo.score((&a, "a.png"), None, "", 0));
+    assert!(err.unwrap_err().to_string().contains("second image"));
+    assert!(Demo::new(b"not weights", Device::flex(), "CPU").is_err());
+}

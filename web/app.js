@@ -1,0 +1,230 @@
+// The AMCL demo page: loads the weights, reads the user's images and shows what the wasm module
+// (crates/amcl-web, see bindings.rs) computes. Query parameters: ?weights=URL (another model
+// trained with amcl-train and exported), ?embed=1 (compact layout for iframes), ?cpu=1 (skip
+// WebGPU).
+
+const params = new URLSearchParams(location.search);
+const weightsUrl = params.get("weights") || "model.bpk";
+if (params.get("embed") === "1") document.body.classList.add("embed");
+const $ = (id) => document.getElementById(id);
+
+let wasm = null; // the module's exports
+let ready = false;
+const chosen = { a: null, b: null }; // { bytes: Uint8Array, name }
+
+function message(text, kind = "error") {
+  const el = $("message");
+  el.textContent = text;
+  el.className = kind;
+  el.hidden = !text;
+}
+
+function bindings() {
+  if (window.wasmBindings) return Promise.resolve(window.wasmBindings);
+  return new Promise((resolve) =>
+    addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true }));
+}
+
+async function load() {
+  $("progress").hidden = false;
+  $("progress").removeAttribute("value");
+  try {
+    const webgpu = params.get("cpu") !== "1" && "gpu" in navigator;
+    const info = JSON.parse(await wasm.load(weightsUrl, webgpu));
+    $("backend").textContent = info.backend;
+    $("model-info").textContent =
+      `${info.method}, ${info.backbone}, ${info.heads} heads, d = ${info.dim}, ` +
+      `${(info.params / 1e6).toFixed(2)} M parameters, beta = ${info.beta}`;
+    ready = true;
+    message("");
+  } catch (e) {
+    $("backend").textContent = "no model";
+    message(String(e));
+  } finally {
+    $("progress").hidden = true;
+  }
+}
+
+async function fileBytes(file) {
+  return { bytes: new Uint8Array(await file.arrayBuffer()), name: file.name };
+}
+
+function drawView(canvas, view) {
+  canvas.width = view.side;
+  canvas.height = view.side;
+  const ctx = canvas.getContext("2d");
+  ctx.putImageData(new ImageData(new Uint8ClampedArray(view.rgba), view.side, view.side), 0, 0);
+}
+
+const fmt = (x) => (Math.abs(x) >= 1000 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(3) : x.toFixed(4));
+
+function showScores(report) {
+  const rows = $("heads");
+  rows.textContent = "";
+  const largest = Math.max(1e-9, ...report.heads.map((h) => Math.abs(h.scaled)));
+  for (const h of report.heads) {
+    const tr = document.createElement("tr");
+    const cell = (testid, value) => {
+      const td = document.createElement("td");
+      if (testid) td.dataset.testid = `${testid}-${h.head}`;
+      td.textContent = value;
+      td.title = String(value);
+      tr.appendChild(td);
+      return td;
+    };
+    cell(null, String(h.head));
+    cell("head-similarity", fmt(h.similarity)).dataset.value = h.similarity;
+    cell("head-tau", fmt(h.tau_pos)).dataset.value = h.tau_pos;
+    cell("head-scaled", fmt(h.scaled)).dataset.value = h.scaled;
+    cell("head-omega", fmt(h.omega)).dataset.value = h.omega;
+    const bar = document.createElement("td");
+    bar.className = "bar";
+    const fill = document.createElement("div");
+    fill.className = h.scaled >= 0 ? "fill" : "fill negative";
+    fill.style.width = `${(100 * Math.abs(h.scaled)) / largest}%`;
+    fill.title = `s/tau+ = ${h.scaled}`;
+    bar.appendChild(fill);
+    tr.appendChild(bar);
+    rows.appendChild(tr);
+  }
+  $("amcl-score").textContent = fmt(report.amcl_score);
+  $("amcl-score").dataset.value = report.amcl_score;
+  $("simclr-score").textContent =
+    `${fmt(report.simclr.score)} (s = ${fmt(report.simclr.similarity)} / ${report.simclr.temperature})`;
+  $("simclr-score").dataset.value = report.simclr.score;
+  drawView($("view-a"), report.views[0]);
+  drawView($("view-b"), report.views[1]);
+}
+
+// A lost GPU device: switch to the CPU, reload the weights and try once more.
+async function withFallback(run) {
+  try {
+    return await run();
+  } catch (e) {
+    if (/lost|device/i.test(String(e)) && $("backend").textContent === "WebGPU") {
+      message("The GPU device was lost; continuing on the CPU.", "notice");
+      wasm.use_cpu();
+      await load();
+      return await run();
+    }
+    throw e;
+  }
+}
+
+async function score() {
+  if (!ready) return message("The model is not loaded yet.");
+  if (!chosen.a) return message("Choose image A first.");
+  $("score").disabled = true;
+  try {
+    const augs = $("augs").value.trim();
+    const seed = Math.max(0, parseInt($("seed").value || "0", 10) || 0);
+    const b = chosen.b || { bytes: new Uint8Array(), name: "" };
+    const report = await withFallback(async () =>
+      JSON.parse(await wasm.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed)));
+    showScores(report);
+    message("");
+    document.body.dataset.scored = String(Number(document.body.dataset.scored || 0) + 1);
+  } catch (e) {
+    message(String(e));
+  } finally {
+    $("score").disabled = false;
+  }
+}
+
+function heat(value) {
+  // -1 (blue) .. 0 (white) .. 1 (red)
+  const t = Math.max(-1, Math.min(1, value));
+  const r = t > 0 ? 255 : Math.round(255 * (1 + t));
+  const b = t < 0 ? 255 : Math.round(255 * (1 - t));
+  const g = Math.round(255 * (1 - Math.abs(t)));
+  return `rgb(${r},${g},${b})`;
+}
+
+async function matrix(files) {
+  if (!ready) return message("The model is not loaded yet.");
+  if (files.length < 2) return message("Choose at least two images for the matrix.");
+  try {
+    const items = await Promise.all([...files].map(fileBytes));
+    const total = items.reduce((n, it) => n + it.bytes.length, 0);
+    const bytes = new Uint8Array(total);
+    let at = 0;
+    for (const it of items) { bytes.set(it.bytes, at); at += it.bytes.length; }
+    const lengths = new Uint32Array(items.map((it) => it.bytes.length));
+    const seed = Math.max(0, parseInt($("seed").value || "0", 10) || 0);
+    const report = await withFallback(async () => JSON.parse(
+      await wasm.matrix(bytes, lengths, items.map((it) => it.name), $("augs").value.trim(), seed)));
+    const out = $("matrices");
+    out.textContent = "";
+    const n = report.n;
+    const cellSize = Math.max(18, Math.min(48, Math.floor(240 / n)));
+    for (const h of report.heads) {
+      const fig = document.createElement("figure");
+      const canvas = document.createElement("canvas");
+      canvas.width = canvas.height = n * cellSize;
+      canvas.dataset.testid = `matrix-${h.head}`;
+      const ctx = canvas.getContext("2d");
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          ctx.fillStyle = heat(h.similarity[i * n + j]);
+          ctx.fillRect(j * cellSize, i * cellSize, cellSize, cellSize);
+        }
+        const j = h.hardest[i];
+        ctx.strokeStyle = "#000";
+        ctx.lineWidth = 2;
+        ctx.beginPath();
+        ctx.arc((j + 0.5) * cellSize, (i + 0.5) * cellSize, cellSize * 0.35, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+      const caption = document.createElement("figcaption");
+      caption.textContent = `head ${h.head}: hardest negative per row (tau-): ` +
+        h.hardest.map((j, i) => `${i}->${j} (${h.tau[i * n + j].toFixed(3)})`).join(", ");
+      fig.append(canvas, caption);
+      out.appendChild(fig);
+    }
+    message("");
+  } catch (e) {
+    message(String(e));
+  }
+}
+
+function dropZone(zone, slot, input) {
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) { chosen[slot] = await fileBytes(e.dataTransfer.files[0]); score(); }
+  });
+  input.addEventListener("change", async () => {
+    chosen[slot] = input.files.length ? await fileBytes(input.files[0]) : null;
+    if (chosen.a) score();
+  });
+}
+
+async function examples() {
+  for (const name of ["disc.png", "stripes.png", "checker.png", "ring.png"]) {
+    const button = document.createElement("button");
+    button.textContent = name.replace(".png", "");
+    button.addEventListener("click", async () => {
+      const response = await fetch(`examples/${name}`);
+      if (!response.ok) return message(`could not load examples/${name}`);
+      const item = { bytes: new Uint8Array(await response.arrayBuffer()), name };
+      if (!chosen.a || chosen.b) { chosen.a = item; chosen.b = null; } else { chosen.b = item; }
+      score();
+    });
+    $("examples").appendChild(button);
+  }
+}
+
+async function main() {
+  wasm = await bindings();
+  dropZone($("drop-a"), "a", $("image-a"));
+  dropZone($("drop-b"), "b", $("image-b"));
+  $("score").addEventListener("click", score);
+  $("images").addEventListener("change", () => matrix($("images").files));
+  examples();
+  await load();
+  document.body.dataset.ready = "1";
+}
+
+main();
