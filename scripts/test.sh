@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script) and as a developer runs it:
 #   bash scripts/test.sh
-# Installs what it needs (rustfmt, clippy, the wasm32 target), then: format check, clippy with
-# warnings denied, every native test (release profile: burn's CPU kernels are slow unoptimised),
-# and a wasm32 build of amcl-core (the browser demo's dependency).
+# Installs what it needs (rustfmt, clippy, the wasm32 target; for the demo trunk, wasm-bindgen,
+# wasm-opt, playwright-core and chromium via scripts/setup-web.sh), then: format check, clippy
+# with warnings denied, every native test (release profile: burn's CPU kernels are slow
+# unoptimised), the demo's release build (wasm32), its download size, and its end-to-end test in
+# headless Chromium (WebGPU and the CPU fallback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +24,16 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 step "cargo test (native, release profile)"
 cargo test --workspace --release
 
-step "cargo build -p amcl-core --target wasm32-unknown-unknown"
-cargo build -p amcl-core --target wasm32-unknown-unknown
+step "browser demo tools (scripts/setup-web.sh)"
+bash scripts/setup-web.sh
+
+step "trunk build --release (the demo, wasm32 + wasm-opt)"
+PATH="$PWD/tests/web/node_modules/.bin:$PATH" trunk build --release
+
+step "demo download size"
+bash scripts/web-size.sh
+
+step "demo end to end in headless Chromium (tests/web/e2e.mjs)"
+node tests/web/e2e.mjs
 
 step "all checks passed"

@@ -16,25 +16,24 @@ pub fn decode_chw(bytes: &[u8], size: usize, name: &str) -> Result<Vec<u8>> {
     let not_image = |e: image::ImageError| {
         AmclError::Image(format!("{name} is not a readable PNG or JPEG image ({e})"))
     };
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| AmclError::Image(format!("{name}: {e}")))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 4);
-    reader.limits(limits);
-    let (w, h) = reader.into_dimensions().map_err(not_image)?;
+    // A reader that refuses allocations beyond the pixel limit.
+    let reader = || -> Result<image::ImageReader<std::io::Cursor<&[u8]>>> {
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| AmclError::Image(format!("{name}: {e}")))?;
+        let mut limits = image::Limits::default();
+        limits.max_alloc = Some(MAX_PIXELS * 4);
+        reader.limits(limits);
+        Ok(reader)
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(not_image)?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(AmclError::Image(format!(
             "{name} is {w}x{h} pixels, more than the {} megapixels accepted",
             MAX_PIXELS / (1024 * 1024)
         )));
     }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| AmclError::Image(format!("{name}: {e}")))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 4);
-    reader.limits(limits);
+    let reader = reader()?;
     let image = reader.decode().map_err(not_image)?;
     Ok(rgb_to_chw(&image.to_rgb8(), size))
 }

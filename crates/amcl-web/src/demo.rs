@@ -104,6 +104,7 @@ impl Demo {
     }
 
     /// The loaded model.
+    #[cfg(test)]
     pub fn model(&self) -> &AmclModel {
         &self.model
     }
