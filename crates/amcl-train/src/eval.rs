@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::data::{DataSource, Dataset, Split};
+use crate::data::{DataSource, Dataset};
 use crate::device::{self, DeviceChoice};
 
 /// kNN neighbours.
@@ -166,17 +166,19 @@ pub struct EvalReport {
     pub heads: Vec<HeadEval>,
 }
 
-/// Evaluates `model` on `split`: kNN always, the linear probe when `linear`.
+/// Evaluates `model` with `train` as the kNN bank and probe training set, on `test`: kNN always,
+/// the linear probe when `linear`.
 pub fn evaluate(
     model: &AmclModel,
-    split: &Split,
+    train_set: &Dataset,
+    test_set: &Dataset,
     device: &Device,
     linear: bool,
 ) -> Result<EvalReport> {
-    let train = embed(model, &split.train, 256, device);
-    let test = embed(model, &split.test, 256, device);
-    let classes = split.train.classes();
-    let (tl, vl) = (&split.train.labels, &split.test.labels);
+    let train = embed(model, train_set, 256, device);
+    let test = embed(model, test_set, 256, device);
+    let classes = train_set.classes();
+    let (tl, vl) = (&train_set.labels, &test_set.labels);
     let score = |a: Tensor<2>, b: Tensor<2>| -> Result<(f32, Option<f32>)> {
         let knn = knn_top1(a.clone(), tl, b.clone(), vl, classes)?;
         let lin = if linear { Some(linear_top1(a, tl, b, vl, classes, device)?) } else { None };
@@ -232,7 +234,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     };
     let split =
         source.load(manifest.model.image_size, args.train_size, args.test_size, args.seed)?;
-    let report = evaluate(&model, &split, &selected.device, !args.no_linear)?;
+    let report = evaluate(&model, &split.train, &split.test, &selected.device, !args.no_linear)?;
     if args.json {
         let mut value = serde_json::to_value(&report)?;
         value["data"] = split.description.clone().into();

@@ -23,6 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, Position};
 use crate::config::{PretrainArgs, TrainConfig};
+use crate::data::Split;
 use crate::data::loader::Prefetcher;
 use crate::device;
 use crate::{eval, optim, plots};
@@ -102,7 +103,9 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
         split.test.len(),
         split.train.classes()
     );
-    let train = Arc::new(split.train.clone());
+    // The training set is shared with the prefetcher thread, not copied.
+    let Split { train, test, description } = split;
+    let train = Arc::new(train);
 
     let manifest = Manifest::new(config.model.clone(), &kind.name(), config.beta);
     let mut method = Method::new(kind, config.method_config());
@@ -215,7 +218,7 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
         let last = epoch + 1 == config.epochs;
         let report = if last || (epoch + 1) % config.eval_every == 0 {
             // The linear probe runs once, after the last epoch.
-            Some(eval::evaluate(&model.valid(), &split, &plain, last)?)
+            Some(eval::evaluate(&model.valid(), &train, &test, &plain, last)?)
         } else {
             None
         };
@@ -245,13 +248,13 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
     let report = match last_report {
         Some(report) => report,
         // Resuming a run that had already finished.
-        None => eval::evaluate(&valid, &split, &plain, true)?,
+        None => eval::evaluate(&valid, &train, &test, &plain, true)?,
     };
     let mut manifest = manifest;
     manifest.training = serde_json::json!({
         "epochs": config.epochs,
         "steps": position.step,
-        "data": split.description,
+        "data": description,
         "knn_top1": report.knn_top1,
         "linear_top1": report.linear_top1,
         "heads": report.heads,
@@ -267,7 +270,7 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
         "kNN top-1 (k={}, t={}) on {}: {:.2}%; linear probe {:.2}%",
         eval::KNN_K,
         eval::KNN_T,
-        split.description,
+        description,
         report.knn_top1 * 100.0,
         report.linear_top1.unwrap_or(0.0) * 100.0
     );
