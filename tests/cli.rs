@@ -348,3 +348,118 @@ fn score_prints_the_documented_json() {
     assert_clean_failure(&out, "/nonexistent/w.bpk");
     std::fs::remove_dir_all(dir).ok();
 }
+
+fn experiment_args(out: &Path) -> Vec<String> {
+    let out = out.to_str().unwrap();
+    [
+        "experiment",
+        "--methods",
+        "simclr",
+        "--augs",
+        "a,ab",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--train-size",
+        "32",
+        "--test-size",
+        "16",
+        "--data",
+        "synthetic",
+        "--device",
+        "cpu",
+        "--out",
+        out,
+        "--",
+        "--width",
+        "4",
+        "--dim",
+        "16",
+        "--hidden",
+        "32",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+#[test]
+fn experiment_tables_base_against_amcl_over_seeds_and_reuses_finished_runs() {
+    let dir = temp_dir("experiment");
+    let out = amcl_train(&refs(&experiment_args(&dir)));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let results = read_json(&dir.join("results.json"));
+    let runs = results["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 8, "2 methods x 2 augmentation sets x 2 seeds");
+    for method in ["simclr", "amcl-simclr"] {
+        for augs in ["a", "ab"] {
+            for seed in [0, 1] {
+                let run = format!("{method}-{augs}-seed{seed}");
+                let summary = read_json(&dir.join(&run).join("summary.json"));
+                let listed = runs
+                    .iter()
+                    .find(|r| r["method"] == method && r["augs"] == augs && r["seed"] == seed)
+                    .unwrap_or_else(|| panic!("{run} missing from results.json"));
+                let knn = summary["knn_top1"].as_f64().unwrap() * 100.0;
+                assert!((listed["knn_top1"].as_f64().unwrap() - knn).abs() < 1e-6, "{run}");
+            }
+        }
+    }
+    // The plain runs use one head, the AMCL runs three.
+    let config = read_json(&dir.join("simclr-a-seed0/config.json"));
+    assert_eq!(config["model"]["heads"], 1);
+    let config = read_json(&dir.join("amcl-simclr-a-seed0/config.json"));
+    assert_eq!(config["model"]["heads"], 3);
+    assert_eq!(config["epochs"], 1);
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains("| simclr | a |") && md.contains("| simclr | ab |"), "{md}");
+    assert!(md.contains(" ± "), "{md}");
+    for svg in ["knn.svg", "linear.svg"] {
+        let svg = std::fs::read_to_string(dir.join(svg)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.matches("<rect x=").count() >= 4, "{svg}");
+    }
+
+    // Run again: every run is reused, and the table is the same.
+    let again = amcl_train(&refs(&experiment_args(&dir)));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stderr(&again).matches("done before, reused").count(), 8, "{}", stderr(&again));
+    let md_again = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    let table =
+        |s: &str| s.lines().filter(|l| l.starts_with("| simclr")).collect::<Vec<_>>().join("\n");
+    assert_eq!(table(&md), table(&md_again));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn experiment_rejects_amcl_names_and_bad_pretrain_flags() {
+    let dir = temp_dir("experiment-bad");
+    let out =
+        amcl_train(&["experiment", "--methods", "amcl-simclr", "--out", dir.to_str().unwrap()]);
+    assert_clean_failure(&out, "drop the 'amcl-' prefix");
+    let out = amcl_train(&[
+        "experiment",
+        "--data",
+        "synthetic",
+        "--out",
+        dir.to_str().unwrap(),
+        "--",
+        "--augs",
+        "xyz",
+    ]);
+    assert_clean_failure(&out, "the experiment sets it for every run");
+    let out = amcl_train(&[
+        "experiment",
+        "--data",
+        "synthetic",
+        "--out",
+        dir.to_str().unwrap(),
+        "--",
+        "--width",
+        "wide",
+    ]);
+    assert_clean_failure(&out, "--width");
+    assert!(!dir.join("results.md").exists());
+}

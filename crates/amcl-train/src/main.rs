@@ -3,7 +3,7 @@
 //! The flow mirrors the data: [`data`] loads images, [`train`] runs the augment -> model ->
 //! objective -> optimiser loop of `amcl-core` (with [`checkpoint`]s and [`plots`]), [`eval`]
 //! measures representations, [`export`] writes the browser demo's weights, [`score`] scores a
-//! pair, [`bench`] measures speed. [`device`] picks the backend; nothing else knows which it is.
+//! pair, [`bench`] measures speed, [`experiment`] compares methods over seeds. [`device`] picks the backend; nothing else knows which it is.
 
 mod bench;
 mod checkpoint;
@@ -11,6 +11,7 @@ mod config;
 mod data;
 mod device;
 mod eval;
+mod experiment;
 mod export;
 mod optim;
 mod plots;
@@ -45,6 +46,8 @@ enum Command {
     Score(score::ScoreArgs),
     /// Measure training-step throughput and peak memory.
     Bench(bench::BenchArgs),
+    /// Compare base methods with their AMCL versions over augmentation sets and seeds.
+    Experiment(experiment::ExperimentArgs),
 }
 
 fn main() {
@@ -59,6 +62,7 @@ fn main() {
         Command::Export(args) => export::run(&args).map(|()| 0),
         Command::Score(args) => score::run(&args).map(|()| 0),
         Command::Bench(args) => bench::run(&args).map(|()| 0),
+        Command::Experiment(args) => experiment::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -198,3 +198,121 @@ pub fn write_run_plots(run: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// One bar of a [`bar_chart`]: a mean with a +-std whisker.
+pub struct Bar {
+    pub label: String,
+    pub mean: f64,
+    pub std: f64,
+    /// Index into the palette; bars with the same label share it.
+    pub colour: usize,
+}
+
+/// Bars side by side under one label.
+pub struct BarGroup {
+    pub label: String,
+    pub bars: Vec<Bar>,
+}
+
+/// A grouped bar chart with error whiskers as an SVG document; the y axis starts at 0.
+pub fn bar_chart(title: &str, y_label: &str, groups: &[BarGroup]) -> String {
+    let per_group = groups.iter().map(|g| g.bars.len()).max().unwrap_or(1).max(1);
+    let slot = 22.0 * per_group as f64 + 30.0;
+    let (left, right, top, bottom, h) = (70.0, 110.0, 40.0, 80.0, 400.0);
+    let pw = (slot * groups.len() as f64).max(200.0);
+    let w = left + pw + right;
+    let ph = h - top - bottom;
+    let top_value = groups
+        .iter()
+        .flat_map(|g| g.bars.iter().map(|b| b.mean + b.std))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let y1 = if top_value > 0.0 { top_value * 1.1 } else { 1.0 };
+    let sy = |y: f64| top + ph - (y / y1).clamp(0.0, 1.0) * ph;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="{w}" height="{h}" fill="white"/>
+<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
+<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>
+"##,
+        left + pw / 2.0,
+        escape(title),
+        top + ph / 2.0,
+        top + ph / 2.0,
+        escape(y_label)
+    );
+    for i in 0..=4 {
+        let y = y1 * i as f64 / 4.0;
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#ddd"/><text x="{2}" y="{3}" text-anchor="end">{4}</text>"##,
+            sy(y),
+            left + pw,
+            left - 6.0,
+            sy(y) + 4.0,
+            format_number(y)
+        );
+    }
+    let mut legend: Vec<(String, usize)> = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let x0 = left + g as f64 * slot + 15.0;
+        for (b, bar) in group.bars.iter().enumerate() {
+            let colour = PALETTE[bar.colour % PALETTE.len()];
+            let x = x0 + 22.0 * b as f64;
+            let mean = if bar.mean.is_finite() { bar.mean } else { 0.0 };
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x}" y="{0:.1}" width="18" height="{1:.1}" fill="{colour}"><title>{2}: {3:.2} ± {4:.2}</title></rect>"#,
+                sy(mean),
+                top + ph - sy(mean),
+                escape(&bar.label),
+                bar.mean,
+                bar.std
+            );
+            if bar.std > 0.0 && bar.std.is_finite() {
+                let cx = x + 9.0;
+                let _ = writeln!(
+                    svg,
+                    r##"<line x1="{cx}" y1="{0:.1}" x2="{cx}" y2="{1:.1}" stroke="#222"/><line x1="{2}" y1="{0:.1}" x2="{3}" y2="{0:.1}" stroke="#222"/><line x1="{2}" y1="{1:.1}" x2="{3}" y2="{1:.1}" stroke="#222"/>"##,
+                    sy(mean + bar.std),
+                    sy(mean - bar.std),
+                    cx - 4.0,
+                    cx + 4.0
+                );
+            }
+            if !legend.iter().any(|(l, _)| *l == bar.label) {
+                legend.push((bar.label.clone(), bar.colour));
+            }
+        }
+        let cx = x0 + 11.0 * group.bars.len() as f64;
+        let ly = top + ph + 14.0;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{cx}" y="{ly}" text-anchor="end" transform="rotate(-35 {cx} {ly})">{}</text>"#,
+            escape(&group.label)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#444"/>"##,
+        top + ph,
+        left + pw
+    );
+    for (i, (label, colour)) in legend.iter().enumerate() {
+        let ly = top + 10.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{0}" y="{1}" width="14" height="10" fill="{2}"/><text x="{3}" y="{4}">{5}</text>"#,
+            left + pw + 10.0,
+            ly - 5.0,
+            PALETTE[colour % PALETTE.len()],
+            left + pw + 30.0,
+            ly + 4.0,
+            escape(label)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

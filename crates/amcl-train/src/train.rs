@@ -7,8 +7,8 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use amcl_core::methods::HeadDiagnostics;
@@ -39,55 +39,75 @@ fn derive_seed(seed: u64, purpose: u64, index: u64) -> u64 {
 const ORDER: u64 = 1;
 const AUGMENT: u64 = 2;
 
-/// Set by Ctrl-C; checked after every step.
+/// Set by Ctrl-C; checked after every step. The handler is installed once per process (an
+/// experiment runs many pretrainings), and each run starts with the flag cleared.
 fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    let installed = ctrlc::set_handler(move || {
-        if handler_flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl-C: stopping without a checkpoint");
-            std::process::exit(INTERRUPTED);
-        }
-        eprintln!(
-            "\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to quit now)"
-        );
-    });
-    if let Err(err) = installed {
-        eprintln!("warning: Ctrl-C will not write a checkpoint ({err})");
-    }
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    let flag = FLAG
+        .get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let handler_flag = flag.clone();
+            let installed = ctrlc::set_handler(move || {
+                if handler_flag.swap(true, Ordering::SeqCst) {
+                    eprintln!("\nsecond Ctrl-C: stopping without a checkpoint");
+                    std::process::exit(INTERRUPTED);
+                }
+                eprintln!(
+                    "\nCtrl-C: finishing this step and writing a checkpoint (Ctrl-C again to quit now)"
+                );
+            });
+            if let Err(err) = installed {
+                eprintln!("warning: Ctrl-C will not write a checkpoint ({err})");
+            }
+            flag
+        })
+        .clone();
+    flag.store(false, Ordering::SeqCst);
     flag
 }
 
 /// Runs `pretrain`; returns the process exit status.
 pub fn run(args: &PretrainArgs) -> Result<i32> {
-    let run_dir = &args.out;
-    let config = if args.resume {
-        let path = run_dir.join("config.json");
-        let text = std::fs::read_to_string(&path).with_context(|| {
-            format!("--resume: no run to resume in {} (missing config.json)", run_dir.display())
-        })?;
-        let config: TrainConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{} is corrupt", path.display()))?;
-        eprintln!("resuming {} (its config.json replaces the other flags)", run_dir.display());
-        config
-    } else {
-        args.resolve()?
-    };
-    let kind = config.method_kind()?;
-    let augs = config.augmentations()?;
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("creating run folder {}", run_dir.display()))?;
+    let config = if args.resume { read_config(&args.out)? } else { args.resolve()? };
     let selected = device::select(args.device)?;
     eprintln!("device: {}", selected.name);
-    let plain = selected.device.clone();
-    let device = plain.clone().autodiff();
-
     let split = config.data.load(
         config.model.image_size,
         config.train_size,
         config.test_size,
         config.seed,
     )?;
+    pretrain(&config, split, &selected, &args.out, args.resume)
+}
+
+/// The configuration saved in a run folder, for `--resume`.
+pub fn read_config(run_dir: &Path) -> Result<TrainConfig> {
+    let path = run_dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("--resume: no run to resume in {} (missing config.json)", run_dir.display())
+    })?;
+    let config: TrainConfig =
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    eprintln!("resuming {} (its config.json replaces the other flags)", run_dir.display());
+    Ok(config)
+}
+
+/// Pretrains `config` on `split` into `run_dir` (continuing its checkpoint when `resume`), then
+/// evaluates and writes the weights, summary and plots; returns the process exit status.
+pub fn pretrain(
+    config: &TrainConfig,
+    split: Split,
+    selected: &device::Selected,
+    run_dir: &Path,
+    resume: bool,
+) -> Result<i32> {
+    let kind = config.method_kind()?;
+    let augs = config.augmentations()?;
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("creating run folder {}", run_dir.display()))?;
+    let plain = selected.device.clone();
+    let device = plain.clone().autodiff();
+
     if split.train.len() < config.batch_size {
         bail!(
             "{} has {} training images, fewer than --batch-size {}",
@@ -110,7 +130,7 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
     let manifest = Manifest::new(config.model.clone(), &kind.name(), config.beta);
     let mut method = Method::new(kind, config.method_config());
     let fresh_optimizer = || optim::build(config.optimizer, config.weight_decay);
-    let (mut model, mut optimizer, mut position) = if args.resume {
+    let (mut model, mut optimizer, mut position) = if resume {
         let restored = checkpoint::load(run_dir, fresh_optimizer(), &device)?;
         if let Some(moco) = restored.moco {
             method.set_moco_state(moco);
@@ -123,7 +143,7 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
         );
         (restored.model, restored.optimizer, restored.position)
     } else {
-        write_json(&run_dir.join("config.json"), &config)?;
+        write_json(&run_dir.join("config.json"), config)?;
         std::fs::write(run_dir.join("metrics.jsonl"), "").context("creating metrics.jsonl")?;
         // Seeded initial weights, so that a run is reproducible from its config.
         device.seed(config.seed);
@@ -264,7 +284,7 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
     let mut summary = manifest.training.clone();
     summary["final_loss"] = final_loss.into();
     summary["method"] = kind.name().into();
-    summary["device"] = selected.name.into();
+    summary["device"] = selected.name.clone().into();
     write_json(&run_dir.join("summary.json"), &summary)?;
     println!(
         "kNN top-1 (k={}, t={}) on {}: {:.2}%; linear probe {:.2}%",

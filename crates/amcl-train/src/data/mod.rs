@@ -184,27 +184,45 @@ impl DataSource {
         test_size: Option<usize>,
         seed: u64,
     ) -> Result<Split> {
-        let split = match self {
-            Self::Synthetic => {
-                let train = synthetic::generate(train_size.unwrap_or(4000), size, seed ^ 0x5eed);
-                let test = synthetic::generate(test_size.unwrap_or(1000), size, seed ^ 0x7e57);
-                return Ok(Split { train, test, description: self.to_string() });
-            }
-            Self::Cifar10(dir) => cifar::load(dir, cifar::Variant::Cifar10, size)?,
-            Self::Cifar100(dir) => cifar::load(dir, cifar::Variant::Cifar100, size)?,
-            Self::Folder(dir) => folder::load(dir, size)?,
-        };
-        let train = split.train.subset(train_size.unwrap_or(usize::MAX), seed ^ 0x5eed);
-        let test = split.test.subset(test_size.unwrap_or(usize::MAX), seed ^ 0x7e57);
+        if *self == Self::Synthetic {
+            let train = synthetic::generate(train_size.unwrap_or(4000), size, seed ^ 0x5eed);
+            let test = synthetic::generate(test_size.unwrap_or(1000), size, seed ^ 0x7e57);
+            return Ok(Split { train, test, description: self.to_string() });
+        }
+        self.load_all(size)?.subset(train_size, test_size, seed)
+    }
+
+    /// Loads both splits whole at side `size` (the synthetic dataset at its default sizes).
+    pub fn load_all(&self, size: usize) -> Result<Split> {
+        match self {
+            Self::Synthetic => self.load(size, None, None, 0),
+            Self::Cifar10(dir) => cifar::load(dir, cifar::Variant::Cifar10, size),
+            Self::Cifar100(dir) => cifar::load(dir, cifar::Variant::Cifar100, size),
+            Self::Folder(dir) => folder::load(dir, size),
+        }
+    }
+}
+
+impl Split {
+    /// Seeded random subsets of at most `train_size` / `test_size` images, as
+    /// [`DataSource::load`] draws them; an error when a split ends up empty.
+    pub fn subset(
+        self,
+        train_size: Option<usize>,
+        test_size: Option<usize>,
+        seed: u64,
+    ) -> Result<Split> {
+        let train = self.train.subset(train_size.unwrap_or(usize::MAX), seed ^ 0x5eed);
+        let test = self.test.subset(test_size.unwrap_or(usize::MAX), seed ^ 0x7e57);
         if train.is_empty() || test.is_empty() {
             bail!(
                 "{}: {} training and {} test images; both splits need at least one",
-                self,
+                self.description,
                 train.len(),
                 test.len()
             );
         }
-        Ok(Split { train, test, description: self.to_string() })
+        Ok(Split { train, test, description: self.description })
     }
 }
 

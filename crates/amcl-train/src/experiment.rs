@@ -1,0 +1,441 @@
+//! `experiment`: does AMCL help? Each base method against its AMCL version at equal epochs,
+//! batch, data and seed, for several augmentation sets and seeds.
+//!
+//! Every run is an ordinary `pretrain` run folder under `--out`, named
+//! `<method>-<augs>-seed<seed>`. A finished run (with `summary.json`) is reused and an
+//! interrupted one resumed, so an experiment stopped with Ctrl-C continues where it stopped.
+//! The dataset is decoded once and each run draws its seeded subset, as `pretrain` would.
+//! At the end, `results.md` holds the table (kNN and linear-probe top-1, mean +- std over seeds,
+//! and the paired AMCL - base difference), `results.json` the raw numbers, and `knn.svg` /
+//! `linear.svg` the same as bar charts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+use crate::config::{PretrainArgs, TrainConfig};
+use crate::data::{DataSource, Split};
+use crate::device::{self, DeviceChoice};
+use crate::plots::{self, Bar, BarGroup};
+use crate::train::{self, INTERRUPTED};
+
+/// Arguments of `experiment`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExperimentArgs {
+    /// Base methods, comma-separated; each runs plain and as `amcl-<base>`.
+    #[arg(long, value_delimiter = ',', default_value = "simclr,moco,barlow")]
+    pub methods: Vec<String>,
+    /// Augmentation sets, comma-separated (letters as in `pretrain --augs`).
+    #[arg(long, value_delimiter = ',', default_value = "a,abcde")]
+    pub augs: Vec<String>,
+    /// Seeds, comma-separated; each seed fixes the initial weights, the data subset and the
+    /// augmentations, identically for a base method and its AMCL version.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub seeds: Vec<u64>,
+    /// Projection heads of the plain methods (1 = the standard single-head method, the
+    /// authors' baseline).
+    #[arg(long, default_value_t = 1)]
+    pub base_heads: usize,
+    /// Projection heads C of the AMCL methods.
+    #[arg(long, default_value_t = 3)]
+    pub heads: usize,
+    /// Epochs of every run.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Images per batch of every run.
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Dataset, as `pretrain --data` [default: ./data/cifar10, else the built-in dataset].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Training images per run (a seeded subset).
+    #[arg(long, default_value_t = 2500)]
+    pub train_size: usize,
+    /// Test images per run (a seeded subset).
+    #[arg(long, default_value_t = 1000)]
+    pub test_size: usize,
+    /// Experiment folder: one run folder per (method, augs, seed), and the results.
+    #[arg(long, default_value = "runs/experiment")]
+    pub out: PathBuf,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// More `pretrain` flags for every run, after `--` (e.g. `-- --backbone resnet18 --lr 0.06`).
+    #[arg(last = true)]
+    pub pretrain_flags: Vec<String>,
+}
+
+/// `pretrain`'s flags, parsed on their own.
+#[derive(Parser)]
+struct PretrainFlags {
+    #[command(flatten)]
+    args: PretrainArgs,
+}
+
+/// One cell of the grid.
+#[derive(Debug, Clone)]
+struct Run {
+    method: String,
+    base: String,
+    augs: String,
+    seed: u64,
+    config: TrainConfig,
+    dir: PathBuf,
+}
+
+/// What a finished run measured.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Outcome {
+    method: String,
+    base: String,
+    augs: String,
+    seed: u64,
+    knn_top1: f64,
+    linear_top1: f64,
+    wall_seconds: f64,
+}
+
+/// Runs `experiment`; returns the process exit status.
+pub fn run(args: &ExperimentArgs) -> Result<i32> {
+    let runs = plan(args)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating experiment folder {}", args.out.display()))?;
+    let selected = device::select(args.device)?;
+    eprintln!("device: {}", selected.name);
+    eprintln!(
+        "experiment: {} runs ({} methods x {} augmentation sets x {} seeds), {} epochs each, in {}",
+        runs.len(),
+        2 * args.methods.len(),
+        args.augs.len(),
+        args.seeds.len(),
+        args.epochs,
+        args.out.display()
+    );
+    let first = &runs[0].config;
+    let image_size = first.model.image_size;
+    let mut whole: Option<Split> = None;
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        if let Some(done) = finished(run)? {
+            eprintln!("[{}/{}] {} (done before, reused)", i + 1, runs.len(), run_name(run));
+            outcomes.push(done);
+            continue;
+        }
+        let resume = run.dir.join("config.json").exists();
+        if resume {
+            let saved = serde_json::to_value(train::read_config(&run.dir)?)?;
+            if saved != serde_json::to_value(&run.config)? {
+                bail!(
+                    "{} holds a run with other settings than this experiment's; delete it or choose another --out",
+                    run.dir.display()
+                );
+            }
+        }
+        eprintln!("[{}/{}] {}", i + 1, runs.len(), run_name(run));
+        let split = match &run.config.data {
+            DataSource::Synthetic => run.config.data.load(
+                image_size,
+                run.config.train_size,
+                run.config.test_size,
+                run.seed,
+            )?,
+            source => {
+                if whole.is_none() {
+                    eprintln!("loading {source} once for every run");
+                    whole = Some(source.load_all(image_size)?);
+                }
+                let whole = whole.clone().expect("loaded above");
+                whole.subset(run.config.train_size, run.config.test_size, run.seed)?
+            }
+        };
+        let run_started = Instant::now();
+        let code = train::pretrain(&run.config, split, &selected, &run.dir, resume)?;
+        if code == INTERRUPTED {
+            eprintln!(
+                "experiment interrupted; run the same command again to continue (finished runs are kept)"
+            );
+            return Ok(INTERRUPTED);
+        }
+        let wall = run_started.elapsed().as_secs_f64();
+        train::write_json(&run.dir.join("experiment.json"), &json!({ "wall_seconds": wall }))?;
+        outcomes.push(finished(run)?.context("the run finished without a summary.json")?);
+    }
+    let total = started.elapsed().as_secs_f64();
+    write_results(args, &outcomes, total)?;
+    println!(
+        "results: {} (and results.json, knn.svg, linear.svg); {:.1} min",
+        args.out.join("results.md").display(),
+        total / 60.0
+    );
+    Ok(0)
+}
+
+fn run_name(run: &Run) -> String {
+    format!("{} augs {} seed {}", run.method, run.augs, run.seed)
+}
+
+/// Every run of the grid, base method before its AMCL version, resolved and validated up front
+/// so that a bad flag fails before the first run.
+fn plan(args: &ExperimentArgs) -> Result<Vec<Run>> {
+    if args.methods.is_empty() || args.augs.is_empty() || args.seeds.is_empty() {
+        bail!("--methods, --augs and --seeds each need at least one value");
+    }
+    // The default dataset is looked up once (it prints a notice when it falls back).
+    let data = match &args.data {
+        Some(data) => data.clone(),
+        None => DataSource::default_source().to_string(),
+    };
+    let mut runs = Vec::new();
+    for base in &args.methods {
+        if base.starts_with("amcl-") {
+            bail!(
+                "--methods takes base methods ({base:?}: drop the 'amcl-' prefix; both versions run)"
+            );
+        }
+        for augs in &args.augs {
+            for &seed in &args.seeds {
+                for (method, heads) in
+                    [(base.clone(), args.base_heads), (format!("amcl-{base}"), args.heads)]
+                {
+                    let config = resolve(args, &data, &method, heads, augs, seed)?;
+                    let dir = args.out.join(format!("{method}-{augs}-seed{seed}"));
+                    runs.push(Run {
+                        method,
+                        base: base.clone(),
+                        augs: augs.clone(),
+                        seed,
+                        config,
+                        dir,
+                    });
+                }
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// `pretrain` flags the experiment sets itself.
+const OWNED: [&str; 11] = [
+    "method",
+    "heads",
+    "augs",
+    "seed",
+    "epochs",
+    "batch-size",
+    "train-size",
+    "test-size",
+    "eval-every",
+    "data",
+    "out",
+];
+
+/// The `pretrain` configuration of one run: the experiment's settings, then `pretrain_flags`.
+fn resolve(
+    args: &ExperimentArgs,
+    data: &str,
+    method: &str,
+    heads: usize,
+    augs: &str,
+    seed: u64,
+) -> Result<TrainConfig> {
+    let mut flags: Vec<String> = vec!["pretrain".into()];
+    let mut set = |name: &str, value: String| flags.extend([format!("--{name}"), value]);
+    set("method", method.into());
+    set("heads", heads.to_string());
+    set("augs", augs.into());
+    set("seed", seed.to_string());
+    set("epochs", args.epochs.to_string());
+    set("batch-size", args.batch_size.to_string());
+    set("train-size", args.train_size.to_string());
+    set("test-size", args.test_size.to_string());
+    // kNN once, after the last epoch, with the linear probe.
+    set("eval-every", args.epochs.to_string());
+    set("data", data.into());
+    for flag in &args.pretrain_flags {
+        let name = flag.split('=').next().unwrap_or_default();
+        if OWNED.iter().any(|owned| name == format!("--{owned}")) {
+            bail!(
+                "{name} after `--`: the experiment sets it for every run; use `experiment {name}` \
+                 (experiment flags go before `--`)"
+            );
+        }
+    }
+    flags.extend(args.pretrain_flags.iter().cloned());
+    let parsed = PretrainFlags::try_parse_from(&flags)
+        .map_err(|e| anyhow::anyhow!("{}", e.render().to_string().trim()))
+        .context("the flags after `--`")?;
+    parsed.args.resolve().with_context(|| format!("{method} augs {augs} seed {seed}"))
+}
+
+/// The outcome of a run that has finished, if it has.
+fn finished(run: &Run) -> Result<Option<Outcome>> {
+    let path = run.dir.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let summary: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?;
+    let wall = std::fs::read_to_string(run.dir.join("experiment.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["wall_seconds"].as_f64())
+        .unwrap_or(f64::NAN);
+    let number = |key: &str| {
+        summary[key].as_f64().with_context(|| format!("{} has no {key}", path.display()))
+    };
+    Ok(Some(Outcome {
+        method: run.method.clone(),
+        base: run.base.clone(),
+        augs: run.augs.clone(),
+        seed: run.seed,
+        knn_top1: number("knn_top1")? * 100.0,
+        linear_top1: number("linear_top1")? * 100.0,
+        wall_seconds: wall,
+    }))
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+fn pm((mean, std): (f64, f64)) -> String {
+    format!("{mean:.2} ± {std:.2}")
+}
+
+/// The values of `metric` for `method` and `augs`, in seed order.
+fn values(outcomes: &[Outcome], method: &str, augs: &str, metric: fn(&Outcome) -> f64) -> Vec<f64> {
+    outcomes.iter().filter(|o| o.method == method && o.augs == augs).map(metric).collect()
+}
+
+/// A reported metric: its title, its file stem, and how to read it from an outcome.
+type Metric = (&'static str, &'static str, fn(&Outcome) -> f64);
+
+/// Writes results.md, results.json, knn.svg and linear.svg.
+fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64) -> Result<()> {
+    let out = &args.out;
+    let metrics: [Metric; 2] =
+        [("kNN", "knn", |o| o.knn_top1), ("linear probe", "linear", |o| o.linear_top1)];
+    let mut md = String::new();
+    let _ = writeln!(md, "# AMCL vs its base method\n");
+    let _ = writeln!(
+        md,
+        "Top-1 accuracy (%) on the test subset, mean ± sample std over seeds {:?}; Δ is AMCL − base, \
+         paired by seed (the same seed draws the data subset, the augmentations and the initial weights). Base methods \
+         use {} head(s), AMCL {} heads. {} epochs, batch {}, {} training / {} test images. kNN: \
+         k = 200, t = 0.1 on backbone features; linear probe on the same features.\n",
+        args.seeds,
+        args.base_heads,
+        args.heads,
+        args.epochs,
+        args.batch_size,
+        args.train_size,
+        args.test_size
+    );
+    let _ = writeln!(
+        md,
+        "| base | augs | base kNN | AMCL kNN | Δ kNN | base linear | AMCL linear | Δ linear | AMCL better (kNN, seeds) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let mut groups: [Vec<BarGroup>; 2] = [Vec::new(), Vec::new()];
+    let (mut wins, mut cells) = (0, 0);
+    for base in &args.methods {
+        let amcl = format!("amcl-{base}");
+        for augs in &args.augs {
+            let mut row = format!("| {base} | {augs} |");
+            let mut seed_wins = 0;
+            for (m, (_, _, metric)) in metrics.iter().enumerate() {
+                let b = values(outcomes, base, augs, *metric);
+                let a = values(outcomes, &amcl, augs, *metric);
+                let diff: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a - b).collect();
+                let (delta, delta_std) = mean_std(&diff);
+                let _ = write!(
+                    row,
+                    " {} | {} | {delta:+.2} ± {delta_std:.2} |",
+                    pm(mean_std(&b)),
+                    pm(mean_std(&a))
+                );
+                if m == 0 {
+                    seed_wins = diff.iter().filter(|d| **d > 0.0).count();
+                    cells += 1;
+                    wins += usize::from(delta > 0.0);
+                }
+                let bar = |label: &str, v: &[f64], colour| {
+                    let (mean, std) = mean_std(v);
+                    Bar { label: label.to_string(), mean, std, colour }
+                };
+                groups[m].push(BarGroup {
+                    label: format!("{base} / {augs}"),
+                    bars: vec![bar("base", &b, 0), bar("AMCL", &a, 1)],
+                });
+            }
+            let _ = writeln!(md, "{row} {seed_wins} of {} |", args.seeds.len());
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\nAMCL's mean kNN top-1 is above its base method's in {wins} of {cells} (method, augmentation) settings.\n"
+    );
+    let _ = writeln!(md, "![kNN top-1](knn.svg) ![linear-probe top-1](linear.svg)\n");
+    let _ = writeln!(md, "Per-head adaptive temperatures of the first seed's AMCL runs:\n");
+    for base in &args.methods {
+        for augs in &args.augs {
+            let run = format!("amcl-{base}-{augs}-seed{}", args.seeds[0]);
+            let _ = writeln!(md, "- {run}: [temperatures]({run}/temperatures.svg)");
+        }
+    }
+    let _ = writeln!(md, "\n## Every run\n");
+    let _ = writeln!(md, "| method | augs | seed | kNN | linear | wall time (s) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for o in outcomes {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+            o.method, o.augs, o.seed, o.knn_top1, o.linear_top1, o.wall_seconds
+        );
+    }
+    let _ = writeln!(md, "\nTotal wall time of this invocation: {:.1} min.", total_seconds / 60.0);
+    crate::train::write_json(
+        &out.join("results.json"),
+        &json!({ "runs": outcomes, "total_seconds": total_seconds }),
+    )?;
+    write_text(&out.join("results.md"), &md)?;
+    for (m, (title, file, _)) in metrics.iter().enumerate() {
+        let svg = plots::bar_chart(
+            &format!("{title} top-1, mean ± std over {} seeds", args.seeds.len()),
+            "top-1 (%)",
+            &groups[m],
+        );
+        write_text(&out.join(format!("{file}.svg")), &svg)?;
+    }
+    Ok(())
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    amcl_core::weights::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[1.0, 2.0, 3.0]);
+        assert!((m - 2.0).abs() < 1e-12 && (s - 1.0).abs() < 1e-12);
+        assert_eq!(mean_std(&[4.0]), (4.0, 0.0));
+    }
+}
