@@ -253,6 +253,87 @@ fn bench_prints_the_documented_json() {
 }
 
 #[test]
+fn bench_compares_methods_in_turns_and_reports_amcl_overhead() {
+    let out = amcl_train(&[
+        "bench",
+        "--method",
+        "simclr,amcl-simclr",
+        "--width",
+        "4",
+        "--dim",
+        "16",
+        "--hidden",
+        "32",
+        "--batch-size",
+        "8",
+        "--steps",
+        "1",
+        "--warmup",
+        "1",
+        "--rounds",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let v = stdout_json(&out);
+    let results = v.as_array().expect("a list, one entry per method");
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0]["method"], "simclr");
+    assert_eq!(results[0]["rounds_images_per_s"].as_array().unwrap().len(), 2);
+    let amcl = &results[1];
+    assert_eq!(amcl["method"], "amcl-simclr");
+    let base = results[0]["images_per_s"].as_f64().unwrap();
+    let ours = amcl["images_per_s"].as_f64().unwrap();
+    let overhead = amcl["overhead_vs_base"].as_f64().unwrap();
+    assert!((overhead - (base / ours - 1.0)).abs() < 1e-9, "{overhead}");
+    assert!(amcl["augment_images_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bench_pipeline_measures_decoding_gathering_and_augmenting() {
+    let dir = temp_dir("bench-pipeline");
+    for class in ["cat", "dog"] {
+        for i in 0..6 {
+            let path = dir.join("train").join(class).join(format!("{i}.png"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            write_png(&path, 40, 36, (i * 30) as u8);
+        }
+        let path = dir.join("test").join(class).join("0.png");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        write_png(&path, 32, 32, 9);
+    }
+    let data = format!("folder:{}", dir.display());
+    let out = amcl_train(&[
+        "bench",
+        "--pipeline",
+        "--data",
+        &data,
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    let v = stdout_json(&out);
+    assert_eq!(v["images"], 14);
+    for key in ["decode_images_per_s", "gather_images_per_s", "augment_images_per_s"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bench_rejects_an_unknown_backbone() {
+    let out = amcl_train(&["bench", "--backbone", "vgg", "--device", "cpu"]);
+    assert_clean_failure(&out, "unknown backbone 'vgg'");
+}
+
+#[test]
 fn unknown_method_is_a_clear_error() {
     let out = amcl_train(&["pretrain", "--method", "byol", "--out", "/tmp/unused"]);
     assert_clean_failure(&out, "unknown method 'byol'");

@@ -1,24 +1,35 @@
-//! `bench`: training-step throughput and peak memory of a method and backbone on a device.
+//! `bench`: training-step throughput and peak memory of methods and backbones on a device, the
+//! cost of AMCL over its base method, and the speed of the data pipeline.
+//!
+//! One method on one backbone is measured in this process. Several (`--method all`, `--backbone
+//! small-cnn,resnet18`) are each measured in a child process, so that every figure has its own
+//! peak memory; with `--rounds R` the children take turns R times and the median is reported,
+//! which keeps a busy machine from favouring whichever ran first.
 
+use std::process::Command;
 use std::time::Instant;
 
 use amcl_core::prelude::*;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use serde_json::{Value, json};
 
+use crate::config::Reduction;
+use crate::data::DataSource;
+use crate::data::loader::Prefetcher;
 use crate::device::{self, DeviceChoice};
 use crate::optim::{self, OptimizerKind};
 
 /// Arguments of `bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Method name, as for `pretrain`.
-    #[arg(long, default_value = "amcl-simclr")]
-    pub method: String,
-    /// Backbone: small-cnn or resnet18.
-    #[arg(long, default_value = "small-cnn")]
-    pub backbone: String,
+    /// Methods, comma-separated, or `all` (every method of `pretrain --method`).
+    #[arg(long, value_delimiter = ',', default_value = "amcl-simclr")]
+    pub method: Vec<String>,
+    /// Backbones, comma-separated (small-cnn, resnet18), or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "small-cnn")]
+    pub backbone: Vec<String>,
     /// Width of the small CNN.
     #[arg(long, default_value_t = 16)]
     pub width: usize,
@@ -28,10 +39,16 @@ pub struct BenchArgs {
     /// Projection dimension d.
     #[arg(long, default_value_t = 64)]
     pub dim: usize,
+    /// Hidden width of the projection heads.
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    /// Negative reduction of the AMCL objective.
+    #[arg(long, value_enum, default_value_t = Reduction::Logsumexp)]
+    pub reduction: Reduction,
     /// Images per batch (two views each).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Augmentations applied in each step (part of the measured work).
+    /// Augmentations that make the two views (timed separately from the training step).
     #[arg(long, default_value = "abcde")]
     pub augs: String,
     /// Timed steps.
@@ -40,21 +57,161 @@ pub struct BenchArgs {
     /// Untimed warm-up steps (kernel compilation, allocator growth).
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,
+    /// Measurement rounds over all combinations, taking turns; the median is reported.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// Measure the data pipeline instead (decode, batch gathering, augmentation) on `--data`.
+    #[arg(long)]
+    pub pipeline: bool,
+    /// Dataset for `--pipeline`, as `pretrain --data` [default: the built-in dataset].
+    #[arg(long)]
+    pub data: Option<String>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Print JSON instead of a sentence.
+    /// Print JSON instead of sentences.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs `bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.batch_size < 2 || args.steps == 0 {
-        bail!("--batch-size must be at least 2 and --steps at least 1");
+    if args.batch_size < 2 || args.steps == 0 || args.rounds == 0 {
+        bail!("--batch-size must be at least 2, --steps and --rounds at least 1");
     }
-    let kind: MethodKind = args.method.parse()?;
-    let backbone: BackboneKind = args.backbone.parse()?;
+    if args.pipeline {
+        return pipeline(args);
+    }
+    let methods = expand(&args.method, &MethodKind::NAMES, "method", |m| {
+        m.parse::<MethodKind>().map(|_| ())
+    })?;
+    let names: Vec<&str> = BackboneKind::ALL.iter().map(|(n, _)| *n).collect();
+    let backbones =
+        expand(&args.backbone, &names, "backbone", |b| b.parse::<BackboneKind>().map(|_| ()))?;
+    args.augs.parse::<AugmentationSet>().context("--augs")?;
+    let combinations: Vec<(String, String)> = backbones
+        .iter()
+        .flat_map(|b| methods.iter().map(move |m| (m.clone(), b.clone())))
+        .collect();
+    if let [(method, backbone)] = combinations.as_slice()
+        && args.rounds == 1
+    {
+        let value = measure(args, method, backbone)?;
+        print(args, &[value]);
+        return Ok(());
+    }
+    let mut rounds: Vec<Vec<Value>> = vec![Vec::new(); combinations.len()];
+    for round in 0..args.rounds {
+        for (i, (method, backbone)) in combinations.iter().enumerate() {
+            eprintln!(
+                "round {}/{}: {method} on {backbone} ({}/{})",
+                round + 1,
+                args.rounds,
+                i + 1,
+                combinations.len()
+            );
+            rounds[i].push(child(args, method, backbone)?);
+        }
+    }
+    let mut results: Vec<Value> = rounds.into_iter().map(median).collect();
+    add_overheads(&mut results);
+    print(args, &results);
+    Ok(())
+}
+
+/// `all`, or a list whose every entry `check` accepts.
+fn expand(
+    given: &[String],
+    all: &[&str],
+    what: &str,
+    check: impl Fn(&str) -> Result<(), AmclError>,
+) -> Result<Vec<String>> {
+    if given.iter().any(|g| g == "all") {
+        return Ok(all.iter().map(|s| s.to_string()).collect());
+    }
+    for g in given {
+        check(g).with_context(|| format!("--{what}"))?;
+    }
+    if given.is_empty() {
+        bail!("--{what} needs at least one value");
+    }
+    Ok(given.to_vec())
+}
+
+/// Measures one combination in a child process of this binary and returns its JSON.
+fn child(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
+    let exe = std::env::current_exe().context("locating the amcl-train binary")?;
+    let device = match args.device {
+        DeviceChoice::Auto => "auto",
+        DeviceChoice::Cuda => "cuda",
+        DeviceChoice::Wgpu => "wgpu",
+        DeviceChoice::Cpu => "cpu",
+    };
+    let reduction = match args.reduction {
+        Reduction::Max => "max",
+        Reduction::Logsumexp => "logsumexp",
+    };
+    let flags: Vec<String> = vec![
+        "bench".into(),
+        "--json".into(),
+        format!("--method={method}"),
+        format!("--backbone={backbone}"),
+        format!("--width={}", args.width),
+        format!("--heads={}", args.heads),
+        format!("--dim={}", args.dim),
+        format!("--hidden={}", args.hidden),
+        format!("--reduction={reduction}"),
+        format!("--batch-size={}", args.batch_size),
+        format!("--augs={}", args.augs),
+        format!("--steps={}", args.steps),
+        format!("--warmup={}", args.warmup),
+        format!("--device={device}"),
+    ];
+    let out = Command::new(exe).args(&flags).output().context("running a bench child process")?;
+    if !out.status.success() {
+        bail!(
+            "bench of {method} on {backbone} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("reading the bench output of {method} on {backbone}"))
+}
+
+/// The round with the median training throughput, with every round's figure and the largest
+/// peak memory.
+fn median(mut rounds: Vec<Value>) -> Value {
+    let rate = |v: &Value| v["images_per_s"].as_f64().unwrap_or(0.0);
+    rounds.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    let all: Vec<f64> = rounds.iter().map(rate).collect();
+    let peak = rounds.iter().filter_map(|v| v["peak_memory_bytes"].as_u64()).max();
+    let mut value = rounds[rounds.len() / 2].clone();
+    value["rounds_images_per_s"] = json!(all);
+    value["peak_memory_bytes"] = json!(peak);
+    value
+}
+
+/// For every `amcl-X` measured with its base `X` on the same backbone: how much more a step
+/// costs, `rate(X) / rate(amcl-X) - 1`.
+fn add_overheads(results: &mut [Value]) {
+    let rate = |v: &Value| v["images_per_s"].as_f64().unwrap_or(f64::NAN);
+    let snapshot = results.to_vec();
+    for value in results.iter_mut() {
+        let Some(base) = value["method"].as_str().and_then(|m| m.strip_prefix("amcl-")) else {
+            continue;
+        };
+        let base =
+            snapshot.iter().find(|v| v["method"] == base && v["backbone"] == value["backbone"]);
+        if let Some(base) = base {
+            value["overhead_vs_base"] = json!(rate(base) / rate(value) - 1.0);
+        }
+    }
+}
+
+/// Measures `steps` training steps of `method` on `backbone` in this process.
+fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
+    let kind: MethodKind = method.parse()?;
+    let backbone: BackboneKind = backbone.parse()?;
     let augs: AugmentationSet = args.augs.parse()?;
     let selected = device::select(args.device)?;
     let device = selected.device.clone().autodiff();
@@ -63,10 +220,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .with_backbone(backbone)
             .with_width(args.width)
             .with_heads(args.heads)
-            .with_dim(args.dim),
+            .with_dim(args.dim)
+            .with_hidden(args.hidden),
     );
     let mut model = config.init(&device)?;
-    let mut method = Method::new(kind, MethodConfig::new().with_moco_queue(1024));
+    let mut method = Method::new(
+        kind,
+        MethodConfig::new().with_moco_queue(1024).with_reduction(args.reduction.into()),
+    );
     let mut optimizer = optim::build(OptimizerKind::Sgd, 5e-4);
     let mut augmenter = Augmenter::new(augs, AugmentConfig::new(), 0);
     let size = config.image_size;
@@ -75,12 +236,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         burn::tensor::Distribution::Uniform(0.0, 1.0),
         &device,
     );
-    let mut started = Instant::now();
+    let sync = |what: &str| device.sync().map_err(|e| anyhow::anyhow!("{what}: {e:?}"));
+    let (mut step_seconds, mut augment_seconds) = (0.0, 0.0);
     for step in 0..args.warmup + args.steps {
-        if step == args.warmup {
-            started = Instant::now();
-        }
+        let timed = step >= args.warmup;
+        let started = Instant::now();
         let (a, b) = augmenter.two_views(images.clone())?;
+        let (a, b) = (a.detach(), b.detach());
+        sync("augmenting")?;
+        let augmented = Instant::now();
         let out = method.loss(&model, a, b)?;
         // Reading the loss each step, as `pretrain` does, waits for the step's queued work.
         let loss = out.loss.clone().into_scalar::<f32>();
@@ -90,33 +254,118 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
         model = optimizer.step(1e-3, model, grads);
         method.after_step(&model);
+        sync("training step")?;
+        if timed {
+            augment_seconds += (augmented - started).as_secs_f64();
+            step_seconds += augmented.elapsed().as_secs_f64();
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let images_per_s = (args.steps * args.batch_size) as f64 / seconds;
-    let peak = device::peak_memory_bytes(&selected.device);
-    let value = serde_json::json!({
+    let images = (args.steps * args.batch_size) as f64;
+    Ok(json!({
         "method": kind.name(),
         "backbone": backbone.name(),
         "batch_size": args.batch_size,
-        "images_per_s": images_per_s,
-        "seconds_per_step": seconds / args.steps as f64,
-        "peak_memory_bytes": peak,
+        "heads": args.heads,
+        "images_per_s": images / step_seconds,
+        "seconds_per_step": step_seconds / args.steps as f64,
+        "augment_images_per_s": images / augment_seconds,
+        "peak_memory_bytes": device::peak_memory_bytes(&selected.device),
         "device": selected.name,
         "steps": args.steps,
         "params": model.num_params(),
+    }))
+}
+
+fn print(args: &BenchArgs, results: &[Value]) {
+    if args.json {
+        let text = if let [single] = results { single.clone() } else { json!(results) };
+        println!("{}", serde_json::to_string_pretty(&text).expect("JSON values print"));
+        return;
+    }
+    for v in results {
+        let overhead = v["overhead_vs_base"]
+            .as_f64()
+            .map_or(String::new(), |o| format!(", {:+.1}% per step vs its base", o * 100.0));
+        println!(
+            "{} / {} / batch {} on {}: {:.1} images/s ({:.3} s/step), peak memory {:.1} MiB; augmentation {:.0} images/s{overhead}",
+            v["method"].as_str().unwrap_or("?"),
+            v["backbone"].as_str().unwrap_or("?"),
+            v["batch_size"],
+            v["device"].as_str().unwrap_or("?"),
+            v["images_per_s"].as_f64().unwrap_or(0.0),
+            v["seconds_per_step"].as_f64().unwrap_or(0.0),
+            v["peak_memory_bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64,
+            v["augment_images_per_s"].as_f64().unwrap_or(0.0),
+        );
+    }
+}
+
+/// The data pipeline alone: decoding the dataset (all cores), gathering batches on the
+/// prefetcher thread, and making two augmented views on the device.
+fn pipeline(args: &BenchArgs) -> Result<()> {
+    let source: DataSource = args.data.as_deref().unwrap_or("synthetic").parse()?;
+    let augs: AugmentationSet = args.augs.parse().context("--augs")?;
+    let selected = device::select(args.device)?;
+    let device = selected.device.clone();
+    let size = AmclModelConfig::new().image_size;
+
+    let started = Instant::now();
+    let split = source.load_all(size)?;
+    let decode_seconds = started.elapsed().as_secs_f64();
+    let loaded = split.train.len() + split.test.len();
+    let train = std::sync::Arc::new(split.train);
+    let batches = (args.steps * args.batch_size).min(train.len()) / args.batch_size;
+    if batches == 0 {
+        bail!("{source} has {} training images, fewer than --batch-size", train.len());
+    }
+    let order: Vec<usize> = (0..batches * args.batch_size).collect();
+
+    let started = Instant::now();
+    let gathered: Vec<TensorData> =
+        Prefetcher::start(train.clone(), order, args.batch_size, 0).collect();
+    let gather_seconds = started.elapsed().as_secs_f64();
+
+    let mut augmenter = Augmenter::new(augs, AugmentConfig::new(), 0);
+    let mut augment_seconds = 0.0;
+    for (i, data) in gathered.into_iter().enumerate() {
+        let images = Tensor::<4>::from_data(data, &device);
+        device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let started = Instant::now();
+        let _views = augmenter.two_views(images)?;
+        device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if i >= args.warmup.min(batches - 1) {
+            augment_seconds += started.elapsed().as_secs_f64();
+        }
+    }
+    let timed = (batches - args.warmup.min(batches - 1)) * args.batch_size;
+    // The built-in dataset is generated, not decoded.
+    let decode_rate = match source {
+        DataSource::Synthetic => Value::Null,
+        _ => json!(loaded as f64 / decode_seconds),
+    };
+    let value = json!({
+        "data": source.to_string(),
+        "images": loaded,
+        "decode_images_per_s": decode_rate,
+        "gather_images_per_s": (batches * args.batch_size) as f64 / gather_seconds,
+        "augment_images_per_s": timed as f64 / augment_seconds,
+        "augs": args.augs,
+        "batch_size": args.batch_size,
+        "device": selected.name,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
+        let rate = |k: &str| value[k].as_f64().map_or("-".into(), |r| format!("{r:.0}"));
         println!(
-            "{} / {} / batch {} on {}: {:.1} images/s ({:.3} s/step), peak memory {:.1} MiB",
-            kind.name(),
-            backbone.name(),
-            args.batch_size,
+            "{} ({} images) on {}: decode {} images/s (all cores, once per run), gather {} images/s, augment '{}' {} images/s (two views)",
+            value["data"].as_str().unwrap_or("?"),
+            loaded,
             selected.name,
-            images_per_s,
-            seconds / args.steps as f64,
-            peak as f64 / (1 << 20) as f64
+            rate("decode_images_per_s"),
+            rate("gather_images_per_s"),
+            args.augs,
+            rate("augment_images_per_s")
         );
     }
     Ok(())

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Training-step throughput on a GPU: ResNet-18, simclr and amcl-simclr (C = 3, d = 128) at batch
+# 512, amcl-train against the PyTorch reference on the same GPU. Fits in 10 minutes.
+#
+#   benches/gpu.sh prepare    # here, on the build machine: a stripped binary in target/gpu/
+#   benches/gpu.sh            # on the GPU machine (with target/gpu carried over, or a toolchain)
+#
+# amcl-train uses CUDA when built with `--features cuda` (FEATURES=cuda; see issue 6 for
+# offline builds), otherwise wgpu on the GPU's Vulkan driver (`--device auto` picks a discrete
+# GPU). PyTorch runs when `python3 -c "import torch"` works there (PYTHON overrides). Results:
+# a table on stdout, raw JSON in target/bench/gpu-*.json. BATCH and STEPS override the sizes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+batch="${BATCH:-512}"
+steps="${STEPS:-10}"
+bin=target/gpu/amcl-train
+
+if [ "${1:-}" = prepare ]; then
+    cargo build --release -p amcl-train ${FEATURES:+--features "$FEATURES"}
+    mkdir -p target/gpu
+    strip -o "$bin" target/release/amcl-train
+    ls -la "$bin"
+    exit 0
+fi
+if [ ! -x "$bin" ]; then
+    echo "no $bin: building (run 'benches/gpu.sh prepare' beforehand to save the build time)" >&2
+    timeout 420 cargo build --release -p amcl-train ${FEATURES:+--features "$FEATURES"}
+    mkdir -p target/gpu && cp target/release/amcl-train "$bin"
+fi
+mkdir -p target/bench
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
+
+flags=(--backbone resnet18 --heads 3 --dim 128 --batch-size "$batch" --steps "$steps" --warmup 3)
+echo "amcl-train on ${DEVICE:-auto}" >&2
+timeout 300 "$bin" bench --device "${DEVICE:-auto}" --method simclr,amcl-simclr "${flags[@]}" --json \
+    > target/bench/gpu-ours.json
+
+python="${PYTHON:-python3}"
+if "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    for method in simclr amcl-simclr; do
+        echo "PyTorch $method" >&2
+        timeout 120 "$python" benches/pytorch/bench.py --device cuda --method "$method" "${flags[@]}" --json \
+            > "target/bench/gpu-torch-$method.json"
+    done
+else
+    echo "PyTorch with CUDA is not importable with $python: reporting amcl-train alone" >&2
+fi
+
+python3 - <<'PY'
+import glob, json
+ours = json.load(open("target/bench/gpu-ours.json"))
+torch = {json.load(open(p))["method"]: json.load(open(p)) for p in glob.glob("target/bench/gpu-torch-*.json")}
+print("| method | device | ours images/s | ours peak MiB | PyTorch images/s | PyTorch peak MiB | ours / PyTorch |")
+print("|---|---|---|---|---|---|---|")
+for r in ours:
+    t = torch.get(r["method"])
+    cells = [f'{t["images_per_s"]:.0f}', f'{t["peak_memory_bytes"] / 2**20:.0f}', f'{r["images_per_s"] / t["images_per_s"]:.2f}'] if t else ["-", "-", "-"]
+    print(f'| {r["method"]} | {r["device"]} | {r["images_per_s"]:.0f} | {r["peak_memory_bytes"] / 2**20:.0f} | ' + " | ".join(cells) + " |")
+amcl = next((r for r in ours if r["method"] == "amcl-simclr"), {})
+if "overhead_vs_base" in amcl:
+    print(f'\nAMCL overhead per step vs simclr (ours): {amcl["overhead_vs_base"] * 100:+.1f}%')
+PY
