@@ -197,6 +197,27 @@ fn export_writes_weights_the_demo_loads() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("gzipped"));
     let (_, manifest) = amcl_core::weights::load(&target, &burn::tensor::Device::flex()).unwrap();
     assert_eq!(manifest.model.heads, 3);
+    // Half precision by default: well under the f32 file; `--precision f32` is exact.
+    let exact = dir.join("exact.bpk");
+    let out = amcl_train(&[
+        "export",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        exact.to_str().unwrap(),
+        "--precision",
+        "f32",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&target) * 10 < size(&exact) * 7, "{} vs {}", size(&target), size(&exact));
+    let device = burn::tensor::Device::flex();
+    let features = |p: &Path| {
+        let (model, _) = amcl_core::weights::load(p, &device).unwrap();
+        let x = burn::tensor::Tensor::<4>::ones([2, 3, 32, 32], &device).mul_scalar(0.3);
+        model.features(x).into_data().to_vec::<f32>().unwrap()
+    };
+    assert_eq!(features(&exact), features(&weights), "f32 export is exact");
     std::fs::remove_dir_all(dir).ok();
 }
 

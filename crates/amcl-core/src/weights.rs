@@ -2,10 +2,14 @@
 //! (backbone, heads, temperature networks) and, in its metadata under [`MANIFEST_KEY`], a JSON
 //! [`Manifest`] describing the architecture, so that a loader can rebuild the model before
 //! reading the tensors. The browser and the trainer read the same file.
+//!
+//! Linear and convolution weights may be stored in half precision ([`Precision::F16`], what
+//! `amcl-train export` ships to the browser: half the download); loading always yields f32.
 
 use burn::prelude::*;
 use burn::tensor::Bytes;
-use burn_store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::DType;
+use burn_store::{BurnpackStore, FloatCastAdapter, HalfPrecisionAdapter, ModuleSnapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AmclError, Result};
@@ -45,11 +49,35 @@ impl Manifest {
     }
 }
 
-/// Serialises `model` and its manifest into burnpack bytes.
+/// How the float tensors of a weights file are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Every tensor as f32 (training checkpoints and run weights).
+    #[default]
+    F32,
+    /// Linear and convolution weights and biases as f16; batch-norm statistics, whose running
+    /// variance would underflow, and the Barlow temperatures stay f32.
+    F16,
+}
+
+/// Serialises `model` and its manifest into burnpack bytes, every tensor in f32.
 pub fn to_bytes(model: &AmclModel, manifest: &Manifest) -> Result<Vec<u8>> {
+    to_bytes_with(model, manifest, Precision::F32)
+}
+
+/// Serialises `model` and its manifest into burnpack bytes at `precision`.
+pub fn to_bytes_with(
+    model: &AmclModel,
+    manifest: &Manifest,
+    precision: Precision,
+) -> Result<Vec<u8>> {
     let json = serde_json::to_string(manifest)
         .map_err(|e| AmclError::Weights(format!("manifest: {e}")))?;
     let mut store = BurnpackStore::from_bytes(None).metadata(MANIFEST_KEY, json);
+    if precision == Precision::F16 {
+        store = store.with_to_adapter(HalfPrecisionAdapter::new());
+    }
     model.save_into(&mut store).map_err(|e| AmclError::Weights(format!("saving: {e}")))?;
     let bytes = store.get_bytes().map_err(|e| AmclError::Weights(format!("saving: {e}")))?;
     Ok(bytes.to_vec())
@@ -89,7 +117,9 @@ pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> R
     // Collect every difference instead of stopping at the first, to report them all.
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
         .validate(false)
-        .allow_partial(true);
+        .allow_partial(true)
+        // Half-precision files load as f32, like every other.
+        .with_from_adapter(FloatCastAdapter::to(DType::F32));
     let result = model.load_from(&mut store).map_err(|e| {
         AmclError::Weights(format!("file does not match the manifest's architecture: {e}"))
     })?;

@@ -169,6 +169,27 @@ fn weights_round_trip_with_manifest() {
 }
 
 #[test]
+fn half_precision_weights_are_about_half_the_size_and_load_as_f32() {
+    let d = device();
+    let config = small(&"amcl-simclr".parse().unwrap()).with_hidden(64);
+    let model = config.init(&d).unwrap();
+    let manifest = Manifest::new(config, "amcl-simclr", 0.1);
+    let full = weights::to_bytes(&model, &manifest).unwrap();
+    let half = weights::to_bytes_with(&model, &manifest, weights::Precision::F16).unwrap();
+    assert!(half.len() * 10 < full.len() * 6, "{} vs {} bytes", half.len(), full.len());
+    let (loaded, read) = weights::from_bytes(&half, &d).unwrap();
+    assert_eq!(read, manifest);
+    let x = batch(3, 7, &d);
+    let z = |m: &amcl_core::model::AmclModel| {
+        values(m.valid().project_normalized(m.valid().features(x.clone())))
+    };
+    let (exact, rounded) = (z(&model), z(&loaded));
+    assert_ne!(exact, rounded, "f16 storage must round something");
+    let worst = exact.iter().zip(&rounded).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-2, "f16 weights move unit-norm projections by {worst}");
+}
+
+#[test]
 fn not_a_weights_file_is_an_error() {
     let err = weights::from_bytes(b"hello, I am not a model", &device()).unwrap_err().to_string();
     assert!(err.starts_with("weights:"), "{err}");
