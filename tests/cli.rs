@@ -215,7 +215,7 @@ fn export_writes_weights_the_demo_loads() {
     let features = |p: &Path| {
         let (model, _) = amcl_core::weights::load(p, &device).unwrap();
         let x = burn::tensor::Tensor::<4>::ones([2, 3, 32, 32], &device).mul_scalar(0.3);
-        model.features(x).into_data().to_vec::<f32>().unwrap()
+        model.features(x).into_data().try_to_vec::<f32>().unwrap()
     };
     assert_eq!(features(&exact), features(&weights), "f32 export is exact");
     std::fs::remove_dir_all(dir).ok();

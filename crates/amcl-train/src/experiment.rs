@@ -406,7 +406,14 @@ fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64
             o.method, o.augs, o.seed, o.knn_top1, o.linear_top1, o.wall_seconds
         );
     }
-    let _ = writeln!(md, "\nTotal wall time of this invocation: {:.1} min.", total_seconds / 60.0);
+    let runs_seconds: f64 = outcomes.iter().map(|o| o.wall_seconds).filter(|s| s.is_finite()).sum();
+    let _ = writeln!(
+        md,
+        "\nWall time: {:.1} min for the runs (each timed when it ran), {:.1} min for this invocation \
+         (finished runs are reused).",
+        runs_seconds / 60.0,
+        total_seconds / 60.0
+    );
     crate::train::write_json(
         &out.join("results.json"),
         &json!({ "runs": outcomes, "total_seconds": total_seconds }),

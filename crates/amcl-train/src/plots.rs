@@ -127,6 +127,15 @@ pub fn line_chart(
     svg
 }
 
+/// The smallest of 1, 2, 2.5, 5 or 10 times a power of ten that is at least `x` (> 0).
+fn nice_step(x: f64) -> f64 {
+    let power = 10f64.powf(x.log10().floor());
+    let mantissa = x / power;
+    let nice =
+        [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|m| *m >= mantissa - 1e-9).unwrap_or(10.0);
+    nice * power
+}
+
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
@@ -227,7 +236,14 @@ pub fn bar_chart(title: &str, y_label: &str, groups: &[BarGroup]) -> String {
         .flat_map(|g| g.bars.iter().map(|b| b.mean + b.std))
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let y1 = if top_value > 0.0 { top_value * 1.1 } else { 1.0 };
+    // Three to six gridlines at round values (a tick of 1, 2, 2.5 or 5 times a power of ten),
+    // whichever count ends closest above the tallest whisker.
+    let top_value = if top_value > 0.0 { top_value * 1.05 } else { 1.0 };
+    let (ticks, tick) = (3..=6)
+        .map(|n| (n, nice_step(top_value / n as f64)))
+        .min_by(|a, b| (a.0 as f64 * a.1).total_cmp(&(b.0 as f64 * b.1)))
+        .expect("four candidates");
+    let y1 = ticks as f64 * tick;
     let sy = |y: f64| top + ph - (y / y1).clamp(0.0, 1.0) * ph;
     let mut svg = String::new();
     let _ = write!(
@@ -243,8 +259,8 @@ pub fn bar_chart(title: &str, y_label: &str, groups: &[BarGroup]) -> String {
         top + ph / 2.0,
         escape(y_label)
     );
-    for i in 0..=4 {
-        let y = y1 * i as f64 / 4.0;
+    for i in 0..=ticks {
+        let y = tick * i as f64;
         let _ = writeln!(
             svg,
             r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#ddd"/><text x="{2}" y="{3}" text-anchor="end">{4}</text>"##,
@@ -315,4 +331,27 @@ pub fn bar_chart(title: &str, y_label: &str, groups: &[BarGroup]) -> String {
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bar_chart_ticks_are_round_numbers() {
+        assert_eq!(nice_step(9.9), 10.0);
+        assert_eq!(nice_step(0.3), 0.5);
+        assert_eq!(nice_step(2.2), 2.5);
+        assert_eq!(nice_step(1.0), 1.0);
+        let svg = bar_chart(
+            "t",
+            "y",
+            &[BarGroup {
+                label: "g".into(),
+                bars: vec![Bar { label: "b".into(), mean: 37.7, std: 2.0, colour: 0 }],
+            }],
+        );
+        // 37.7 + 2 -> ticks of 10 up to 40.
+        assert!(svg.contains(">40<") && svg.contains(">20<"), "{svg}");
+    }
 }
