@@ -141,16 +141,7 @@ fn expand(
 /// Measures one combination in a child process of this binary and returns its JSON.
 fn child(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
     let exe = std::env::current_exe().context("locating the amcl-train binary")?;
-    let device = match args.device {
-        DeviceChoice::Auto => "auto",
-        DeviceChoice::Cuda => "cuda",
-        DeviceChoice::Wgpu => "wgpu",
-        DeviceChoice::Cpu => "cpu",
-    };
-    let reduction = match args.reduction {
-        Reduction::Max => "max",
-        Reduction::Logsumexp => "logsumexp",
-    };
+    let (device, reduction) = (flag_name(&args.device), flag_name(&args.reduction));
     let flags: Vec<String> = vec![
         "bench".into(),
         "--json".into(),
@@ -176,6 +167,11 @@ fn child(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
     }
     serde_json::from_slice(&out.stdout)
         .with_context(|| format!("reading the bench output of {method} on {backbone}"))
+}
+
+/// A choice as clap parses it, so that a child process reads back exactly this value.
+fn flag_name(value: &impl clap::ValueEnum) -> String {
+    value.to_possible_value().expect("no skipped variants").get_name().to_string()
 }
 
 /// The round with the median training throughput, with every round's figure and the largest

@@ -45,16 +45,10 @@ pub fn line_chart(
     let (pw, ph) = (w - left - right, h - top - bottom);
     let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
     let sy = |y: f64| top + ph - (y - y0) / (y1 - y0) * ph;
-    let mut svg = String::new();
-    let _ = write!(
+    let mut svg = svg_start(w, h, left + pw / 2.0, title);
+    let _ = writeln!(
         svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
-<rect width="{w}" height="{h}" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
-<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>
-"##,
-        left + pw / 2.0,
-        escape(title)
+        r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#444"/>"##
     );
     for i in 0..=4 {
         let f = i as f64 / 4.0;
@@ -125,6 +119,17 @@ pub fn line_chart(
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The opening of a `w` x `h` SVG document on white, with `title` centred at `title_x`.
+fn svg_start(w: f64, h: f64, title_x: f64, title: &str) -> String {
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
+<rect width="{w}" height="{h}" fill="white"/>
+<text x="{title_x}" y="22" text-anchor="middle" font-size="15">{}</text>
+"##,
+        escape(title)
+    )
 }
 
 /// The smallest of 1, 2, 2.5, 5 or 10 times a power of ten that is at least `x` (> 0).
@@ -245,17 +250,10 @@ pub fn bar_chart(title: &str, y_label: &str, groups: &[BarGroup]) -> String {
         .expect("four candidates");
     let y1 = ticks as f64 * tick;
     let sy = |y: f64| top + ph - (y / y1).clamp(0.0, 1.0) * ph;
-    let mut svg = String::new();
-    let _ = write!(
+    let mut svg = svg_start(w, h, left + pw / 2.0, title);
+    let _ = writeln!(
         svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
-<rect width="{w}" height="{h}" fill="white"/>
-<text x="{}" y="22" text-anchor="middle" font-size="15">{}</text>
-<text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>
-"##,
-        left + pw / 2.0,
-        escape(title),
-        top + ph / 2.0,
+        r#"<text x="16" y="{0}" text-anchor="middle" transform="rotate(-90 16 {0})">{1}</text>"#,
         top + ph / 2.0,
         escape(y_label)
     );
