@@ -56,6 +56,28 @@ fn tiny_pretrain_writes_a_run_folder_with_loadable_weights() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+#[test]
+fn half_precision_trains_in_bf16_and_saves_half_size_weights() {
+    let dir = temp_dir("bf16");
+    let (half, full) = (dir.join("bf16"), dir.join("f32"));
+    let mut args = tiny_args(half.to_str().unwrap(), "2", "64", "32");
+    args.extend(["--precision", "bf16"]);
+    let out = amcl_train(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cpu (flex) in bf16"), "{}", stderr(&out));
+    assert_eq!(read_json(&half.join("config.json"))["precision"], "bf16");
+    for v in epoch_records(&half) {
+        assert!(v["loss"].as_f64().unwrap().is_finite());
+    }
+    let out = tiny_pretrain(&full, "2", "64", "32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Parameters are bf16: the weights file is about half the f32 one, and loads as f32.
+    let size = |d: &Path| std::fs::metadata(d.join("model.bpk")).unwrap().len() as f64;
+    assert!(size(&half) < 0.6 * size(&full), "{} vs {}", size(&half), size(&full));
+    amcl_core::weights::load(&half.join("model.bpk"), &burn::tensor::Device::flex()).unwrap();
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// Per-step losses of a run, in order.
 fn step_losses(dir: &Path) -> Vec<f64> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
@@ -269,6 +291,7 @@ fn bench_prints_the_documented_json() {
     assert_eq!(v["method"], "amcl-simclr");
     assert_eq!(v["backbone"], "small-cnn");
     assert_eq!(v["batch_size"], 8);
+    assert_eq!(v["precision"], "f32");
     assert!(v["images_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["peak_memory_bytes"].as_u64().unwrap() > 0);
 }

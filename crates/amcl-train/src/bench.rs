@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::config::Reduction;
 use crate::data::DataSource;
 use crate::data::loader::Prefetcher;
-use crate::device::{self, DeviceChoice};
+use crate::device::{self, DeviceChoice, Precision};
 use crate::optim::{self, OptimizerKind};
 
 /// Arguments of `bench`.
@@ -69,6 +69,9 @@ pub struct BenchArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Float type of the step, as `pretrain --precision`.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
     /// Print JSON instead of sentences.
     #[arg(long)]
     pub json: bool,
@@ -157,6 +160,7 @@ fn child(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         format!("--steps={}", args.steps),
         format!("--warmup={}", args.warmup),
         format!("--device={device}"),
+        format!("--precision={}", flag_name(&args.precision)),
     ];
     let out = Command::new(exe).args(&flags).output().context("running a bench child process")?;
     if !out.status.success() {
@@ -209,7 +213,7 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
     let kind: MethodKind = method.parse()?;
     let backbone: BackboneKind = backbone.parse()?;
     let augs: AugmentationSet = args.augs.parse()?;
-    let selected = device::select(args.device)?;
+    let selected = device::select_with(args.device, args.precision)?;
     let device = selected.device.clone().autodiff();
     let config = kind.model_config(
         AmclModelConfig::new()
@@ -262,6 +266,7 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         "backbone": backbone.name(),
         "batch_size": args.batch_size,
         "heads": args.heads,
+        "precision": args.precision.name(),
         "images_per_s": images / step_seconds,
         "seconds_per_step": step_seconds / args.steps as f64,
         "augment_images_per_s": images / augment_seconds,

@@ -9,7 +9,7 @@ use amcl_core::prelude::*;
 use anyhow::{Context, Result, bail};
 
 use crate::data::DataSource;
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, Precision};
 use crate::optim::OptimizerKind;
 
 /// `--preset`.
@@ -120,6 +120,10 @@ pub struct PretrainArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Float type of the whole training step; f16/bf16 halve memory and are faster on GPUs
+    /// with half-precision units (no automatic mixed precision in burn 0.22) [default: f32].
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// Run folder: config.json, metrics.jsonl, checkpoint/, model.bpk, plots.
     #[arg(long, default_value = "runs/latest")]
     pub out: PathBuf,
@@ -149,6 +153,9 @@ pub struct TrainConfig {
     pub test_size: Option<usize>,
     pub eval_every: usize,
     pub seed: u64,
+    /// Older run folders have no precision: they ran in f32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -236,6 +243,7 @@ impl PretrainArgs {
             test_size: self.test_size.or(if paper { None } else { Some(1000) }),
             eval_every: self.eval_every.unwrap_or(if paper { 10 } else { 1 }),
             seed: self.seed.unwrap_or(0),
+            precision: self.precision.unwrap_or_default(),
         };
         config.check()?;
         Ok(config)

@@ -21,18 +21,91 @@ pub enum DeviceChoice {
     Cpu,
 }
 
+/// A `--precision` value: the float type of parameters, activations, gradients and optimiser
+/// state. burn 0.22 has no automatic mixed precision (f32 master weights under f16 compute), so
+/// the whole step runs in the chosen type; half precision pays off on GPUs with fast f16/bf16.
+#[derive(
+    clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// IEEE half precision (5-bit exponent: keep learning rates and temperatures moderate).
+    F16,
+    /// bfloat16 (f32's range, 8-bit mantissa).
+    Bf16,
+}
+
+impl Precision {
+    fn dtype(self) -> burn::tensor::FloatDType {
+        use burn::tensor::FloatDType;
+        match self {
+            Self::F32 => FloatDType::F32,
+            Self::F16 => FloatDType::F16,
+            Self::Bf16 => FloatDType::BF16,
+        }
+    }
+
+    /// The flag's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// Makes this precision `device`'s default float type; must run before any tensor is
+    /// created on it. f32 (the backends' default) leaves the device untouched.
+    fn configure(self, device: &mut Device, name: &str) -> Result<()> {
+        if self == Self::F32 {
+            return Ok(());
+        }
+        device.configure(self.dtype()).map_err(|err| {
+            anyhow::anyhow!("--precision {}: {name} cannot use it ({err:?})", self.name())
+        })
+    }
+}
+
 /// A device and a human name for it.
 pub struct Selected {
     pub device: Device,
     pub name: String,
 }
 
-/// Resolves `choice` to a device, printing nothing; the caller reports `name`.
+/// Resolves `choice` to a device in f32, printing nothing; the caller reports `name`.
 pub fn select(choice: DeviceChoice) -> Result<Selected> {
-    let cpu = || Selected { device: Device::flex(), name: "cpu (flex)".into() };
+    select_with(choice, Precision::F32)
+}
+
+/// Resolves `choice` to a device whose default float type is `precision`.
+pub fn select_with(choice: DeviceChoice, precision: Precision) -> Result<Selected> {
+    let mut selected = select_device(choice, precision)?;
+    if precision != Precision::F32 {
+        selected.name = format!("{} in {}", selected.name, precision.name());
+    }
+    Ok(selected)
+}
+
+fn select_device(choice: DeviceChoice, precision: Precision) -> Result<Selected> {
+    let cpu = || -> Result<Selected> {
+        let mut device = Device::flex();
+        precision.configure(&mut device, "the CPU (flex)")?;
+        Ok(Selected { device, name: "cpu (flex)".into() })
+    };
     match choice {
-        DeviceChoice::Cpu => Ok(cpu()),
-        DeviceChoice::Cuda => cuda().ok_or_else(|| {
+        DeviceChoice::Cpu => cpu(),
+        DeviceChoice::Cuda => cuda(precision)?.ok_or_else(|| {
             if cfg!(feature = "cuda") {
                 anyhow::anyhow!("--device cuda: no CUDA GPU could be initialised")
             } else {
@@ -42,44 +115,56 @@ pub fn select(choice: DeviceChoice) -> Result<Selected> {
                 )
             }
         }),
-        DeviceChoice::Wgpu => wgpu(None),
-        DeviceChoice::Auto => Ok(cuda().or_else(gpu_through_wgpu).unwrap_or_else(cpu)),
+        DeviceChoice::Wgpu => wgpu(None, precision),
+        DeviceChoice::Auto => match cuda(precision)? {
+            Some(selected) => Ok(selected),
+            None => gpu_through_wgpu(precision).map_or_else(cpu, Ok),
+        },
     }
 }
 
+/// CUDA GPU 0 if it can be initialised; an error when it can but not in `precision`.
 #[cfg(feature = "cuda")]
-fn cuda() -> Option<Selected> {
-    // Initialising CUDA without a driver or GPU panics inside the runtime: probe it with a tiny op.
-    let device = std::panic::catch_unwind(|| {
-        let device = Device::cuda(0);
+fn cuda(precision: Precision) -> Result<Option<Selected>> {
+    // Initialising CUDA without a driver or GPU panics inside the runtime: probe it with a tiny
+    // op (after setting the precision, which the first tensor fixes).
+    let probe = std::panic::catch_unwind(|| {
+        let mut device = Device::cuda(0);
+        let configured = precision.configure(&mut device, "cuda:0");
         let _ = Tensor::<1>::ones([1], &device).into_data();
-        device
-    })
-    .ok()?;
-    Some(Selected { device, name: "cuda:0".into() })
+        (device, configured)
+    });
+    match probe {
+        Ok((device, configured)) => {
+            configured?;
+            Ok(Some(Selected { device, name: "cuda:0".into() }))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda() -> Option<Selected> {
-    None
+fn cuda(_: Precision) -> Result<Option<Selected>> {
+    Ok(None)
 }
 
 /// A hardware GPU through wgpu (software adapters are skipped: the CPU backend is faster).
-fn gpu_through_wgpu() -> Option<Selected> {
+fn gpu_through_wgpu(precision: Precision) -> Option<Selected> {
     #[cfg(feature = "wgpu")]
     {
         use burn::tensor::DeviceKind;
         for kind in [DeviceKind::DiscreteGpu(0), DeviceKind::IntegratedGpu(0)] {
-            if let Ok(selected) = wgpu(Some(kind)) {
+            if let Ok(selected) = wgpu(Some(kind), precision) {
                 return Some(selected);
             }
         }
     }
+    let _ = precision;
     None
 }
 
 #[cfg(feature = "wgpu")]
-fn wgpu(kind: Option<burn::tensor::DeviceKind>) -> Result<Selected> {
+fn wgpu(kind: Option<burn::tensor::DeviceKind>, precision: Precision) -> Result<Selected> {
     let name =
         format!("wgpu ({})", kind.as_ref().map_or("best adapter".into(), |k| format!("{k:?}")));
     let options = match kind {
@@ -87,13 +172,16 @@ fn wgpu(kind: Option<burn::tensor::DeviceKind>) -> Result<Selected> {
         None => Device::wgpu_options(),
     };
     match options.init() {
-        Ok(device) => Ok(Selected { device, name }),
+        Ok(mut device) => {
+            precision.configure(&mut device, &name)?;
+            Ok(Selected { device, name })
+        }
         Err(err) => bail!("--device wgpu: no usable adapter: {err}"),
     }
 }
 
 #[cfg(not(feature = "wgpu"))]
-fn wgpu(_: Option<()>) -> Result<Selected> {
+fn wgpu(_: Option<()>, _: Precision) -> Result<Selected> {
     bail!("--device wgpu: this binary was built without the `wgpu` feature")
 }
 

@@ -69,7 +69,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 /// Runs `pretrain`; returns the process exit status.
 pub fn run(args: &PretrainArgs) -> Result<i32> {
     let config = if args.resume { read_config(&args.out)? } else { args.resolve()? };
-    let selected = device::select(args.device)?;
+    let selected = device::select_with(args.device, config.precision)?;
     eprintln!("device: {}", selected.name);
     let split = config.data.load(
         config.model.image_size,
