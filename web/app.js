@@ -12,8 +12,11 @@ let wasm = null; // the module's exports
 let ready = false;
 const chosen = { a: null, b: null }; // { bytes: Uint8Array, name }
 
+let notice = ""; // a lasting notice (the GPU was lost), shown when there is no error
+
 function message(text, kind = "error") {
   const el = $("message");
+  if (!text && notice) [text, kind] = [notice, "notice"];
   el.textContent = text;
   el.className = kind;
   el.hidden = !text;
@@ -96,18 +99,41 @@ function showScores(report) {
   drawView($("view-b"), report.views[1]);
 }
 
-// A lost GPU device: switch to the CPU, reload the weights and try once more.
+// A lost GPU device (driver reset, GPU process crash, GPUDevice.destroy()): reload the weights on
+// the CPU and go on there. wgpu creates the device inside the wasm module, so the page watches
+// GPUAdapter.requestDevice for the device's `lost` promise; an error on WebGPU that names the
+// device, or a trap in the module, counts as a loss too.
+let cpuSwitch = null; // the reload on the CPU, once the GPU device is lost
+
+function gpuLost(reason) {
+  if (cpuSwitch || $("backend").textContent !== "WebGPU") return;
+  console.warn(`WebGPU device lost (${reason}); continuing on the CPU`);
+  cpuSwitch = (async () => {
+    notice = "The GPU device was lost; continuing on the CPU.";
+    wasm.use_cpu();
+    await load();
+  })();
+}
+
+if (globalThis.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    device.lost.then((info) => gpuLost(`${info.reason}: ${info.message}`));
+    return device;
+  };
+}
+
 async function withFallback(run) {
+  if (cpuSwitch) await cpuSwitch;
   try {
     return await run();
   } catch (e) {
-    if (/lost|device/i.test(String(e)) && $("backend").textContent === "WebGPU") {
-      message("The GPU device was lost; continuing on the CPU.", "notice");
-      wasm.use_cpu();
-      await load();
-      return await run();
-    }
-    throw e;
+    const onGpu = $("backend").textContent === "WebGPU";
+    if (!onGpu || !(cpuSwitch || /lost|device|unreachable/i.test(String(e)))) throw e;
+    gpuLost(String(e));
+    await cpuSwitch;
+    return await run();
   }
 }
 
@@ -123,6 +149,8 @@ async function score() {
       JSON.parse(await wasm.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed)));
     showScores(report);
     message("");
+    // Hooks for tests and embedding pages: how many pairs were scored, and image A's name.
+    document.body.dataset.scoredA = chosen.a.name;
     document.body.dataset.scored = String(Number(document.body.dataset.scored || 0) + 1);
   } catch (e) {
     message(String(e));

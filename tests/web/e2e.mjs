@@ -1,9 +1,16 @@
-// End-to-end test of the browser demo: serves dist/ (from `trunk build --release`), opens it in
-// headless Chromium twice, with WebGPU (--enable-unsafe-webgpu, SwiftShader) and without it (the
-// CPU fallback), uploads an image pair and checks that every per-head number equals
-// `amcl-train score --json` for the same files and weights (within 1e-3). Then bad input:
-// a non-image upload and a weights URL that 404s, each a visible message on a page that keeps
-// working. Screenshots go to target/web-e2e/ for review.
+// End-to-end test of the browser demo, as a visitor and as a course page use it. Serves dist/
+// (from `trunk build --release`) and opens it in headless Chromium:
+//  1. twice, with WebGPU (--enable-unsafe-webgpu, SwiftShader) and without it (the CPU fallback):
+//     an uploaded pair, and one image augmented into two views (augs abcde, seed 7), must give
+//     every per-head number of `amcl-train score --json` for the same files and weights (1e-3);
+//     a non-image upload shows a message and the page keeps working;
+//  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
+//     README.md gives, and ?embed=1; a file dropped on the page, a 24-megapixel image (downscaled),
+//     one over the 64-megapixel limit (refused), several images (a similarity matrix per head);
+//  3. a teacher's own model (?weights=URL, 2 heads, trained here with amcl-train), a weights URL
+//     that 404s and one that holds no weights: each a visible message or a working page;
+//  4. the GPU device lost mid-session (GPUDevice.destroy()): the page switches to the CPU.
+// Screenshots go to target/web-e2e/ for review.
 //
 // Usage: node tests/web/e2e.mjs   (from the repository root, after `trunk build --release` and
 // `cargo build --release -p amcl-train`)
@@ -11,97 +18,253 @@
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { readFileSync, mkdirSync, existsSync, statSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from "node:fs";
 import { join, extname, resolve } from "node:path";
+import { deflateSync, crc32 } from "node:zlib";
 
 const root = resolve(new URL("../..", import.meta.url).pathname);
 const dist = join(root, "dist");
 const out = join(root, "target", "web-e2e");
-mkdirSync(out, { recursive: true });
+const extra = join(out, "served");
+mkdirSync(extra, { recursive: true });
 const fail = (msg) => { console.error(`FAIL: ${msg}`); process.exitCode = 1; };
+const amclTrain = (args) => execFileSync(join(root, "target", "release", "amcl-train"), args).toString();
 
+// The policy README.md tells course pages to serve the demo with.
+const readme = readFileSync(join(root, "README.md"), "utf8");
+const csp = /Content-Security-Policy[^`]*`([^`]+)`/.exec(readme)?.[1];
+if (!csp) throw new Error("README.md does not state the Content-Security-Policy");
+
+// dist/ at / and at a course-like sub-path (the latter with README's CSP); extra files at /extra/.
+const SUB = "/courses/ml/amcl/";
 const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".png": "image/png" };
 const server = createServer((req, res) => {
-  const path = join(dist, decodeURIComponent(new URL(req.url, "http://x").pathname));
-  const file = existsSync(path) && statSync(path).isDirectory() ? join(path, "index.html") : path;
-  if (!file.startsWith(dist) || !existsSync(file)) { res.writeHead(404); res.end("not found"); return; }
-  res.writeHead(200, { "Content-Type": types[extname(file)] || "application/octet-stream" });
+  let path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+  let dir = dist;
+  const headers = {};
+  if (path.startsWith(SUB)) { path = path.slice(SUB.length - 1); headers["Content-Security-Policy"] = csp; }
+  else if (path.startsWith("/extra/")) { path = path.slice("/extra".length); dir = extra; }
+  const full = join(dir, path);
+  const file = existsSync(full) && statSync(full).isDirectory() ? join(full, "index.html") : full;
+  if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404); res.end("not found"); return; }
+  res.writeHead(200, { ...headers, "Content-Type": types[extname(file)] || "application/octet-stream" });
   res.end(readFileSync(file));
 });
 await new Promise((r) => server.listen(0, "127.0.0.1", r));
-const base = `http://127.0.0.1:${server.address().port}/`;
+const base = `http://127.0.0.1:${server.address().port}`;
+
+// An RGB PNG of w x h (a gradient; compresses well, so even a huge one is a small file).
+function png(w, h) {
+  const row = Buffer.alloc(1 + 3 * w);
+  for (let x = 0; x < w; x++) row.set([(x * 255 / w) | 0, 128, 255 - ((x * 255 / w) | 0)], 1 + 3 * x);
+  const raw = Buffer.concat(Array.from({ length: h }, () => row));
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
 
 const weights = join(root, "web", "model.bpk");
-const imageA = join(root, "web", "examples", "disc.png");
-const imageB = join(root, "web", "examples", "ring.png");
-const cli = JSON.parse(execFileSync(join(root, "target", "release", "amcl-train"),
-  ["score", imageA, imageB, "--weights", weights, "--device", "cpu", "--json"]).toString());
+const example = (name) => join(root, "web", "examples", name);
+const [imageA, imageB] = [example("disc.png"), example("ring.png")];
+const cliPair = JSON.parse(amclTrain(["score", imageA, imageB, "--weights", weights, "--device", "cpu", "--json"]));
+const cliViews = JSON.parse(amclTrain(["score", imageA, "--augs", "abcde", "--seed", "7", "--weights", weights, "--device", "cpu", "--json"]));
 
 const common = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
   "--disable-sync", "--no-first-run", "--disable-gpu-sandbox"];
-const modes = [
-  { name: "webgpu", args: ["--enable-unsafe-webgpu"], backend: "WebGPU" },
-  { name: "cpu", args: [], backend: "CPU (wasm)" },
-];
+const WEBGPU = ["--enable-unsafe-webgpu"];
 
-for (const mode of modes) {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...common, ...mode.args] });
-  const page = await browser.newPage({ viewport: { width: 1000, height: 1100 } });
+async function open(args, url, viewport = { width: 1000, height: 1100 }, init = null) {
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: [...common, ...args] });
+  const page = await browser.newPage({ viewport });
   const logs = [];
   page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => logs.push(`pageerror: ${e}`));
+  if (init) await page.addInitScript(init);
+  await page.goto(url);
+  await page.waitForSelector("body[data-ready='1']", { timeout: 120_000 });
+  return { browser, page, logs };
+}
+
+// Runs `act` and waits until the page has scored once more (body[data-scored] counts scores),
+// with image A named `name` (body[data-scored-a]).
+async function scored(page, act, name) {
+  const count = () => page.evaluate(() => Number(document.body.dataset.scored || 0));
+  const before = await count();
+  await act();
+  await page.waitForFunction(([n, a]) => Number(document.body.dataset.scored || 0) > n && document.body.dataset.scoredA === a,
+    [before, name], { timeout: 120_000 });
+}
+
+async function message(page) {
+  await page.waitForSelector("[data-testid=message]:not([hidden])", { timeout: 60_000 });
+  return page.textContent("[data-testid=message]");
+}
+
+// Every per-head number on the page against `amcl-train score --json`.
+async function compare(page, cli, what) {
+  let worst = 0;
+  const rows = await page.locator("[data-testid^=head-similarity-]").count();
+  if (rows !== cli.heads.length) fail(`${what}: ${rows} heads shown, amcl-train has ${cli.heads.length}`);
+  for (const h of cli.heads) {
+    for (const [key, testid] of [["similarity", "head-similarity"], ["tau_pos", "head-tau"], ["scaled", "head-scaled"], ["omega", "head-omega"]]) {
+      const shown = Number(await page.getAttribute(`[data-testid=${testid}-${h.head}]`, "data-value"));
+      const diff = Math.abs(shown - h[key]);
+      worst = Math.max(worst, diff);
+      if (!(diff <= 1e-3)) fail(`${what}: head ${h.head} ${key} = ${shown}, amcl-train says ${h[key]}`);
+    }
+  }
+  const amcl = Number(await page.getAttribute("[data-testid=amcl-score]", "data-value"));
+  worst = Math.max(worst, Math.abs(amcl - cli.amcl_score));
+  if (!(Math.abs(amcl - cli.amcl_score) <= 1e-3)) fail(`${what}: AMCL score ${amcl} vs ${cli.amcl_score}`);
+  console.log(`${what}: ${cli.heads.length} heads match amcl-train score (max |diff| ${worst.toExponential(2)})`);
+}
+
+async function step(name, run) {
+  let opened = null;
   try {
-    await page.goto(base);
-    await page.waitForSelector("body[data-ready='1']", { timeout: 120_000 });
+    await run((o) => { opened = o; return o; });
+  } catch (e) {
+    fail(`${name}: ${e}\n${opened ? opened.logs.join("\n") : ""}`);
+    if (opened) await opened.page.screenshot({ path: join(out, `failure-${name}.png`), fullPage: true }).catch(() => {});
+  }
+  if (opened) await opened.browser.close();
+}
+
+// 1. WebGPU and the CPU fallback: the numbers of amcl-train score.
+for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name: "cpu", args: [], backend: "CPU (wasm)" }]) {
+  await step(mode.name, async (keep) => {
+    const { page } = keep(await open(mode.args, `${base}/`));
     const backend = await page.textContent("[data-testid=backend]");
     if (backend !== mode.backend) fail(`${mode.name}: backend badge says ${backend}, expected ${mode.backend}`);
 
     await page.fill("[data-testid=augs]", "");
     await page.setInputFiles("[data-testid=image-b]", imageB);
-    await page.setInputFiles("[data-testid=image-a]", imageA);
-    await page.waitForSelector("body[data-scored]", { timeout: 120_000 });
-    let worst = 0;
-    for (const h of cli.heads) {
-      for (const [key, testid] of [["similarity", "head-similarity"], ["tau_pos", "head-tau"], ["scaled", "head-scaled"], ["omega", "head-omega"]]) {
-        const shown = Number(await page.getAttribute(`[data-testid=${testid}-${h.head}]`, "data-value"));
-        const diff = Math.abs(shown - h[key]);
-        worst = Math.max(worst, diff);
-        if (!(diff <= 1e-3)) fail(`${mode.name}: head ${h.head} ${key} = ${shown}, amcl-train says ${h[key]}`);
-      }
-    }
-    const amcl = Number(await page.getAttribute("[data-testid=amcl-score]", "data-value"));
-    if (!(Math.abs(amcl - cli.amcl_score) <= 1e-3)) fail(`${mode.name}: AMCL score ${amcl} vs ${cli.amcl_score}`);
-    console.log(`${mode.name}: backend ${backend}, ${cli.heads.length} heads match amcl-train score (max |diff| ${worst.toExponential(2)})`);
+    await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
+    await compare(page, cliPair, `${mode.name} pair`);
     await page.screenshot({ path: join(out, `demo-${mode.name}.png`), fullPage: true });
 
-    // Bad input: a file that is not an image.
+    // One image, two augmented views, as `amcl-train score A --augs abcde --seed 7`.
+    await page.fill("[data-testid=augs]", "abcde");
+    await page.fill("[data-testid=seed]", "7");
+    await scored(page, () => page.setInputFiles("[data-testid=image-b]", []), "disc.png");
+    await compare(page, cliViews, `${mode.name} augmented views`);
+
+    // Bad input: a file that is not an image; the page keeps working.
     await page.setInputFiles("[data-testid=image-a]", { name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
-    await page.waitForSelector("[data-testid=message]:not([hidden])", { timeout: 30_000 });
-    const text = await page.textContent("[data-testid=message]");
+    const text = await message(page);
     if (!/notes\.png is not a readable PNG or JPEG image/.test(text)) fail(`${mode.name}: non-image message: ${text}`);
-    // ...and the page keeps working.
-    const before = await page.getAttribute("body", "data-scored");
-    await page.setInputFiles("[data-testid=image-a]", imageA);
-    await page.waitForFunction((n) => document.body.dataset.scored !== n, before, { timeout: 60_000 });
-  } catch (e) {
-    fail(`${mode.name}: ${e}\n${logs.join("\n")}`);
-    await page.screenshot({ path: join(out, `failure-${mode.name}.png`), fullPage: true }).catch(() => {});
-  }
-  await browser.close();
+    await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
+  });
 }
 
-// A weights URL that 404s: a visible message naming it.
-{
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: common });
-  const page = await browser.newPage();
-  await page.goto(`${base}?weights=missing.bpk&embed=1`);
-  await page.waitForSelector("body[data-ready='1']", { timeout: 120_000 });
-  const text = await page.textContent("[data-testid=message]");
-  if (!/missing\.bpk.*404/.test(text)) fail(`404 weights: message was ${text}`);
-  else console.log(`404 weights: "${text}"`);
-  await page.screenshot({ path: join(out, "demo-embed-404.png") });
-  await browser.close();
+// 2. Embedded in a course page: sub-path, README's CSP, ?embed=1, drop, huge images, matrix.
+await step("embedded", async (keep) => {
+  const { page, logs } = keep(await open(WEBGPU, `${base}${SUB}?embed=1`, { width: 720, height: 560 }));
+  const backend = await page.textContent("[data-testid=backend]");
+  if (backend !== "WebGPU") fail(`embedded: backend ${backend} under the CSP`);
+  if (logs.some((l) => /Content.Security.Policy|Refused to/i.test(l))) fail(`embedded: CSP violations:\n${logs.join("\n")}`);
+  await page.screenshot({ path: join(out, "demo-embed.png") });
+
+  // Drag and drop a file onto image A's zone.
+  const bytes = [...readFileSync(imageA)];
+  await scored(page, async () => {
+    const dataTransfer = await page.evaluateHandle((b) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(b)], "dropped.png", { type: "image/png" }));
+      return dt;
+    }, bytes);
+    await page.dispatchEvent("#drop-a", "drop", { dataTransfer });
+  }, "dropped.png");
+  console.log("embedded: a dropped file was scored");
+
+  // 24 megapixels: decoded and downscaled in the page; 80 megapixels: refused with a message.
+  writeFileSync(join(extra, "large.png"), png(6000, 4000));
+  const t0 = Date.now();
+  await scored(page, () => page.setInputFiles("[data-testid=image-a]", join(extra, "large.png")), "large.png");
+  console.log(`embedded: a 6000x4000 image was scored in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  writeFileSync(join(extra, "huge.png"), png(10000, 8000));
+  await page.setInputFiles("[data-testid=image-a]", join(extra, "huge.png"));
+  const text = await message(page);
+  if (!/huge\.png is 10000x8000 pixels, more than the 64 megapixels/.test(text)) fail(`embedded: huge image message: ${text}`);
+  else console.log(`embedded: "${text}"`);
+  await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
+
+  // Several images: a similarity matrix per head, each row's hardest negative named.
+  await page.setViewportSize({ width: 1000, height: 1400 });
+  await page.evaluate(() => document.body.classList.remove("embed"));
+  const files = ["disc.png", "ring.png", "stripes.png", "checker.png"].map(example);
+  await page.setInputFiles("[data-testid=images]", files);
+  await page.waitForSelector("[data-testid=matrix-0]", { timeout: 120_000 });
+  const heads = cliPair.heads.length;
+  for (let c = 0; c < heads; c++) {
+    const caption = await page.textContent(`figure:has([data-testid=matrix-${c}]) figcaption`);
+    const rows = [...caption.matchAll(/(\d+)->(\d+) \(([\d.]+)\)/g)];
+    if (rows.length !== files.length || rows.some(([, i, j, tau]) => i === j || !(Number(tau) > 0))) {
+      fail(`matrix head ${c}: caption ${caption}`);
+    }
+    const size = await page.getAttribute(`[data-testid=matrix-${c}]`, "width");
+    if (!(Number(size) > 0)) fail(`matrix head ${c}: canvas width ${size}`);
+  }
+  console.log(`embedded: ${heads} similarity matrices of ${files.length} images, hardest negatives marked`);
+  await page.screenshot({ path: join(out, "demo-matrix.png"), fullPage: true });
+});
+
+// 3. A teacher's own model, and weights URLs that do not work.
+const own = join(out, "own-model");
+amclTrain(["pretrain", "--data", "synthetic", "--epochs", "1", "--train-size", "32", "--test-size", "20",
+  "--batch-size", "16", "--width", "4", "--hidden", "32", "--dim", "16", "--heads", "2", "--device", "cpu",
+  "--out", own]);
+amclTrain(["export", "--weights", join(own, "model.bpk"), "--out", join(extra, "own.bpk")]);
+const cliOwn = JSON.parse(amclTrain(["score", imageA, imageB, "--weights", join(extra, "own.bpk"), "--device", "cpu", "--json"]));
+await step("own-model", async (keep) => {
+  const { page } = keep(await open([], `${base}/?weights=/extra/own.bpk`));
+  const info = await page.textContent("#model-info");
+  if (!/2 heads/.test(info)) fail(`own model: model info says ${info}`);
+  await page.fill("[data-testid=augs]", "");
+  await page.setInputFiles("[data-testid=image-b]", imageB);
+  await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
+  await compare(page, cliOwn, "own model (?weights=)");
+});
+for (const [url, expected] of [["missing.bpk", /missing\.bpk.*404/], ["examples/disc.png", /examples\/disc\.png is not a usable weights file/]]) {
+  await step(`weights ${url}`, async (keep) => {
+    const { page } = keep(await open([], `${base}/?weights=${url}&embed=1`));
+    const text = await message(page);
+    if (!expected.test(text)) fail(`weights ${url}: message was ${text}`);
+    else console.log(`weights ${url}: "${text}"`);
+    if (url === "missing.bpk") await page.screenshot({ path: join(out, "demo-embed-404.png") });
+  });
 }
+
+// 4. The GPU device lost mid-session: the page goes on on the CPU with the same numbers.
+const keepDevices = () => {
+  const request = GPUAdapter.prototype.requestDevice;
+  window.testGpuDevices = [];
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await request.apply(this, args);
+    window.testGpuDevices.push(device);
+    return device;
+  };
+};
+await step("device-lost", async (keep) => {
+  const { page } = keep(await open(WEBGPU, `${base}/`, undefined, keepDevices));
+  await page.fill("[data-testid=augs]", "");
+  await page.setInputFiles("[data-testid=image-b]", imageB);
+  await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
+  const devices = await page.evaluate(() => { window.testGpuDevices.forEach((d) => d.destroy()); return window.testGpuDevices.length; });
+  if (devices < 1) fail("device-lost: the page created no GPU device");
+  await page.waitForFunction(() => document.querySelector("[data-testid=backend]").textContent === "CPU (wasm)", null, { timeout: 60_000 });
+  const text = await message(page);
+  if (!/GPU device was lost/.test(text)) fail(`device-lost: message ${text}`);
+  await scored(page, () => page.click("[data-testid=score]"), "disc.png");
+  await compare(page, cliPair, "after GPU device loss (now CPU)");
+});
 
 server.close();
 if (process.exitCode) console.error("web e2e: FAILED"); else console.log(`web e2e: ok (screenshots in ${out})`);

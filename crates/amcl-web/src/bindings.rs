@@ -12,6 +12,8 @@ use crate::demo::Demo;
 thread_local! {
     static DEMO: RefCell<Option<std::rc::Rc<Demo>>> = const { RefCell::new(None) };
     static DEVICE: RefCell<Option<(Device, String)>> = const { RefCell::new(None) };
+    /// The WebGPU device once initialisation was tried (`Some(None)`: no adapter).
+    static WEBGPU: RefCell<Option<Option<Device>>> = const { RefCell::new(None) };
 }
 
 fn error(e: impl std::fmt::Display) -> JsValue {
@@ -22,36 +24,58 @@ fn json(value: &impl serde::Serialize) -> Result<String, JsValue> {
     serde_json::to_string(value).map_err(error)
 }
 
-/// The device: WebGPU when `webgpu` is true and an adapter is available, else the CPU.
+/// The device: WebGPU when `webgpu` is true and an adapter is available, else the CPU. The
+/// first choice is kept for the session (see [`use_cpu`]).
 async fn device(webgpu: bool) -> (Device, String) {
     if let Some(found) = DEVICE.with(|d| d.borrow().clone()) {
         return found;
     }
-    let found = if webgpu {
-        match Device::wgpu_options().init_async().await {
-            Ok(device) => (device, "WebGPU".to_string()),
-            Err(err) => {
-                web_sys::console::warn_1(
-                    &format!("WebGPU unavailable ({err}); using the CPU").into(),
-                );
-                (Device::flex(), "CPU (wasm)".to_string())
-            }
-        }
-    } else {
-        (Device::flex(), "CPU (wasm)".to_string())
-    };
+    let found = pick_device(webgpu).await;
     DEVICE.with(|d| *d.borrow_mut() = Some(found.clone()));
     found
+}
+
+/// Name of the CPU fallback's backend, as the badge shows it.
+pub(crate) const CPU: &str = "CPU (wasm)";
+
+/// WebGPU when asked for and `requestAdapter()` gives an adapter, otherwise the flex CPU backend.
+/// A page initialises WebGPU once (burn registers one runtime per device); later calls reuse it.
+pub(crate) async fn pick_device(webgpu: bool) -> (Device, String) {
+    if !webgpu {
+        return (Device::flex(), CPU.to_string());
+    }
+    let known = WEBGPU.with(|w| w.borrow().clone());
+    let gpu = match known {
+        Some(tried) => tried,
+        None => {
+            let tried = match Device::wgpu_options().init_async().await {
+                Ok(device) => Some(device),
+                Err(err) => {
+                    web_sys::console::warn_1(
+                        &format!("WebGPU unavailable ({err}); using the CPU").into(),
+                    );
+                    None
+                }
+            };
+            WEBGPU.with(|w| *w.borrow_mut() = Some(tried.clone()));
+            tried
+        }
+    };
+    match gpu {
+        Some(device) => (device, "WebGPU".to_string()),
+        None => (Device::flex(), CPU.to_string()),
+    }
 }
 
 /// Drops the GPU device (after it was lost) so that the next load uses the CPU.
 #[wasm_bindgen]
 pub fn use_cpu() {
-    DEVICE.with(|d| *d.borrow_mut() = Some((Device::flex(), "CPU (wasm)".to_string())));
+    DEVICE.with(|d| *d.borrow_mut() = Some((Device::flex(), CPU.to_string())));
     DEMO.with(|d| *d.borrow_mut() = None);
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
+/// The bytes at `url`, or an error naming it (and the HTTP status when the server answered).
+pub(crate) async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
     let window = web_sys::window().ok_or_else(|| error("no window"))?;
     let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
         .await

@@ -104,7 +104,7 @@ impl Demo {
     }
 
     /// The loaded model.
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub fn model(&self) -> &AmclModel {
         &self.model
     }

@@ -18,5 +18,9 @@ fn main() {
     eprintln!("amcl-web is the browser demo: run `trunk serve` in the repository root (README.md)");
 }
 
-#[cfg(test)]
+// Natively: the demo's computations on the CPU. In the browser (wasm-bindgen-test): what
+// differs there, WebGPU included.
+#[cfg(all(test, target_arch = "wasm32"))]
+mod browser_tests;
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
