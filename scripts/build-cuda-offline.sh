@@ -14,12 +14,14 @@
 #     for them; marked installed, so the bundler downloads nothing.
 #  3. glibc 2.36 compatibility: trixie's archives call glibc 2.38's C23 `strtol` family; small
 #     wrappers (scripts/cuda-offline/glibc-compat.c) go into the same archive.
-#  4. `cargo build --release -p amcl-train --features cuda` (extra arguments are passed on).
+#  4. `cargo build --release -p amcl-train --features cuda` (extra arguments are passed on;
+#     `--profile cuda-link-check` replaces --release: CI's fast compile-and-link check).
 #
 # The normal online build (`cargo build --release -p amcl-train --features cuda`, which downloads
 # the bundle) is untouched: only a build run through this script sees the bundle directory.
 #
 # Usage: bash scripts/build-cuda-offline.sh [cargo build arguments...]
+#        bash scripts/build-cuda-offline.sh --profile cuda-link-check   # what CI runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -112,5 +114,7 @@ fi
 
 # 4. The build.
 export TRACEL_LLVM_BUNDLER_SKIP_CHECKSUM_DOWNLOAD=1
-cargo build --release -p amcl-train --features cuda "$@"
-echo "built target/release/amcl-train with CUDA (LLVM $version, offline)"
+args=("$@")
+[[ " ${args[*]} " == *" --profile "* ]] || args=(--release "${args[@]}")
+cargo build -p amcl-train --features cuda "${args[@]}"
+echo "built amcl-train with CUDA (LLVM $version, offline) in target/<profile>/amcl-train"

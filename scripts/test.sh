@@ -4,8 +4,9 @@
 # Installs what it needs (rustfmt, clippy, the wasm32 target; for the demo trunk, wasm-bindgen,
 # wasm-opt, playwright-core and chromium via scripts/setup-web.sh), then: format check, clippy
 # with warnings denied, every native test (release profile: burn's CPU kernels are slow
-# unoptimised), the demo's release build (wasm32), its download size, and its end-to-end test in
-# headless Chromium (WebGPU and the CPU fallback).
+# unoptimised), the demo's release build (wasm32), its download size, its unit tests in the
+# browser (wasm-bindgen-test), and its end-to-end test in headless Chromium (WebGPU and the CPU
+# fallback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +21,21 @@ cargo fmt --all -- --check
 
 step "cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --release -- -D warnings
+# The demo's wasm-only code (bindings, browser tests) is compiled for wasm32 alone.
+cargo clippy -p amcl-web --target wasm32-unknown-unknown --all-targets --release -- -D warnings
 
 step "cargo test (native, release profile)"
 cargo test --workspace --release
+
+step "CUDA build, offline with Debian's LLVM 22 (scripts/build-cuda-offline.sh; compile and link)"
+bash scripts/build-cuda-offline.sh --profile cuda-link-check
+# It runs here: on the CPU, and `--device cuda` without a GPU is a clean error, not a panic.
+cuda_bin=target/cuda-link-check/amcl-train
+"$cuda_bin" score web/examples/disc.png web/examples/ring.png --weights web/model.bpk --device cpu --json >/dev/null
+if "$cuda_bin" score web/examples/disc.png --augs a --weights web/model.bpk --device cuda 2>target/cuda-err.txt \
+   || ! grep -q "no CUDA GPU could be initialised" target/cuda-err.txt || grep -q panicked target/cuda-err.txt; then
+  cat target/cuda-err.txt; echo "amcl-train --features cuda: expected a clean 'no CUDA GPU' error" >&2; exit 1
+fi
 
 step "browser demo tools (scripts/setup-web.sh)"
 bash scripts/setup-web.sh
@@ -32,6 +45,9 @@ PATH="$PWD/tests/web/node_modules/.bin:$PATH" trunk build --release
 
 step "demo download size"
 bash scripts/web-size.sh
+
+step "demo unit tests in the browser (wasm-bindgen-test, scripts/test-wasm.sh)"
+bash scripts/test-wasm.sh
 
 step "demo end to end in headless Chromium (tests/web/e2e.mjs)"
 node tests/web/e2e.mjs

@@ -126,14 +126,18 @@ fn select_device(choice: DeviceChoice, precision: Precision) -> Result<Selected>
 /// CUDA GPU 0 if it can be initialised; an error when it can but not in `precision`.
 #[cfg(feature = "cuda")]
 fn cuda(precision: Precision) -> Result<Option<Selected>> {
-    // Initialising CUDA without a driver or GPU panics inside the runtime: probe it with a tiny
-    // op (after setting the precision, which the first tensor fixes).
+    // Initialising CUDA without a driver or GPU panics inside the runtime (on its own thread):
+    // probe it with a tiny op (after setting the precision, which the first tensor fixes), with
+    // panic messages silenced so that a machine without CUDA just falls through.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| {
         let mut device = Device::cuda(0);
         let configured = precision.configure(&mut device, "cuda:0");
         let _ = Tensor::<1>::ones([1], &device).into_data();
         (device, configured)
     });
+    std::panic::set_hook(previous_hook);
     match probe {
         Ok((device, configured)) => {
             configured?;
