@@ -7,8 +7,9 @@
 #
 #  1. Debian's `llvm-22-dev` (LLVM's static libraries and headers): installed with apt where the
 #     release has it (Debian 13 "trixie" and later); otherwise (Debian 12, this project's CI) the
-#     package is fetched from deb.debian.org's trixie pool, its SHA-256 checked against the
-#     signed-by-apt index, and unpacked under target/llvm-22 (nothing is installed system-wide).
+#     package is fetched from deb.debian.org's trixie pool and checked as apt would (signed
+#     InRelease -> package index -> .deb SHA-256), then unpacked under target/llvm-22 (nothing
+#     is installed system-wide).
 #  2. A bundle directory where the bundler looks (XDG_DATA_HOME/tracel/tracel-llvm-23.1.0-4),
 #     holding one archive of every LLVM library, the headers, and an `llvm-config` that answers
 #     for them; marked installed, so the bundler downloads nothing.
@@ -50,15 +51,24 @@ else
   llvm_root="$work/root/usr/lib/llvm-$LLVM_MAJOR"
   if [ ! -e "$llvm_root/lib/libLLVMCore.a" ]; then
     echo "fetching llvm-$LLVM_MAJOR-dev from Debian trixie (not in this release's apt sources)"
+    # The chain apt itself trusts: InRelease signed by Debian's archive key (this system's
+    # keyring), which names the SHA-256 of the package index, which names that of the .deb.
+    archive=http://deb.debian.org/debian
+    curl -fsSL --retry 3 -o "$work/debs/InRelease" "$archive/dists/trixie/InRelease"
+    gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg "$work/debs/InRelease" 2>/dev/null \
+      || { echo "Debian trixie's InRelease has no valid signature" >&2; exit 1; }
+    curl -fsSL --retry 3 -o "$work/debs/Packages.xz" "$archive/dists/trixie/main/binary-amd64/Packages.xz"
+    index_sha=$(awk '/^SHA256:/ {s=1; next} s && $3 == "main/binary-amd64/Packages.xz" {print $1; exit}' "$work/debs/InRelease")
+    echo "$index_sha  $work/debs/Packages.xz" | sha256sum -c --quiet - \
+      || { echo "Debian trixie's package index does not match its signed InRelease" >&2; exit 1; }
     index="$work/debs/Packages"
-    curl -fsSL --retry 3 http://deb.debian.org/debian/dists/trixie/main/binary-amd64/Packages.xz \
-      | xz -d > "$index"
+    xz -dc "$work/debs/Packages.xz" > "$index"
     entry=$(awk -v p="llvm-$LLVM_MAJOR-dev" '$0 == "Package: " p {found=1} found && /^$/ {exit} found' "$index")
     file=$(sed -n 's/^Filename: //p' <<<"$entry")
     sha=$(sed -n 's/^SHA256: //p' <<<"$entry")
     [ -n "$file" ] || { echo "llvm-$LLVM_MAJOR-dev is not in Debian trixie's index" >&2; exit 1; }
     deb="$work/debs/$(basename "$file")"
-    [ -e "$deb" ] || curl -fsSL --retry 3 -o "$deb" "http://deb.debian.org/debian/$file"
+    [ -e "$deb" ] || curl -fsSL --retry 3 -o "$deb" "$archive/$file"
     echo "$sha  $deb" | sha256sum -c --quiet - || { echo "checksum mismatch: $deb" >&2; rm -f "$deb"; exit 1; }
     dpkg-deb -x "$deb" "$work/root"
   fi
