@@ -3,12 +3,12 @@
 //  1. twice, with WebGPU (--enable-unsafe-webgpu, SwiftShader) and without it (the CPU fallback):
 //     an uploaded pair, and one image augmented into two views (augs abcde, seed 7), must give
 //     every per-head number of `amcl-train score --json` for the same files and weights (1e-3);
-//     a non-image upload shows a message and the page keeps working;
+//     a non-image and a corrupt (truncated) image each show a message and the page keeps working;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
 //     README.md gives, and ?embed=1; a file dropped on the page, a 24-megapixel image (downscaled),
 //     one over the 64-megapixel limit (refused), several images (a similarity matrix per head);
-//  3. a teacher's own model (?weights=URL, 2 heads, trained here with amcl-train), a weights URL
-//     that 404s and one that holds no weights: each a visible message or a working page;
+//  3. a teacher's own model (?weights=URL, 2 heads, trained here with amcl-train); weights URLs
+//     that 404, hold no weights, or hold another architecture: each a visible message;
 //  4. the GPU device lost mid-session (GPUDevice.destroy()): the page switches to the CPU.
 // Screenshots go to target/web-e2e/ for review.
 //
@@ -161,6 +161,12 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     const text = await message(page);
     if (!/notes\.png is not a readable PNG or JPEG image/.test(text)) fail(`${mode.name}: non-image message: ${text}`);
     await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
+    // A corrupt image: the first 100 bytes of a PNG.
+    await page.setInputFiles("[data-testid=image-a]", { name: "truncated.png", mimeType: "image/png", buffer: readFileSync(imageA).subarray(0, 100) });
+    const corrupt = await message(page);
+    if (!/truncated\.png is not a readable PNG or JPEG image/.test(corrupt)) fail(`${mode.name}: corrupt image message: ${corrupt}`);
+    else console.log(`${mode.name}: "${corrupt}"; the next upload is scored`);
+    await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageB), "ring.png");
   });
 }
 
@@ -232,8 +238,17 @@ await step("own-model", async (keep) => {
   await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
   await compare(page, cliOwn, "own model (?weights=)");
 });
-for (const [url, expected] of [["missing.bpk", /missing\.bpk.*404/], ["examples/disc.png", /examples\/disc\.png is not a usable weights file/]]) {
-  await step(`weights ${url}`, async (keep) => {
+// Weights of another architecture: the manifest claims d = 32 over tensors of d = 16.
+const ownBytes = readFileSync(join(extra, "own.bpk"));
+const claim = ownBytes.indexOf('"dim":16');
+if (claim < 0) throw new Error("own.bpk: no \"dim\":16 in its manifest");
+writeFileSync(join(extra, "other-arch.bpk"), Buffer.concat([ownBytes.subarray(0, claim), Buffer.from('"dim":32'), ownBytes.subarray(claim + 8)]));
+for (const [url, expected] of [
+  ["missing.bpk", /missing\.bpk.*404/],
+  ["examples/disc.png", /examples\/disc\.png is not a usable weights file/],
+  ["/extra/other-arch.bpk", /other-arch\.bpk is not a usable weights file: .*does not match the manifest's architecture/],
+]) {
+  await step(`weights ${url.split("/").pop()}`, async (keep) => {
     const { page } = keep(await open([], `${base}/?weights=${url}&embed=1`));
     const text = await message(page);
     if (!expected.test(text)) fail(`weights ${url}: message was ${text}`);
