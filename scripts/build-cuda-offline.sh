@@ -79,8 +79,10 @@ echo "LLVM $version from $llvm_root"
 # 2. The bundle directory.
 export XDG_DATA_HOME="$work/data"
 bundle="$XDG_DATA_HOME/tracel/$BUNDLE_NAME"
-if [ ! -e "$bundle/.tracel-llvm-installed" ] || [ "$bundle/.source" -ot "$0" ] \
-   || [ "$(cat "$bundle/.source" 2>/dev/null)" != "$llvm_root" ]; then
+# Laid out again only when its inputs change: the bundler's sentinel file is a rerun trigger
+# of cubecl-llvm's build, and rebuilding that rebuilds the whole CUDA stack above it.
+stamp="$llvm_root $version $(sha256sum < scripts/cuda-offline/glibc-compat.c | cut -c1-16)"
+if [ ! -e "$bundle/.tracel-llvm-installed" ] || [ "$(cat "$bundle/.source" 2>/dev/null)" != "$stamp" ]; then
   echo "laying out the LLVM bundle in $bundle"
   rm -rf "$bundle"
   mkdir -p "$bundle/bin" "$bundle/lib"
@@ -118,7 +120,7 @@ for arg in "\$@"; do
 done
 EOF
   chmod +x "$bundle/bin/llvm-config"
-  echo "$llvm_root" > "$bundle/.source"
+  echo "$stamp" > "$bundle/.source"
   touch "$bundle/.tracel-llvm-installed"
 fi
 
