@@ -31,21 +31,16 @@ BUNDLE_NAME=tracel-llvm-23.1.0-4  # what cubecl-llvm 0.11's tracel-llvm-bundler 
 work="$PWD/target/llvm-$LLVM_MAJOR"
 mkdir -p "$work/debs"
 
-SUDO=$(command -v sudo || true)
-[ "$(id -u)" = 0 ] && SUDO=""
-apt_install() { $SUDO apt-get install -y --no-install-recommends "$@" >/dev/null \
-  || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends "$@" >/dev/null; }; }
-
-# Libraries LLVM's support code links against, and tools to unpack a .deb.
+# Libraries LLVM's support code links against (curl, gpgv, xz and dpkg-deb are part of Debian).
 for lib in libz.so libzstd.so; do
-  [ -e "/usr/lib/x86_64-linux-gnu/$lib" ] || { apt_install zlib1g-dev libzstd-dev; break; }
+  [ -e "/usr/lib/x86_64-linux-gnu/$lib" ] || { bash scripts/apt-install.sh --no-install-recommends zlib1g-dev libzstd-dev; break; }
 done
 
 # 1. LLVM 22's headers and static libraries.
 llvm_root=""
 if [ -x "/usr/lib/llvm-$LLVM_MAJOR/bin/llvm-config" ] && [ -e "/usr/lib/llvm-$LLVM_MAJOR/lib/libLLVMCore.a" ]; then
   llvm_root="/usr/lib/llvm-$LLVM_MAJOR"
-elif apt-cache show "llvm-$LLVM_MAJOR-dev" >/dev/null 2>&1 && apt_install "llvm-$LLVM_MAJOR-dev"; then
+elif apt-cache show "llvm-$LLVM_MAJOR-dev" >/dev/null 2>&1 && bash scripts/apt-install.sh --no-install-recommends "llvm-$LLVM_MAJOR-dev"; then
   llvm_root="/usr/lib/llvm-$LLVM_MAJOR"
 else
   llvm_root="$work/root/usr/lib/llvm-$LLVM_MAJOR"

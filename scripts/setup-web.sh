@@ -30,7 +30,5 @@ fi
 
 if ! command -v chromium >/dev/null; then
   echo "installing chromium"
-  SUDO=$(command -v sudo || true)
-  $SUDO apt-get install -y chromium chromium-driver >/dev/null 2>&1 \
-    || { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y chromium chromium-driver >/dev/null; }
+  bash scripts/apt-install.sh chromium chromium-driver
 fi
