@@ -3,6 +3,7 @@
 
 mod backbone;
 mod normalize;
+mod pairwise_phi;
 mod projection;
 mod temperature;
 

@@ -3,12 +3,15 @@
 //!
 //! Scoring every pair of a batch naively would run the MLP on B^2 concatenated inputs. The first
 //! layer is linear, so W [z_a ; z_b] + b = W_a z_a + (W_b z_b + b): each view is projected once
-//! ([B, 128]) and pairs only add and ReLU, which makes all-pairs temperatures ~2d times cheaper.
+//! ([B, 128]) and pairs only add and ReLU, which makes all-pairs temperatures ~2d times cheaper;
+//! [`super::pairwise_phi`] fuses that remaining all-pairs part on the CPU.
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
+
+use super::pairwise_phi::pairwise_relu_dot;
 
 /// Bounds of the adaptive temperature.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -73,13 +76,11 @@ impl TemperatureNet {
     }
 
     /// Temperature logits of every pair (z_a[i], z_b[j]): [N, d] x [M, d] -> [N, M].
+    /// The [N, M, 128] hidden layer is fused on the CPU ([`pairwise_relu_dot`]).
     pub fn pairwise_logits(&self, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
         let (a, b) = self.project_sides(z_a, z_b);
-        let [n, h] = a.dims();
-        let [m, _] = b.dims();
-        let hidden = relu(a.reshape([n, 1, h]) + b.reshape([1, m, h]));
-        let w = self.output.weight.val().reshape([1, h, 1]);
-        let mut logits = hidden.matmul(w).reshape([n, m]);
+        let [h, _] = self.output.weight.dims();
+        let mut logits = pairwise_relu_dot(a, b, self.output.weight.val().reshape([h]));
         if let Some(bias) = &self.output.bias {
             logits = logits + bias.val().reshape([1, 1]);
         }
