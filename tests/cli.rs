@@ -57,6 +57,29 @@ fn tiny_pretrain_writes_a_run_folder_with_loadable_weights() {
 }
 
 #[test]
+fn tau_init_starts_the_temperatures_there() {
+    let dir = temp_dir("tau-init");
+    let mut args = tiny_args(dir.to_str().unwrap(), "1", "64", "32");
+    args.extend(["--tau-init", "0.2"]);
+    let out = amcl_train(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tau_init = read_json(&dir.join("config.json"))["tau_init"].as_f64().unwrap();
+    assert!((tau_init - 0.2).abs() < 1e-6, "{tau_init}");
+    // After one tiny epoch every head's temperatures are still near 0.2, not near 1.
+    let heads = epoch_records(&dir)[0]["heads"].as_array().unwrap().clone();
+    assert_eq!(heads.len(), 3);
+    for head in heads {
+        for key in ["tau_pos_mean", "tau_neg_mean"] {
+            let tau = head[key].as_f64().unwrap();
+            assert!((0.1..0.35).contains(&tau), "{key}: {head}");
+        }
+    }
+    let out = amcl_train(&["pretrain", "--tau-init", "3", "--out", dir.to_str().unwrap()]);
+    assert_clean_failure(&out, "--tau-init must lie strictly between");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
 fn half_precision_trains_in_bf16_and_saves_half_size_weights() {
     let dir = temp_dir("bf16");
     let (half, full) = (dir.join("bf16"), dir.join("f32"));

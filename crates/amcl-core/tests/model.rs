@@ -215,3 +215,34 @@ fn invalid_temperature_range_is_rejected() {
     let err = bad.init(&device()).unwrap_err().to_string();
     assert!(err.contains("0 < lo < hi"), "{err}");
 }
+
+fn kind(name: &str) -> MethodKind {
+    name.parse().unwrap()
+}
+
+#[test]
+fn initial_temperature_starts_every_tau_near_it() {
+    let d = device();
+    let z = amcl_core::loss::l2_normalize(from_vec(uniform(6 * 16, -1.0, 1.0, 4), [6, 16], &d));
+    let mean = |t: &[f32]| t.iter().sum::<f32>() / t.len() as f32;
+    // Default initialisation: tau ~ (lo + hi) / 2 ~ 1.
+    let model = small(&kind("amcl-simclr")).init(&d).unwrap();
+    let tau = values(model.pairwise_temperature(0, z.clone(), z.clone()));
+    assert!((mean(&tau) - 1.0).abs() < 0.1, "{tau:?}");
+    // --tau-init 0.2: every head, every pair near 0.2.
+    let model = model.with_initial_temperature(0.2).unwrap();
+    for c in 0..3 {
+        let tau = values(model.pairwise_temperature(c, z.clone(), z.clone()));
+        assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.05), "head {c}: {tau:?}");
+    }
+    // Barlow Twins' learned temperatures too.
+    let barlow =
+        small(&kind("amcl-barlow")).init(&d).unwrap().with_initial_temperature(0.5).unwrap();
+    let range = barlow.range;
+    let diagonal = values(range.squash(barlow.barlow[0].diagonal.val()));
+    assert!(diagonal.iter().all(|t| (t - 0.5).abs() < 1e-4), "{diagonal:?}");
+    // Outside the bounds: an error naming them.
+    let err =
+        small(&kind("amcl-simclr")).init(&d).unwrap().with_initial_temperature(3.0).unwrap_err();
+    assert!(err.to_string().contains("between the bounds"), "{err}");
+}

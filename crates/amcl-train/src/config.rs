@@ -97,6 +97,10 @@ pub struct PretrainArgs {
     /// Weight beta of the Omega regulariser [default: 0.1].
     #[arg(long)]
     pub beta: Option<f32>,
+    /// Start every adaptive temperature near this value (phi's output bias) instead of near 1
+    /// [default: the paper's unspecified initialisation, tau ~ 1]. 0.2 is SimCLR's fixed tau.
+    #[arg(long, value_name = "TAU")]
+    pub tau_init: Option<f32>,
     /// Negative reduction of the AMCL objective [quick: logsumexp, paper: max]. With max and
     /// beta = 0.1, quick runs collapsed (loss ~0, kNN at chance): see README.
     #[arg(long, value_enum)]
@@ -146,6 +150,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub warmup_epochs: usize,
     pub beta: f32,
+    /// Initial temperature (`--tau-init`); older run folders have none.
+    #[serde(default)]
+    pub tau_init: Option<f32>,
     pub reduction: Reduction,
     pub moco_queue: usize,
     pub data: DataSource,
@@ -232,6 +239,7 @@ impl PretrainArgs {
             weight_decay: self.weight_decay.unwrap_or(5e-4),
             warmup_epochs: self.warmup_epochs.unwrap_or(if paper { 10 } else { 1 }),
             beta: self.beta.unwrap_or(0.1),
+            tau_init: self.tau_init,
             reduction: self.reduction.unwrap_or(if paper {
                 Reduction::Max
             } else {
@@ -267,6 +275,16 @@ impl TrainConfig {
         }
         if !self.beta.is_finite() || self.beta < 0.0 {
             bail!("--beta must be a non-negative number, got {}", self.beta);
+        }
+        if let Some(tau) = self.tau_init {
+            let range = self.model.temperature;
+            if !(tau > range.lo && tau < range.hi) {
+                bail!(
+                    "--tau-init must lie strictly between the temperature bounds {} and {}, got {tau}",
+                    range.lo,
+                    range.hi
+                );
+            }
         }
         if self.eval_every == 0 {
             bail!("--eval-every must be at least 1");

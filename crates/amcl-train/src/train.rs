@@ -147,11 +147,11 @@ pub fn pretrain(
         std::fs::write(run_dir.join("metrics.jsonl"), "").context("creating metrics.jsonl")?;
         // Seeded initial weights, so that a run is reproducible from its config.
         device.seed(config.seed);
-        (
-            config.model.init(&device)?,
-            fresh_optimizer(),
-            Position { epoch: 0, step_in_epoch: 0, step: 0 },
-        )
+        let mut model = config.model.init(&device)?;
+        if let Some(tau) = config.tau_init {
+            model = model.with_initial_temperature(tau)?;
+        }
+        (model, fresh_optimizer(), Position { epoch: 0, step_in_epoch: 0, step: 0 })
     };
     let mut metrics = open_metrics(run_dir, position.step)?;
 

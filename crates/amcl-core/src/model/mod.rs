@@ -198,6 +198,27 @@ impl AmclModel {
         Tensor::stack(heads, 0)
     }
 
+    /// Starts every adaptive temperature near `tau` instead of near (lo + hi) / 2 (~1 with the
+    /// paper's bounds): each phi's output bias, and the Barlow Twins temperature logits, are set
+    /// to the logit of `tau`. The paper does not say how phi is initialised; fixed-temperature
+    /// baselines start at their tuned tau (0.2 for SimCLR), which this lets AMCL match.
+    pub fn with_initial_temperature(mut self, tau: f32) -> AmclResult<Self> {
+        let logit = self.range.logit(tau).ok_or_else(|| {
+            AmclError::InvalidConfig(format!(
+                "the initial temperature must lie strictly between the bounds {} and {}, got {tau}",
+                self.range.lo, self.range.hi
+            ))
+        })?;
+        self.temperatures =
+            self.temperatures.into_iter().map(|t| t.with_output_bias(logit)).collect();
+        for barlow in &mut self.barlow {
+            barlow.diagonal = barlow.diagonal.clone().map(|t| t.zeros_like().add_scalar(logit));
+            barlow.off_diagonal =
+                barlow.off_diagonal.clone().map(|t| t.zeros_like().add_scalar(logit));
+        }
+        Ok(self)
+    }
+
     /// The temperature network of head `c`.
     pub fn temperature_net(&self, c: usize) -> &TemperatureNet {
         &self.temperatures[c.min(self.temperatures.len() - 1)]

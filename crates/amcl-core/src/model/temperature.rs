@@ -33,6 +33,12 @@ impl TemperatureRange {
     pub fn squash<const D: usize>(&self, logit: Tensor<D>) -> Tensor<D> {
         sigmoid(logit).mul_scalar(self.hi - self.lo).add_scalar(self.lo)
     }
+
+    /// The logit that [`squash`](Self::squash) maps to `tau`, for lo < tau < hi.
+    pub fn logit(&self, tau: f32) -> Option<f32> {
+        let p = (tau - self.lo) / (self.hi - self.lo);
+        (p > 0.0 && p < 1.0).then(|| (p / (1.0 - p)).ln())
+    }
 }
 
 /// Hidden width of phi (paper: 128).
@@ -53,6 +59,13 @@ impl TemperatureNet {
             hidden: LinearConfig::new(2 * dim, TEMPERATURE_HIDDEN).init(device),
             output: LinearConfig::new(TEMPERATURE_HIDDEN, 1).init(device),
         }
+    }
+
+    /// phi with its output bias set to `logit`: at initialisation the hidden layer's contribution
+    /// is small, so every pair's temperature starts near squash(logit).
+    pub fn with_output_bias(mut self, logit: f32) -> Self {
+        self.output.bias = self.output.bias.map(|b| b.map(|t| t.zeros_like().add_scalar(logit)));
+        self
     }
 
     /// W_a z_a + b and W_b z_b: the first layer applied to each side separately, [B, 128] each.
