@@ -74,6 +74,25 @@ fn tau_init_starts_the_temperatures_there() {
             assert!((0.1..0.35).contains(&tau), "{key}: {head}");
         }
     }
+    // The rest of the initial weights are untouched: plain SimCLR (whose phi is unused) takes
+    // exactly the same steps with and without --tau-init.
+    let step_losses = |sub: &str, extra: &[&'static str]| {
+        let out_dir = dir.join(sub);
+        let mut args = tiny_args(out_dir.to_str().unwrap(), "1", "64", "32");
+        args.extend(["--method", "simclr"]);
+        args.extend(extra);
+        assert!(amcl_train(&args).status.success());
+        let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+        metrics
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["kind"] == "step")
+            .map(|v| v["loss"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let plain = step_losses("plain", &[]);
+    assert!(!plain.is_empty());
+    assert_eq!(plain, step_losses("plain-tau", &["--tau-init", "0.2"]));
     let out = amcl_train(&["pretrain", "--tau-init", "3", "--out", dir.to_str().unwrap()]);
     assert_clean_failure(&out, "--tau-init must lie strictly between");
     std::fs::remove_dir_all(dir).ok();

@@ -62,9 +62,13 @@ impl TemperatureNet {
     }
 
     /// phi with its output bias set to `logit`: at initialisation the hidden layer's contribution
-    /// is small, so every pair's temperature starts near squash(logit).
+    /// is small, so every pair's temperature starts near squash(logit). Parameters are
+    /// initialised lazily from the device's seeded generator, in the order they are first used;
+    /// `init_mapper` keeps the bias's random draw in its place, so every other weight starts
+    /// exactly as it would without this.
     pub fn with_output_bias(mut self, logit: f32) -> Self {
-        self.output.bias = self.output.bias.map(|b| b.map(|t| t.zeros_like().add_scalar(logit)));
+        self.output.bias =
+            self.output.bias.map(|b| b.init_mapper(move |t| t.zeros_like().add_scalar(logit)));
         self
     }
 
