@@ -277,8 +277,9 @@ impl TrainConfig {
             bail!("--beta must be a non-negative number, got {}", self.beta);
         }
         if let Some(tau) = self.tau_init {
+            // Checked here, before any data is loaded, with the same rule the model applies.
             let range = self.model.temperature;
-            if !(tau > range.lo && tau < range.hi) {
+            if range.logit(tau).is_none() {
                 bail!(
                     "--tau-init must lie strictly between the temperature bounds {} and {}, got {tau}",
                     range.lo,
