@@ -64,7 +64,14 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        // The padding is the module's own (symmetric, set in `new`); the convolution itself is
+        // `conv_cpu::conv2d`, which is burn's except on the CPU backend.
+        let padding = match self.conv.padding {
+            PaddingConfig2d::Explicit(top, left, _, _) => [top, left],
+            _ => [self.conv.kernel_size[0] / 2, self.conv.kernel_size[1] / 2],
+        };
+        let y = super::conv_cpu::conv2d(x, self.conv.weight.val(), self.conv.stride, padding);
+        super::batch_norm_cpu::batch_norm(&self.bn, y)
     }
 }
 

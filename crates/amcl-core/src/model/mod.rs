@@ -2,6 +2,8 @@
 //! (plus the SimSiam predictors or Barlow Twins temperatures when a method needs them).
 
 mod backbone;
+mod batch_norm_cpu;
+mod conv_cpu;
 mod normalize;
 mod pairwise_phi;
 mod projection;

@@ -1,0 +1,374 @@
+//! Batch normalisation in training mode on the CPU, in two passes forward and two backward.
+//!
+//! For x [B, C, S] (S = H W) and each channel c, with n = B S:
+//!
+//! ```text
+//! mean_c = sum x / n     var_c = sum (x - mean_c)^2 / n     inv_c = 1 / sqrt(var_c + eps)
+//! y      = gamma_c inv_c (x - mean_c) + beta_c
+//! dbeta_c  = sum dy      dgamma_c = sum dy xhat              xhat = inv_c (x - mean_c)
+//! dx     = gamma_c inv_c (dy - dbeta_c / n - xhat dgamma_c / n)
+//! ```
+//!
+//! burn's generic `batch_norm_train` builds these from about a dozen tensor ops, each a pass
+//! over the activation, with transposed copies for the per-channel reductions; on flex that cost
+//! a fifth of a small-CNN step. Here each pass is a loop: statistics in parallel over channels,
+//! the element-wise part in parallel over images.
+//!
+//! Used on flex under autodiff in f32 (training); the module's parameters and running
+//! statistics stay burn's [`BatchNorm`], updated exactly as burn updates them. Everything else
+//! (inference, other backends) calls [`BatchNorm::forward`].
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
+
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+
+/// `bn.forward(x)`, fused on the CPU while training.
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
+    if bn.training.is_enabled() && x.dtype() == burn::tensor::DType::F32 {
+        use burn::backend::DispatchDevice;
+        let device = x.device();
+        if let DispatchDevice::Autodiff(inner) = device.as_dispatch()
+            && matches!(**inner, DispatchDevice::Flex(_))
+        {
+            // None under another checkpointing strategy: burn's batch norm then.
+            if let Some((y, mean, variance)) =
+                tracked::forward(x.clone(), bn.gamma.val(), bn.beta.val(), bn.epsilon)
+            {
+                update_running_statistics(bn, mean, variance);
+                return y;
+            }
+        }
+    }
+    bn.forward(x)
+}
+
+/// running = (1 - momentum) running + momentum batch, as burn's `BatchNorm` does.
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+fn update_running_statistics(bn: &BatchNorm, mean: Tensor<1>, variance: Tensor<1>) {
+    let m = bn.momentum;
+    let device = mean.device();
+    let mean =
+        bn.running_mean.value_sync().to_device(&device).mul_scalar(1.0 - m).add(mean.mul_scalar(m));
+    let variance = bn
+        .running_var
+        .value_sync()
+        .to_device(&device)
+        .mul_scalar(1.0 - m)
+        .add(variance.mul_scalar(m));
+    bn.running_mean.update(mean.detach());
+    bn.running_var.update(variance.detach());
+}
+
+/// The fused op on flex under autodiff.
+#[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
+mod tracked {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::{Autodiff, Flex};
+    use burn::prelude::*;
+
+    use super::kernel;
+
+    type Ad = Autodiff<Flex, NoCheckpointing>;
+
+    /// What the backward pass needs: x, its [B, C, S] sizes, gamma and the batch statistics.
+    #[derive(Debug, Clone)]
+    struct Saved {
+        x: FlexTensor,
+        dims: [usize; 3],
+        gamma: Vec<f32>,
+        mean: Vec<f32>,
+        inv_std: Vec<f32>,
+    }
+
+    #[derive(Debug)]
+    struct BatchNormBackward;
+
+    impl Backward<Flex, 3> for BatchNormBackward {
+        type State = Saved;
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let s = ops.state;
+            let dy = contiguous(grads.consume::<Flex>(&ops.node));
+            let shape = s.x.layout().shape().clone();
+            let grad =
+                kernel::backward(f32s(&s.x), f32s(&dy), &s.gamma, &s.mean, &s.inv_std, s.dims);
+            let [node_x, node_gamma, node_beta] = ops.parents;
+            let c = s.dims[1];
+            if let Some(node) = node_x {
+                let dx = TensorData::new(grad.x, shape);
+                grads.register::<Flex>(node.id, FlexTensor::from_data(dx));
+            }
+            if let Some(node) = node_gamma {
+                grads.register::<Flex>(
+                    node.id,
+                    FlexTensor::from_data(TensorData::new(grad.gamma, [c])),
+                );
+            }
+            if let Some(node) = node_beta {
+                grads.register::<Flex>(
+                    node.id,
+                    FlexTensor::from_data(TensorData::new(grad.beta, [c])),
+                );
+            }
+        }
+    }
+
+    fn contiguous(t: FlexTensor) -> FlexTensor {
+        if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
+    }
+
+    fn f32s(t: &FlexTensor) -> &[f32] {
+        t.as_slice::<f32>().expect("a contiguous f32 tensor")
+    }
+
+    fn values(t: FlexTensor) -> Vec<f32> {
+        f32s(&contiguous(t)).to_vec()
+    }
+
+    /// (y, batch mean, biased batch variance); None under another checkpointing strategy.
+    pub(super) fn forward(
+        x: Tensor<4>,
+        gamma: Tensor<1>,
+        beta: Tensor<1>,
+        epsilon: f64,
+    ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
+        let device = x.device();
+        let [b, c, h, w] = x.dims();
+        let (Ok(px), Ok(pg), Ok(pb)) = (
+            x.clone().try_into_primitive::<Ad>(),
+            gamma.try_into_primitive::<Ad>(),
+            beta.try_into_primitive::<Ad>(),
+        ) else {
+            return None;
+        };
+        let nodes = [px.node(), pg.node(), pb.node()];
+        let x = contiguous(px.into_primitive());
+        let gamma = values(pg.into_primitive());
+        let beta = values(pb.into_primitive());
+        let dims = [b, c, h * w];
+        let out = kernel::forward(f32s(&x), &gamma, &beta, epsilon as f32, dims);
+        let y = FlexTensor::from_data(TensorData::new(out.y, [b, c, h, w]));
+        let mean = Tensor::from_data(TensorData::new(out.mean.clone(), [c]), &device);
+        let variance = Tensor::from_data(TensorData::new(out.variance, [c]), &device);
+        let saved = Saved { x, dims, gamma, mean: out.mean, inv_std: out.inv_std };
+        let y = match BatchNormBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(saved, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        Some((Tensor::from_primitive::<Ad>(y), mean, variance))
+    }
+}
+
+/// The kernels on row-major f32 slices x [B, C, S].
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+mod kernel {
+    #[cfg(not(target_arch = "wasm32"))]
+    use rayon::prelude::*;
+
+    pub struct Forward {
+        pub y: Vec<f32>,
+        pub mean: Vec<f32>,
+        pub variance: Vec<f32>,
+        pub inv_std: Vec<f32>,
+    }
+
+    pub struct Backward {
+        pub x: Vec<f32>,
+        pub gamma: Vec<f32>,
+        pub beta: Vec<f32>,
+    }
+
+    /// The runs of channel c in x [B, C, S]: B slices of S values.
+    fn channel(x: &[f32], [b, c, s]: [usize; 3], ch: usize) -> impl Iterator<Item = &[f32]> {
+        (0..b).map(move |i| &x[(i * c + ch) * s..][..s])
+    }
+
+    /// Per channel f(c) -> T, over the cores.
+    fn per_channel<T: Send>(c: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return (0..c).into_par_iter().map(f).collect();
+        #[cfg(target_arch = "wasm32")]
+        (0..c).map(f).collect()
+    }
+
+    /// out[i, c, :] = g(c, i-th run of c) for every image i, over the cores.
+    fn per_image(
+        out: &mut [f32],
+        [_, c, s]: [usize; 3],
+        g: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
+    ) {
+        let image = |(i, out_i): (usize, &mut [f32])| {
+            for (ch, run) in out_i.chunks_exact_mut(s).enumerate() {
+                g(i, ch, run);
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        out.par_chunks_mut((c * s).max(1)).enumerate().for_each(image);
+        #[cfg(target_arch = "wasm32")]
+        out.chunks_mut((c * s).max(1)).enumerate().for_each(image);
+    }
+
+    /// Sum of f(x) over a run, with independent partial sums so that it vectorises.
+    #[inline(always)]
+    fn sum_by(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+        let mut acc = [0.0f32; 16];
+        let mut chunks = run.chunks_exact(16);
+        for chunk in &mut chunks {
+            for l in 0..16 {
+                acc[l] += f(chunk[l]);
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+        acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64
+    }
+
+    /// y, and the batch statistics (mean, biased variance, 1 / sqrt(variance + eps)).
+    pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, dims: [usize; 3]) -> Forward {
+        let [b, c, s] = dims;
+        let n = (b * s).max(1) as f64;
+        let stats = per_channel(c, |ch| {
+            let mean = channel(x, dims, ch).map(|run| sum_by(run, |v| v)).sum::<f64>() / n;
+            let m = mean as f32;
+            let var =
+                channel(x, dims, ch).map(|run| sum_by(run, |v| (v - m) * (v - m))).sum::<f64>() / n;
+            (m, var as f32)
+        });
+        let mean: Vec<f32> = stats.iter().map(|s| s.0).collect();
+        let variance: Vec<f32> = stats.iter().map(|s| s.1).collect();
+        let inv_std: Vec<f32> = variance.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+        // y = scale x + shift
+        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
+        let mut y = vec![0.0; x.len()];
+        per_image(&mut y, dims, |i, ch, out| {
+            let run = &x[(i * c + ch) * s..][..s];
+            out.iter_mut().zip(run).for_each(|(o, &v)| *o = v * scale[ch] + shift[ch]);
+        });
+        Forward { y, mean, variance, inv_std }
+    }
+
+    /// Gradients of x, gamma and beta given dy.
+    pub fn backward(
+        x: &[f32],
+        dy: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        inv_std: &[f32],
+        dims: [usize; 3],
+    ) -> Backward {
+        let [b, c, s] = dims;
+        let n = (b * s).max(1) as f32;
+        let sums = per_channel(c, |ch| {
+            let (m, inv) = (mean[ch], inv_std[ch]);
+            let mut sum_dy = 0.0f64;
+            let mut sum_dy_xhat = 0.0f64;
+            for (x_run, dy_run) in channel(x, dims, ch).zip(channel(dy, dims, ch)) {
+                sum_dy += sum_by(dy_run, |v| v);
+                let mut acc = [0.0f32; 16];
+                let mut pairs = x_run.chunks_exact(16).zip(dy_run.chunks_exact(16));
+                for (xs, ds) in &mut pairs {
+                    for l in 0..16 {
+                        acc[l] += ds[l] * (xs[l] - m);
+                    }
+                }
+                let whole = x_run.len() / 16 * 16;
+                let tail: f32 =
+                    x_run[whole..].iter().zip(&dy_run[whole..]).map(|(v, d)| d * (v - m)).sum();
+                sum_dy_xhat += (acc.iter().sum::<f32>() + tail) as f64 * inv as f64;
+            }
+            (sum_dy as f32, sum_dy_xhat as f32)
+        });
+        let beta: Vec<f32> = sums.iter().map(|s| s.0).collect();
+        let gamma_grad: Vec<f32> = sums.iter().map(|s| s.1).collect();
+        // dx = k (dy - dbeta / n - xhat dgamma / n) = k dy + k2 (x - mean) + k3 per channel.
+        let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
+        let mut dx = vec![0.0; x.len()];
+        per_image(&mut dx, dims, |i, ch, out| {
+            let at = (i * c + ch) * s;
+            let (x_run, dy_run) = (&x[at..][..s], &dy[at..][..s]);
+            let slope = -k[ch] * inv_std[ch] * gamma_grad[ch] / n;
+            let offset = -k[ch] * beta[ch] / n - slope * mean[ch];
+            for ((o, &v), &d) in out.iter_mut().zip(x_run).zip(dy_run) {
+                *o = k[ch] * d + slope * v + offset;
+            }
+        });
+        Backward { x: dx, gamma: gamma_grad, beta }
+    }
+}
+
+#[cfg(all(test, feature = "autodiff"))]
+mod tests {
+    use super::*;
+    use burn::module::{Module, Param};
+    use burn::nn::BatchNormConfig;
+
+    fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+        let mut rng = crate::rng::Rng::new(seed);
+        let values: Vec<f32> =
+            (0..shape.iter().product()).map(|_| 3.0 * rng.normal() + 1.5).collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    fn max_diff<const D: usize>(x: Tensor<D>, y: Tensor<D>) -> f32 {
+        let x = x.into_data().try_to_vec::<f32>().unwrap();
+        let y = y.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(x.len(), y.len());
+        x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
+    }
+
+    /// Output, gradients of x, gamma and beta, and the running statistics after two steps all
+    /// equal burn's `BatchNorm` (S = 1, 5 and 20 cover the remainder loops).
+    #[test]
+    fn training_step_equals_burns_batch_norm() {
+        let device = Device::flex().autodiff();
+        for (case, shape) in [[6, 4, 1, 1], [3, 5, 5, 1], [17, 3, 4, 5]].into_iter().enumerate() {
+            let c = shape[1];
+            let run = |fused: bool| {
+                let bn = BatchNormConfig::new(c).init(&device);
+                // Non-trivial gamma and beta.
+                let channel_values = |f: fn(f32) -> f32| {
+                    let values: Vec<f32> = (0..c).map(|ch| f(ch as f32)).collect();
+                    Param::from_tensor(Tensor::from_data(TensorData::new(values, [c]), &device))
+                };
+                let bn = BatchNorm {
+                    gamma: channel_values(|ch| 0.5 + 0.25 * ch),
+                    beta: channel_values(|ch| 0.3 - 0.1 * ch),
+                    ..bn
+                };
+                let mut grads = Vec::new();
+                let mut y_first = None;
+                for step in 0..2 {
+                    let x = random(shape, 10 * case as u64 + step, &device).require_grad();
+                    let y = if fused { batch_norm(&bn, x.clone()) } else { bn.forward(x.clone()) };
+                    let g = random(shape, 100 + step, &device);
+                    y_first.get_or_insert(y.clone().detach());
+                    let gradients = (y * g).sum().backward();
+                    grads.push((
+                        x.grad(&gradients).unwrap(),
+                        bn.gamma.val().grad(&gradients).unwrap(),
+                        bn.beta.val().grad(&gradients).unwrap(),
+                    ));
+                }
+                let bn = bn.valid();
+                (y_first.unwrap(), grads, bn.running_mean.value(), bn.running_var.value())
+            };
+            let (ours, burns) = (run(true), run(false));
+            assert!(max_diff(ours.0, burns.0) < 1e-4, "case {case}: y");
+            for (step, (a, b)) in ours.1.into_iter().zip(burns.1).enumerate() {
+                let (dx, dg, db) = (max_diff(a.0, b.0), max_diff(a.1, b.1), max_diff(a.2, b.2));
+                assert!(
+                    dx < 1e-4 && dg < 1e-3 && db < 1e-3,
+                    "case {case} step {step}: {dx} {dg} {db}"
+                );
+            }
+            assert!(max_diff(ours.2, burns.2) < 1e-5, "case {case}: running mean");
+            assert!(max_diff(ours.3, burns.3) < 1e-4, "case {case}: running variance");
+        }
+    }
+}

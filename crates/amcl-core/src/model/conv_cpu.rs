@@ -1,0 +1,559 @@
+//! The backbones' convolutions on the CPU, as im2col and one matrix product per group of images.
+//!
+//! For an input x [B, C_in, H, W] and weights w [C_out, C_in, k_h, k_w] (no bias, groups 1,
+//! dilation 1), with K = C_in k_h k_w and P = H_out W_out:
+//!
+//! ```text
+//! cols_b  = im2col(x_b)                 [K, P]     every receptive field, one per column
+//! y_b     = w cols_b                    [C_out, P]
+//! dw      = sum_b dy_b cols_b^T         [C_out, K]
+//! dx_b    = col2im(w^T dy_b)            [C_in, H, W]
+//! ```
+//!
+//! burn's flex backend computes the same forward (tiled, through NHWC copies), but its backward
+//! goes through a transposed convolution for dx and permuted copies for dw, which together cost
+//! more than the forward. Here the backward is one pass per group of images: im2col once, two
+//! matrix products, col2im; the groups run in parallel and each keeps its own share of dw.
+//! Images are grouped so that a matrix product has about [`COLUMNS_PER_PRODUCT`] columns (the
+//! late layers have P = 16), while leaving every core a few groups.
+//!
+//! Used on flex, with or without autodiff, in f32 and on native targets (the browser keeps
+//! burn's convolution); every other case takes burn's `conv2d`, and both give the same numbers
+//! (tests below).
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
+
+use burn::backend::DispatchDevice;
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn::tensor::ops::ConvOptions;
+
+/// A convolution's sizes: input [batch, c_in, h, w], square-free kernel, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl ConvShape {
+    /// Output height and width.
+    pub fn out_hw(&self) -> [usize; 2] {
+        let out = |size: usize, d: usize| {
+            (size + 2 * self.padding[d] - self.kernel[d]) / self.stride[d] + 1
+        };
+        [out(self.h, 0), out(self.w, 1)]
+    }
+
+    /// K = c_in k_h k_w, the length of one receptive field.
+    fn k(&self) -> usize {
+        self.c_in * self.kernel[0] * self.kernel[1]
+    }
+
+    /// P = h_out w_out, output positions per channel.
+    fn p(&self) -> usize {
+        let [h, w] = self.out_hw();
+        h * w
+    }
+}
+
+/// y = conv2d(x, w) with the given stride and (symmetric) padding; x [B, C_in, H, W],
+/// w [C_out, C_in, k_h, k_w] -> [B, C_out, H_out, W_out].
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+        match x.device().as_dispatch() {
+            DispatchDevice::Flex(_) => return flex_forward(x, weight, stride, padding),
+            #[cfg(feature = "autodiff")]
+            DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
+                // None under another checkpointing strategy: burn's convolution then.
+                if let Some(y) = tracked::forward(x.clone(), weight.clone(), stride, padding) {
+                    return y;
+                }
+            }
+            _ => {}
+        }
+    }
+    composed(x, weight, stride, padding)
+}
+
+/// burn's own convolution.
+pub fn composed(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
+    burn::tensor::module::conv2d(x, weight, None, ConvOptions::new(stride, padding, [1, 1], 1))
+}
+
+fn shape_of(x: &FlexTensor, w: &FlexTensor, stride: [usize; 2], padding: [usize; 2]) -> ConvShape {
+    let x = x.layout().shape();
+    let w = w.layout().shape();
+    ConvShape {
+        batch: x[0],
+        c_in: x[1],
+        h: x[2],
+        w: x[3],
+        c_out: w[0],
+        kernel: [w[2], w[3]],
+        stride,
+        padding,
+    }
+}
+
+/// A contiguous f32 copy (or the tensor itself when it already is one).
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
+}
+
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn forward_primitive(x: &FlexTensor, w: &FlexTensor, shape: &ConvShape) -> FlexTensor {
+    let [h_out, w_out] = shape.out_hw();
+    let y = kernel::forward(f32s(x), f32s(w), shape);
+    FlexTensor::from_data(TensorData::new(y, [shape.batch, shape.c_out, h_out, w_out]))
+}
+
+fn flex_forward(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Tensor<4> {
+    let x = contiguous(x.try_into_primitive::<Flex>().expect("a flex tensor"));
+    let w = contiguous(weight.try_into_primitive::<Flex>().expect("a flex tensor"));
+    let shape = shape_of(&x, &w, stride, padding);
+    Tensor::from_primitive::<Flex>(forward_primitive(&x, &w, &shape))
+}
+
+/// The convolution on flex under autodiff: the forward above, and a backward node that runs
+/// [`kernel::backward`].
+#[cfg(feature = "autodiff")]
+mod tracked {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::{Autodiff, Flex};
+    use burn::prelude::*;
+
+    use super::{ConvShape, FlexTensor, contiguous, f32s, forward_primitive, kernel, shape_of};
+
+    type Ad = Autodiff<Flex, NoCheckpointing>;
+
+    #[derive(Debug)]
+    struct Conv2dBackward;
+
+    impl Backward<Flex, 2> for Conv2dBackward {
+        type State = (FlexTensor, FlexTensor, ConvShape);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (x, w, shape) = ops.state;
+            let grad = contiguous(grads.consume::<Flex>(&ops.node));
+            let [node_x, node_w] = ops.parents;
+            let (grad_x, grad_w) =
+                kernel::backward(f32s(&x), f32s(&w), f32s(&grad), &shape, node_x.is_some());
+            if let (Some(node), Some(grad_x)) = (node_x, grad_x) {
+                let dims = [shape.batch, shape.c_in, shape.h, shape.w];
+                grads.register::<Flex>(
+                    node.id,
+                    FlexTensor::from_data(TensorData::new(grad_x, dims)),
+                );
+            }
+            if let Some(node) = node_w {
+                let dims = [shape.c_out, shape.c_in, shape.kernel[0], shape.kernel[1]];
+                grads.register::<Flex>(
+                    node.id,
+                    FlexTensor::from_data(TensorData::new(grad_w, dims)),
+                );
+            }
+        }
+    }
+
+    /// None when autodiff uses another checkpointing strategy.
+    pub(super) fn forward(
+        x: Tensor<4>,
+        weight: Tensor<4>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> Option<Tensor<4>> {
+        let (Ok(px), Ok(pw)) =
+            (x.clone().try_into_primitive::<Ad>(), weight.clone().try_into_primitive::<Ad>())
+        else {
+            return None;
+        };
+        let nodes = [px.node(), pw.node()];
+        let x = contiguous(px.into_primitive());
+        let w = contiguous(pw.into_primitive());
+        let shape = shape_of(&x, &w, stride, padding);
+        let y = forward_primitive(&x, &w, &shape);
+        let y = match Conv2dBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((x, w, shape), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        Some(Tensor::from_primitive::<Ad>(y))
+    }
+}
+
+/// The kernels on plain row-major f32 slices.
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))] // the backward pass serves autodiff
+mod kernel {
+    use super::ConvShape;
+    #[cfg(not(target_arch = "wasm32"))]
+    use rayon::prelude::*;
+
+    /// Columns (images x output positions) each matrix product aims for.
+    pub const COLUMNS_PER_PRODUCT: usize = 1024;
+
+    /// Groups of images per core at least, so that the cores share the work evenly.
+    const GROUPS_PER_CORE: usize = 4;
+
+    fn threads() -> usize {
+        #[cfg(not(target_arch = "wasm32"))]
+        return rayon::current_num_threads();
+        #[cfg(target_arch = "wasm32")]
+        1
+    }
+
+    /// Images per group: about [`COLUMNS_PER_PRODUCT`] columns, and enough groups for the cores.
+    fn images_per_group(shape: &ConvShape) -> usize {
+        let by_columns = (COLUMNS_PER_PRODUCT / shape.p().max(1)).max(1);
+        let by_cores = (shape.batch / (GROUPS_PER_CORE * threads())).max(1);
+        by_columns.min(by_cores)
+    }
+
+    /// dst [m, n] (+)= lhs [m, k] rhs [k, n]; each operand given by its row and column strides.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        dst: &mut [f32],
+        accumulate: bool,
+        [m, n, k]: [usize; 3],
+        lhs: &[f32],
+        [lhs_rs, lhs_cs]: [usize; 2],
+        rhs: &[f32],
+        [rhs_rs, rhs_cs]: [usize; 2],
+    ) {
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(dst.len() >= m * n, "matmul: dst too small");
+        if k > 0 {
+            assert!((m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(), "matmul: lhs too small");
+            assert!((k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(), "matmul: rhs too small");
+        }
+        // SAFETY: the asserts above keep every index of dst, lhs and rhs inside their slices.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                accumulate,
+                lhs.as_ptr(),
+                lhs_cs as isize,
+                lhs_rs as isize,
+                rhs.as_ptr(),
+                rhs_cs as isize,
+                rhs_rs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    }
+
+    /// Output positions o (along one axis of length `out`) whose input index
+    /// o * stride + offset - pad lies in [0, size).
+    fn valid(out: usize, size: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize) {
+        let lo = pad.saturating_sub(offset).div_ceil(stride);
+        let hi =
+            if size + pad > offset { ((size + pad - offset - 1) / stride + 1).min(out) } else { 0 };
+        (lo.min(hi), hi)
+    }
+
+    /// For each receptive-field row (c, ky, kx) and each image and output row of the group, the
+    /// runs of input pixels it reads: `visit(field_row, image, out_row, input_row, lo, hi)` with
+    /// input_row None where the kernel row falls in the padding.
+    fn for_each_run(
+        shape: &ConvShape,
+        images: usize,
+        mut visit: impl FnMut(usize, usize, usize, Option<usize>, (usize, usize), usize),
+    ) {
+        let [h_out, w_out] = shape.out_hw();
+        let [kh, kw] = shape.kernel;
+        let [sy, sx] = shape.stride;
+        let [py, px] = shape.padding;
+        for c in 0..shape.c_in {
+            for ky in 0..kh {
+                let (y_lo, y_hi) = valid(h_out, shape.h, sy, ky, py);
+                for kx in 0..kw {
+                    let field_row = (c * kh + ky) * kw + kx;
+                    let x_range = valid(w_out, shape.w, sx, kx, px);
+                    for image in 0..images {
+                        for oy in 0..h_out {
+                            let iy = (oy >= y_lo && oy < y_hi).then(|| oy * sy + ky - py);
+                            visit(field_row, image, oy, iy, x_range, kx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// cols [K, images P] of a group of images x [images, c_in, h, w]; column image P + position.
+    fn im2col(x: &[f32], shape: &ConvShape, images: usize, cols: &mut [f32]) {
+        let (p, n) = (shape.p(), images * shape.p());
+        let w_out = shape.out_hw()[1];
+        let plane = shape.h * shape.w;
+        let (sx, px) = (shape.stride[1], shape.padding[1]);
+        for_each_run(shape, images, |field_row, image, oy, iy, (lo, hi), kx| {
+            let c = field_row / (shape.kernel[0] * shape.kernel[1]);
+            let out = &mut cols[field_row * n + image * p + oy * w_out..][..w_out];
+            let Some(iy) = iy else {
+                out.fill(0.0);
+                return;
+            };
+            let row = &x[(image * shape.c_in + c) * plane + iy * shape.w..][..shape.w];
+            out[..lo].fill(0.0);
+            out[hi..].fill(0.0);
+            if sx == 1 {
+                out[lo..hi].copy_from_slice(&row[lo + kx - px..hi + kx - px]);
+            } else {
+                for (ox, v) in out[lo..hi].iter_mut().enumerate() {
+                    *v = row[(lo + ox) * sx + kx - px];
+                }
+            }
+        });
+    }
+
+    /// dx [images, c_in, h, w] += col2im(dcols [K, images P]), the adjoint of [`im2col`].
+    fn col2im(dcols: &[f32], shape: &ConvShape, images: usize, dx: &mut [f32]) {
+        let (p, n) = (shape.p(), images * shape.p());
+        let w_out = shape.out_hw()[1];
+        let plane = shape.h * shape.w;
+        let (sx, px) = (shape.stride[1], shape.padding[1]);
+        for_each_run(shape, images, |field_row, image, oy, iy, (lo, hi), kx| {
+            let Some(iy) = iy else { return };
+            let c = field_row / (shape.kernel[0] * shape.kernel[1]);
+            let d = &dcols[field_row * n + image * p + oy * w_out..][..w_out];
+            let row = &mut dx[(image * shape.c_in + c) * plane + iy * shape.w..][..shape.w];
+            if sx == 1 {
+                let dst = &mut row[lo + kx - px..hi + kx - px];
+                dst.iter_mut().zip(&d[lo..hi]).for_each(|(r, v)| *r += v);
+            } else {
+                for (ox, v) in d[lo..hi].iter().enumerate() {
+                    row[(lo + ox) * sx + kx - px] += v;
+                }
+            }
+        });
+    }
+
+    /// Reused buffers of one worker.
+    #[derive(Default)]
+    struct Scratch {
+        cols: Vec<f32>,
+        product: Vec<f32>,
+    }
+
+    /// y [B, c_out, P] = w [c_out, K] im2col(x), group by group.
+    pub fn forward(x: &[f32], w: &[f32], shape: &ConvShape) -> Vec<f32> {
+        let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
+        let image_in = shape.c_in * shape.h * shape.w;
+        let per_group = images_per_group(shape);
+        let mut y = vec![0.0; shape.batch * c_out * p];
+        let group = |scratch: &mut Scratch, (y_group, x_group): (&mut [f32], &[f32])| {
+            let images = x_group.len() / image_in;
+            let n = images * p;
+            scratch.cols.resize(k * n, 0.0);
+            im2col(x_group, shape, images, &mut scratch.cols);
+            if images == 1 {
+                matmul(y_group, false, [c_out, n, k], w, [k, 1], &scratch.cols, [n, 1]);
+                return;
+            }
+            // The product's columns are (image, position): scatter them to [image, c_out, P].
+            scratch.product.resize(c_out * n, 0.0);
+            matmul(&mut scratch.product, false, [c_out, n, k], w, [k, 1], &scratch.cols, [n, 1]);
+            for (c, row) in scratch.product.chunks_exact(n).enumerate() {
+                for (image, src) in row.chunks_exact(p).enumerate() {
+                    y_group[(image * c_out + c) * p..][..p].copy_from_slice(src);
+                }
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        y.par_chunks_mut(per_group * c_out * p)
+            .zip(x.par_chunks(per_group * image_in))
+            .for_each_init(Scratch::default, group);
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mut scratch = Scratch::default();
+            y.chunks_mut(per_group * c_out * p)
+                .zip(x.chunks(per_group * image_in))
+                .for_each(|pair| group(&mut scratch, pair));
+        }
+        y
+    }
+
+    /// Gradients of x (when `want_x`) and of w, given dy [B, c_out, P].
+    pub fn backward(
+        x: &[f32],
+        w: &[f32],
+        dy: &[f32],
+        shape: &ConvShape,
+        want_x: bool,
+    ) -> (Option<Vec<f32>>, Vec<f32>) {
+        let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
+        let image_in = shape.c_in * shape.h * shape.w;
+        let per_group = images_per_group(shape);
+        let mut dx = if want_x { vec![0.0; x.len()] } else { Vec::new() };
+        // (first image, its dx when wanted) for every group.
+        let groups: Vec<(usize, Option<&mut [f32]>)> = if want_x {
+            dx.chunks_mut(per_group * image_in)
+                .enumerate()
+                .map(|(g, d)| (g * per_group, Some(d)))
+                .collect()
+        } else {
+            (0..shape.batch).step_by(per_group).map(|first| (first, None)).collect()
+        };
+        let group = |(mut scratch, mut dw): (Scratch, Vec<f32>),
+                     (first, dx_group): (usize, Option<&mut [f32]>)| {
+            let images = per_group.min(shape.batch - first);
+            let n = images * p;
+            scratch.cols.resize(k * n, 0.0);
+            im2col(&x[first * image_in..][..images * image_in], shape, images, &mut scratch.cols);
+            // dy of the group as [c_out, images P].
+            let dy_group = &dy[first * c_out * p..][..images * c_out * p];
+            let dy_cols: &[f32] = if images == 1 {
+                dy_group
+            } else {
+                scratch.product.resize(c_out * n, 0.0);
+                for (c, row) in scratch.product.chunks_exact_mut(n).enumerate() {
+                    for (image, dst) in row.chunks_exact_mut(p).enumerate() {
+                        dst.copy_from_slice(&dy_group[(image * c_out + c) * p..][..p]);
+                    }
+                }
+                &scratch.product
+            };
+            // dw [c_out, K] += dy [c_out, n] cols^T [n, K]
+            matmul(&mut dw, true, [c_out, k, n], dy_cols, [n, 1], &scratch.cols, [1, n]);
+            if let Some(dx_group) = dx_group {
+                // dcols [K, n] = w^T [K, c_out] dy [c_out, n], written over cols (no longer needed).
+                matmul(&mut scratch.cols, false, [k, n, c_out], w, [1, k], dy_cols, [n, 1]);
+                col2im(&scratch.cols, shape, images, dx_group);
+            }
+            (scratch, dw)
+        };
+        let zeros = || (Scratch::default(), vec![0.0; c_out * k]);
+        #[cfg(not(target_arch = "wasm32"))]
+        let dw = groups.into_par_iter().fold(zeros, group).map(|(_, dw)| dw).reduce(
+            || vec![0.0; c_out * k],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+        #[cfg(target_arch = "wasm32")]
+        let dw = groups.into_iter().fold(zeros(), group).1;
+        (want_x.then_some(dx), dw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+        let mut rng = crate::rng::Rng::new(seed);
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.normal()).collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    fn max_diff(x: Tensor<4>, y: Tensor<4>) -> f32 {
+        let x = x.into_data().try_to_vec::<f32>().unwrap();
+        let y = y.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(x.len(), y.len());
+        x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max)
+    }
+
+    /// (input [B, C_in, H, W], C_out, kernel, stride, padding): the small CNN's and ResNet's
+    /// layers (3x3 stride 1 and 2, 1x1 stride 2 shortcuts), odd sizes, and groups of one image.
+    const CASES: [([usize; 4], usize, usize, usize, usize); 6] = [
+        ([3, 3, 9, 9], 5, 3, 1, 1),
+        ([40, 4, 8, 8], 6, 3, 2, 1),
+        ([2, 5, 7, 6], 3, 3, 2, 1),
+        ([33, 6, 5, 5], 4, 1, 2, 0),
+        ([70, 3, 4, 4], 7, 3, 1, 1),
+        ([1, 2, 3, 3], 2, 3, 1, 0),
+    ];
+
+    #[test]
+    fn forward_equals_burns_convolution() {
+        let device = Device::flex();
+        for (i, (input, c_out, k, s, p)) in CASES.into_iter().enumerate() {
+            let x = random(input, i as u64, &device);
+            let w = random([c_out, input[1], k, k], 100 + i as u64, &device);
+            let ours = conv2d(x.clone(), w.clone(), [s, s], [p, p]);
+            let burns = composed(x, w, [s, s], [p, p]);
+            assert_eq!(ours.dims(), burns.dims(), "case {i}");
+            let diff = max_diff(ours, burns);
+            assert!(diff < 1e-4, "case {i}: max |diff| {diff}");
+        }
+    }
+
+    /// Needs the `autodiff` feature (on in workspace builds).
+    #[cfg(feature = "autodiff")]
+    #[test]
+    fn gradients_equal_burns_convolution() {
+        let device = Device::flex().autodiff();
+        for (i, (input, c_out, k, s, p)) in CASES.into_iter().enumerate() {
+            let grads_of = |ours: bool| {
+                let x = random(input, i as u64, &device).require_grad();
+                let w = random([c_out, input[1], k, k], 100 + i as u64, &device).require_grad();
+                let y = if ours {
+                    conv2d(x.clone(), w.clone(), [s, s], [p, p])
+                } else {
+                    composed(x.clone(), w.clone(), [s, s], [p, p])
+                };
+                // A non-uniform upstream gradient, so that every output position matters.
+                let g = random(y.dims(), 200 + i as u64, &device);
+                let grads = (y * g).sum().backward();
+                (x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+            };
+            let (ours, burns) = (grads_of(true), grads_of(false));
+            let (dx, dw) = (max_diff(ours.0, burns.0), max_diff(ours.1, burns.1));
+            assert!(dx < 1e-4 && dw < 1e-3, "case {i}: max |diff| dx {dx}, dw {dw}");
+        }
+    }
+
+    /// Without a gradient for x (the network's input), only w's is computed.
+    #[cfg(feature = "autodiff")]
+    #[test]
+    fn weight_gradient_alone_when_the_input_is_constant() {
+        let device = Device::flex().autodiff();
+        let x = random([4, 3, 6, 6], 1, &device);
+        let w = random([2, 3, 3, 3], 2, &device).require_grad();
+        let grads = conv2d(x.clone(), w.clone(), [1, 1], [1, 1]).sum().backward();
+        let w_plain = random([2, 3, 3, 3], 2, &device).require_grad();
+        let expected = composed(x, w_plain.clone(), [1, 1], [1, 1]).sum().backward();
+        let diff = max_diff(w.grad(&grads).unwrap(), w_plain.grad(&expected).unwrap());
+        assert!(diff < 1e-3, "max |diff| {diff}");
+    }
+}
