@@ -64,6 +64,15 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_then(x, false)
+    }
+
+    /// relu(conv + bn), fused with the batch norm on the CPU.
+    fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_then(x, true)
+    }
+
+    fn forward_then(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
         // The padding is the module's own (symmetric, set in `new`); the convolution itself is
         // `conv_cpu::conv2d`, which is burn's except on the CPU backend.
         let padding = match self.conv.padding {
@@ -71,7 +80,7 @@ impl ConvBn {
             _ => [self.conv.kernel_size[0] / 2, self.conv.kernel_size[1] / 2],
         };
         let y = super::conv_cpu::conv2d(x, self.conv.weight.val(), self.conv.stride, padding);
-        super::batch_norm_cpu::batch_norm(&self.bn, y)
+        super::batch_norm_cpu::batch_norm(&self.bn, y, relu)
     }
 }
 
@@ -101,7 +110,7 @@ impl BasicBlock {
             Some(projection) => projection.forward(x.clone()),
             None => x.clone(),
         };
-        let y = self.relu.forward(self.first.forward(x));
+        let y = self.first.forward_relu(x);
         self.relu.forward(self.second.forward(y) + identity)
     }
 }
@@ -129,7 +138,7 @@ impl ResNet18 {
 
     /// [B, 3, H, W] -> [B, 512].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = self.relu.forward(self.stem.forward(x));
+        let mut x = self.stem.forward_relu(x);
         for block in &self.blocks {
             x = block.forward(x);
         }
@@ -164,7 +173,7 @@ impl SmallCnn {
 
     /// [B, 3, H, W] -> [B, 8 * width].
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.layers.iter().fold(x, |x, layer| self.relu.forward(layer.forward(x)));
+        let x = self.layers.iter().fold(x, |x, layer| layer.forward_relu(x));
         global_average_pool(x)
     }
 

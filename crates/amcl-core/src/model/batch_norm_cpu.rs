@@ -9,6 +9,9 @@
 //! dx     = gamma_c inv_c (dy - dbeta_c / n - xhat dgamma_c / n)
 //! ```
 //!
+//! With `relu`, y is followed by max(y, 0) in the same pass, and dy is masked by y > 0 (recomputed
+//! from x) before the sums above.
+//!
 //! burn's generic `batch_norm_train` builds these from about a dozen tensor ops, each a pass
 //! over the activation, with transposed copies for the per-channel reductions; on flex that cost
 //! a fifth of a small-CNN step. Here each pass is a loop: statistics in parallel over channels,
@@ -22,8 +25,8 @@
 use burn::nn::BatchNorm;
 use burn::prelude::*;
 
-/// `bn.forward(x)`, fused on the CPU while training.
-pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+/// `bn.forward(x)`, then a ReLU when `relu`; fused on the CPU while training.
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
     if bn.training.is_enabled() && x.dtype() == burn::tensor::DType::F32 {
         use burn::backend::DispatchDevice;
@@ -33,14 +36,15 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         {
             // None under another checkpointing strategy: burn's batch norm then.
             if let Some((y, mean, variance)) =
-                tracked::forward(x.clone(), bn.gamma.val(), bn.beta.val(), bn.epsilon)
+                tracked::forward(x.clone(), bn.gamma.val(), bn.beta.val(), bn.epsilon, relu)
             {
                 update_running_statistics(bn, mean, variance);
                 return y;
             }
         }
     }
-    bn.forward(x)
+    let y = bn.forward(x);
+    if relu { burn::tensor::activation::relu(y) } else { y }
 }
 
 /// running = (1 - momentum) running + momentum batch, as burn's `BatchNorm` does.
@@ -75,12 +79,15 @@ mod tracked {
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
 
-    /// What the backward pass needs: x, its [B, C, S] sizes, gamma and the batch statistics.
+    /// What the backward pass needs: x, its [B, C, S] sizes, gamma, beta, the batch statistics
+    /// and whether a ReLU followed.
     #[derive(Debug, Clone)]
     struct Saved {
         x: FlexTensor,
         dims: [usize; 3],
+        relu: bool,
         gamma: Vec<f32>,
+        beta: Vec<f32>,
         mean: Vec<f32>,
         inv_std: Vec<f32>,
     }
@@ -95,8 +102,13 @@ mod tracked {
             let s = ops.state;
             let dy = contiguous(grads.consume::<Flex>(&ops.node));
             let shape = s.x.layout().shape().clone();
-            let grad =
-                kernel::backward(f32s(&s.x), f32s(&dy), &s.gamma, &s.mean, &s.inv_std, s.dims);
+            let affine = kernel::Affine {
+                gamma: &s.gamma,
+                beta: &s.beta,
+                mean: &s.mean,
+                inv_std: &s.inv_std,
+            };
+            let grad = kernel::backward(f32s(&s.x), f32s(&dy), affine, s.dims, s.relu);
             let [node_x, node_gamma, node_beta] = ops.parents;
             let c = s.dims[1];
             if let Some(node) = node_x {
@@ -136,6 +148,7 @@ mod tracked {
         gamma: Tensor<1>,
         beta: Tensor<1>,
         epsilon: f64,
+        relu: bool,
     ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
         let device = x.device();
         let [b, c, h, w] = x.dims();
@@ -151,11 +164,11 @@ mod tracked {
         let gamma = values(pg.into_primitive());
         let beta = values(pb.into_primitive());
         let dims = [b, c, h * w];
-        let out = kernel::forward(f32s(&x), &gamma, &beta, epsilon as f32, dims);
+        let out = kernel::forward(f32s(&x), &gamma, &beta, epsilon as f32, dims, relu);
         let y = FlexTensor::from_data(TensorData::new(out.y, [b, c, h, w]));
         let mean = Tensor::from_data(TensorData::new(out.mean.clone(), [c]), &device);
         let variance = Tensor::from_data(TensorData::new(out.variance, [c]), &device);
-        let saved = Saved { x, dims, gamma, mean: out.mean, inv_std: out.inv_std };
+        let saved = Saved { x, dims, relu, gamma, beta, mean: out.mean, inv_std: out.inv_std };
         let y = match BatchNormBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful()
         {
             OpsKind::Tracked(prep) => prep.finish(saved, y),
@@ -184,6 +197,23 @@ mod kernel {
         pub beta: Vec<f32>,
     }
 
+    /// The per-channel parameters and batch statistics of a forward pass.
+    #[derive(Clone, Copy)]
+    pub struct Affine<'a> {
+        pub gamma: &'a [f32],
+        pub beta: &'a [f32],
+        pub mean: &'a [f32],
+        pub inv_std: &'a [f32],
+    }
+
+    impl Affine<'_> {
+        /// (scale, shift) of channel c: the pre-ReLU output is scale x + shift.
+        fn scale_shift(&self, c: usize) -> (f32, f32) {
+            let scale = self.gamma[c] * self.inv_std[c];
+            (scale, self.beta[c] - self.mean[c] * scale)
+        }
+    }
+
     /// The runs of channel c in x [B, C, S]: B slices of S values.
     fn channel(x: &[f32], [b, c, s]: [usize; 3], ch: usize) -> impl Iterator<Item = &[f32]> {
         (0..b).map(move |i| &x[(i * c + ch) * s..][..s])
@@ -197,15 +227,15 @@ mod kernel {
         (0..c).map(f).collect()
     }
 
-    /// out[i, c, :] = g(c, i-th run of c) for every image i, over the cores.
+    /// out[i, c, :] = g(c, offset of (i, c)) for every image i and channel c, over the cores.
     fn per_image(
         out: &mut [f32],
         [_, c, s]: [usize; 3],
         g: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
     ) {
         let image = |(i, out_i): (usize, &mut [f32])| {
-            for (ch, run) in out_i.chunks_exact_mut(s).enumerate() {
-                g(i, ch, run);
+            for (ch, run) in out_i.chunks_exact_mut(s.max(1)).enumerate() {
+                g(ch, (i * c + ch) * s, run);
             }
         };
         #[cfg(not(target_arch = "wasm32"))]
@@ -214,91 +244,102 @@ mod kernel {
         out.chunks_mut((c * s).max(1)).enumerate().for_each(image);
     }
 
-    /// Sum of f(x) over a run, with independent partial sums so that it vectorises.
+    /// Sum of f(x, y) over two runs, with independent partial sums so that it vectorises.
     #[inline(always)]
-    fn sum_by(run: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-        let mut acc = [0.0f32; 16];
-        let mut chunks = run.chunks_exact(16);
-        for chunk in &mut chunks {
-            for l in 0..16 {
-                acc[l] += f(chunk[l]);
+    fn sum_by(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+        const LANES: usize = 16;
+        let mut acc = [0.0f32; LANES];
+        let whole = x.len() / LANES * LANES;
+        for (xs, ys) in x[..whole].chunks_exact(LANES).zip(y[..whole].chunks_exact(LANES)) {
+            for l in 0..LANES {
+                acc[l] += f(xs[l], ys[l]);
             }
         }
-        let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+        let tail: f32 = x[whole..].iter().zip(&y[whole..]).map(|(&a, &b)| f(a, b)).sum();
         acc.iter().map(|&a| a as f64).sum::<f64>() + tail as f64
     }
 
-    /// y, and the batch statistics (mean, biased variance, 1 / sqrt(variance + eps)).
-    pub fn forward(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, dims: [usize; 3]) -> Forward {
+    /// max(v, 0) as one compare-and-select.
+    #[inline(always)]
+    fn relu(v: f32) -> f32 {
+        if v > 0.0 { v } else { 0.0 }
+    }
+
+    /// y (after the ReLU when `relu`), and the batch statistics (mean, biased variance,
+    /// 1 / sqrt(variance + eps)).
+    pub fn forward(
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        dims: [usize; 3],
+        relu_after: bool,
+    ) -> Forward {
         let [b, c, s] = dims;
         let n = (b * s).max(1) as f64;
         let stats = per_channel(c, |ch| {
-            let mean = channel(x, dims, ch).map(|run| sum_by(run, |v| v)).sum::<f64>() / n;
-            let m = mean as f32;
-            let var =
-                channel(x, dims, ch).map(|run| sum_by(run, |v| (v - m) * (v - m))).sum::<f64>() / n;
-            (m, var as f32)
+            let sum = |f: &dyn Fn(f32) -> f32| {
+                channel(x, dims, ch).map(|run| sum_by(run, run, |v, _| f(v))).sum::<f64>()
+            };
+            let mean = (sum(&|v| v) / n) as f32;
+            let variance = (sum(&|v| (v - mean) * (v - mean)) / n) as f32;
+            (mean, variance)
         });
         let mean: Vec<f32> = stats.iter().map(|s| s.0).collect();
         let variance: Vec<f32> = stats.iter().map(|s| s.1).collect();
         let inv_std: Vec<f32> = variance.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-        // y = scale x + shift
-        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
-        let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - mean[ch] * scale[ch]).collect();
+        let affine = Affine { gamma, beta, mean: &mean, inv_std: &inv_std };
         let mut y = vec![0.0; x.len()];
-        per_image(&mut y, dims, |i, ch, out| {
-            let run = &x[(i * c + ch) * s..][..s];
-            out.iter_mut().zip(run).for_each(|(o, &v)| *o = v * scale[ch] + shift[ch]);
+        per_image(&mut y, dims, |ch, at, out| {
+            let (scale, shift) = affine.scale_shift(ch);
+            let run = &x[at..][..s];
+            if relu_after {
+                out.iter_mut().zip(run).for_each(|(o, &v)| *o = relu(v * scale + shift));
+            } else {
+                out.iter_mut().zip(run).for_each(|(o, &v)| *o = v * scale + shift);
+            }
         });
         Forward { y, mean, variance, inv_std }
     }
 
-    /// Gradients of x, gamma and beta given dy.
+    /// Gradients of x, gamma and beta given dy (of the ReLU's output when `relu`).
     pub fn backward(
         x: &[f32],
         dy: &[f32],
-        gamma: &[f32],
-        mean: &[f32],
-        inv_std: &[f32],
+        affine: Affine,
         dims: [usize; 3],
+        relu_after: bool,
     ) -> Backward {
         let [b, c, s] = dims;
         let n = (b * s).max(1) as f32;
+        // dy where the ReLU let the value through (all of it without a ReLU).
+        let passed = |ch: usize| {
+            let (scale, shift) = affine.scale_shift(ch);
+            move |v: f32, d: f32| if !relu_after || v * scale + shift > 0.0 { d } else { 0.0 }
+        };
         let sums = per_channel(c, |ch| {
-            let (m, inv) = (mean[ch], inv_std[ch]);
-            let mut sum_dy = 0.0f64;
-            let mut sum_dy_xhat = 0.0f64;
+            let (m, pass) = (affine.mean[ch], passed(ch));
+            let (mut sum_dy, mut sum_dy_centred) = (0.0f64, 0.0f64);
             for (x_run, dy_run) in channel(x, dims, ch).zip(channel(dy, dims, ch)) {
-                sum_dy += sum_by(dy_run, |v| v);
-                let mut acc = [0.0f32; 16];
-                let mut pairs = x_run.chunks_exact(16).zip(dy_run.chunks_exact(16));
-                for (xs, ds) in &mut pairs {
-                    for l in 0..16 {
-                        acc[l] += ds[l] * (xs[l] - m);
-                    }
-                }
-                let whole = x_run.len() / 16 * 16;
-                let tail: f32 =
-                    x_run[whole..].iter().zip(&dy_run[whole..]).map(|(v, d)| d * (v - m)).sum();
-                sum_dy_xhat += (acc.iter().sum::<f32>() + tail) as f64 * inv as f64;
+                sum_dy += sum_by(x_run, dy_run, |v, d| pass(v, d));
+                sum_dy_centred += sum_by(x_run, dy_run, |v, d| pass(v, d) * (v - m));
             }
-            (sum_dy as f32, sum_dy_xhat as f32)
+            (sum_dy as f32, (sum_dy_centred * affine.inv_std[ch] as f64) as f32)
         });
         let beta: Vec<f32> = sums.iter().map(|s| s.0).collect();
-        let gamma_grad: Vec<f32> = sums.iter().map(|s| s.1).collect();
-        // dx = k (dy - dbeta / n - xhat dgamma / n) = k dy + k2 (x - mean) + k3 per channel.
-        let k: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
+        let gamma: Vec<f32> = sums.iter().map(|s| s.1).collect();
+        // dx = k (dy - dbeta / n - xhat dgamma / n) = k dy + slope x + offset per channel.
         let mut dx = vec![0.0; x.len()];
-        per_image(&mut dx, dims, |i, ch, out| {
-            let at = (i * c + ch) * s;
-            let (x_run, dy_run) = (&x[at..][..s], &dy[at..][..s]);
-            let slope = -k[ch] * inv_std[ch] * gamma_grad[ch] / n;
-            let offset = -k[ch] * beta[ch] / n - slope * mean[ch];
-            for ((o, &v), &d) in out.iter_mut().zip(x_run).zip(dy_run) {
-                *o = k[ch] * d + slope * v + offset;
+        per_image(&mut dx, dims, |ch, at, out| {
+            let (k, inv, pass) =
+                (affine.gamma[ch] * affine.inv_std[ch], affine.inv_std[ch], passed(ch));
+            let slope = -k * inv * gamma[ch] / n;
+            let offset = -k * beta[ch] / n - slope * affine.mean[ch];
+            for ((o, &v), &d) in out.iter_mut().zip(&x[at..][..s]).zip(&dy[at..][..s]) {
+                *o = k * pass(v, d) + slope * v + offset;
             }
         });
-        Backward { x: dx, gamma: gamma_grad, beta }
+        Backward { x: dx, gamma, beta }
     }
 }
 
@@ -323,11 +364,18 @@ mod tests {
     }
 
     /// Output, gradients of x, gamma and beta, and the running statistics after two steps all
-    /// equal burn's `BatchNorm` (S = 1, 5 and 20 cover the remainder loops).
+    /// equal burn's `BatchNorm` (then a ReLU, in the cases marked so; S = 1, 5 and 20 cover the
+    /// remainder loops).
     #[test]
     fn training_step_equals_burns_batch_norm() {
         let device = Device::flex().autodiff();
-        for (case, shape) in [[6, 4, 1, 1], [3, 5, 5, 1], [17, 3, 4, 5]].into_iter().enumerate() {
+        let cases = [
+            ([6, 4, 1, 1], false),
+            ([3, 5, 5, 1], false),
+            ([17, 3, 4, 5], false),
+            ([9, 3, 4, 5], true),
+        ];
+        for (case, (shape, relu)) in cases.into_iter().enumerate() {
             let c = shape[1];
             let run = |fused: bool| {
                 let bn = BatchNormConfig::new(c).init(&device);
@@ -345,7 +393,13 @@ mod tests {
                 let mut y_first = None;
                 for step in 0..2 {
                     let x = random(shape, 10 * case as u64 + step, &device).require_grad();
-                    let y = if fused { batch_norm(&bn, x.clone()) } else { bn.forward(x.clone()) };
+                    let y = if fused {
+                        batch_norm(&bn, x.clone(), relu)
+                    } else if relu {
+                        burn::tensor::activation::relu(bn.forward(x.clone()))
+                    } else {
+                        bn.forward(x.clone())
+                    };
                     let g = random(shape, 100 + step, &device);
                     y_first.get_or_insert(y.clone().detach());
                     let gradients = (y * g).sum().backward();
