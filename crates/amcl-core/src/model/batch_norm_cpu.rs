@@ -181,8 +181,12 @@ mod tracked {
 /// The kernels on row-major f32 slices x [B, C, S].
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 mod kernel {
+    use std::mem::MaybeUninit;
+
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
+
+    use crate::model::cpu_buffer;
 
     pub struct Forward {
         pub y: Vec<f32>,
@@ -227,13 +231,14 @@ mod kernel {
         (0..c).map(f).collect()
     }
 
-    /// out[i, c, :] = g(c, offset of (i, c)) for every image i and channel c, over the cores.
+    /// A new [B, C, S] buffer, with out[i, c, :] written by g(c, offset of (i, c), out[i, c, :])
+    /// for every image i and channel c, over the cores.
     fn per_image(
-        out: &mut [f32],
-        [_, c, s]: [usize; 3],
-        g: impl Fn(usize, usize, &mut [f32]) + Sync + Send,
-    ) {
-        let image = |(i, out_i): (usize, &mut [f32])| {
+        [b, c, s]: [usize; 3],
+        g: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+    ) -> Vec<f32> {
+        let mut out = cpu_buffer::uninit(b * c * s);
+        let image = |(i, out_i): (usize, &mut [MaybeUninit<f32>])| {
             for (ch, run) in out_i.chunks_exact_mut(s.max(1)).enumerate() {
                 g(ch, (i * c + ch) * s, run);
             }
@@ -242,6 +247,8 @@ mod kernel {
         out.par_chunks_mut((c * s).max(1)).enumerate().for_each(image);
         #[cfg(target_arch = "wasm32")]
         out.chunks_mut((c * s).max(1)).enumerate().for_each(image);
+        // SAFETY: the runs (i, c) cover out, and every g below writes its whole run.
+        unsafe { cpu_buffer::assume_init(out) }
     }
 
     /// Sum of f(x, y) over two runs, with independent partial sums so that it vectorises.
@@ -289,14 +296,17 @@ mod kernel {
         let variance: Vec<f32> = stats.iter().map(|s| s.1).collect();
         let inv_std: Vec<f32> = variance.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
         let affine = Affine { gamma, beta, mean: &mean, inv_std: &inv_std };
-        let mut y = vec![0.0; x.len()];
-        per_image(&mut y, dims, |ch, at, out| {
+        let y = per_image(dims, |ch, at, out| {
             let (scale, shift) = affine.scale_shift(ch);
             let run = &x[at..][..s];
             if relu_after {
-                out.iter_mut().zip(run).for_each(|(o, &v)| *o = relu(v * scale + shift));
+                out.iter_mut().zip(run).for_each(|(o, &v)| {
+                    o.write(relu(v * scale + shift));
+                });
             } else {
-                out.iter_mut().zip(run).for_each(|(o, &v)| *o = v * scale + shift);
+                out.iter_mut().zip(run).for_each(|(o, &v)| {
+                    o.write(v * scale + shift);
+                });
             }
         });
         Forward { y, mean, variance, inv_std }
@@ -321,7 +331,7 @@ mod kernel {
             let (m, pass) = (affine.mean[ch], passed(ch));
             let (mut sum_dy, mut sum_dy_centred) = (0.0f64, 0.0f64);
             for (x_run, dy_run) in channel(x, dims, ch).zip(channel(dy, dims, ch)) {
-                sum_dy += sum_by(x_run, dy_run, |v, d| pass(v, d));
+                sum_dy += sum_by(x_run, dy_run, pass);
                 sum_dy_centred += sum_by(x_run, dy_run, |v, d| pass(v, d) * (v - m));
             }
             (sum_dy as f32, (sum_dy_centred * affine.inv_std[ch] as f64) as f32)
@@ -329,14 +339,13 @@ mod kernel {
         let beta: Vec<f32> = sums.iter().map(|s| s.0).collect();
         let gamma: Vec<f32> = sums.iter().map(|s| s.1).collect();
         // dx = k (dy - dbeta / n - xhat dgamma / n) = k dy + slope x + offset per channel.
-        let mut dx = vec![0.0; x.len()];
-        per_image(&mut dx, dims, |ch, at, out| {
+        let dx = per_image(dims, |ch, at, out| {
             let (k, inv, pass) =
                 (affine.gamma[ch] * affine.inv_std[ch], affine.inv_std[ch], passed(ch));
             let slope = -k * inv * gamma[ch] / n;
             let offset = -k * beta[ch] / n - slope * affine.mean[ch];
             for ((o, &v), &d) in out.iter_mut().zip(&x[at..][..s]).zip(&dy[at..][..s]) {
-                *o = k * pass(v, d) + slope * v + offset;
+                o.write(k * pass(v, d) + slope * v + offset);
             }
         });
         Backward { x: dx, gamma, beta }

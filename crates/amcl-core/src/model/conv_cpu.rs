@@ -212,7 +212,10 @@ mod tracked {
 /// The kernels on plain row-major f32 slices.
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))] // the backward pass serves autodiff
 mod kernel {
+    use std::mem::MaybeUninit;
+
     use super::ConvShape;
+    use crate::model::cpu_buffer;
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
@@ -236,48 +239,63 @@ mod kernel {
         by_columns.min(by_cores)
     }
 
-    /// dst [m, n] (+)= lhs [m, k] rhs [k, n]; each operand given by its row and column strides.
-    #[allow(clippy::too_many_arguments)]
-    fn matmul(
-        dst: &mut [f32],
-        accumulate: bool,
-        [m, n, k]: [usize; 3],
-        lhs: &[f32],
-        [lhs_rs, lhs_cs]: [usize; 2],
-        rhs: &[f32],
-        [rhs_rs, rhs_cs]: [usize; 2],
-    ) {
-        if m == 0 || n == 0 {
-            return;
+    /// The operands of a matrix product lhs [m, k] rhs [k, n], each with its row and column
+    /// strides.
+    struct Product<'a> {
+        dims: [usize; 3],
+        lhs: (&'a [f32], [usize; 2]),
+        rhs: (&'a [f32], [usize; 2]),
+    }
+
+    impl Product<'_> {
+        /// dst [m, n] += lhs rhs.
+        fn add_to(&self, dst: &mut [f32]) {
+            // SAFETY: dst is a live slice of f32 of the given length.
+            unsafe { self.run(dst.as_mut_ptr(), dst.len(), true) }
         }
-        assert!(dst.len() >= m * n, "matmul: dst too small");
-        if k > 0 {
+
+        /// dst [m, n] = lhs rhs, writing every element.
+        fn write_to(&self, dst: &mut [MaybeUninit<f32>]) {
+            // SAFETY: as above; gemm does not read dst when told not to accumulate.
+            unsafe { self.run(dst.as_mut_ptr().cast(), dst.len(), false) }
+        }
+
+        /// # Safety
+        /// dst points to `len` writable f32 slots (initialised when `accumulate`).
+        unsafe fn run(&self, dst: *mut f32, len: usize, accumulate: bool) {
+            let [m, n, k] = self.dims;
+            let ((lhs, [lhs_rs, lhs_cs]), (rhs, [rhs_rs, rhs_cs])) = (self.lhs, self.rhs);
+            if m == 0 || n == 0 {
+                return;
+            }
+            assert!(k > 0, "matmul: empty inner dimension");
+            assert!(len >= m * n, "matmul: dst too small");
             assert!((m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(), "matmul: lhs too small");
             assert!((k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(), "matmul: rhs too small");
-        }
-        // SAFETY: the asserts above keep every index of dst, lhs and rhs inside their slices.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                lhs.as_ptr(),
-                lhs_cs as isize,
-                lhs_rs as isize,
-                rhs.as_ptr(),
-                rhs_cs as isize,
-                rhs_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
+            // SAFETY: the asserts above keep every index of dst, lhs and rhs inside their slices.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst,
+                    1,
+                    n as isize,
+                    accumulate,
+                    lhs.as_ptr(),
+                    lhs_cs as isize,
+                    lhs_rs as isize,
+                    rhs.as_ptr(),
+                    rhs_cs as isize,
+                    rhs_rs as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
         }
     }
 
@@ -379,22 +397,26 @@ mod kernel {
         let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
         let image_in = shape.c_in * shape.h * shape.w;
         let per_group = images_per_group(shape);
-        let mut y = vec![0.0; shape.batch * c_out * p];
-        let group = |scratch: &mut Scratch, (y_group, x_group): (&mut [f32], &[f32])| {
+        let mut y = cpu_buffer::uninit(shape.batch * c_out * p);
+        let group = |scratch: &mut Scratch,
+                     (y_group, x_group): (&mut [MaybeUninit<f32>], &[f32])| {
             let images = x_group.len() / image_in;
             let n = images * p;
             scratch.cols.resize(k * n, 0.0);
             im2col(x_group, shape, images, &mut scratch.cols);
+            let product =
+                Product { dims: [c_out, n, k], lhs: (w, [k, 1]), rhs: (&scratch.cols, [n, 1]) };
             if images == 1 {
-                matmul(y_group, false, [c_out, n, k], w, [k, 1], &scratch.cols, [n, 1]);
+                product.write_to(y_group);
                 return;
             }
             // The product's columns are (image, position): scatter them to [image, c_out, P].
             scratch.product.resize(c_out * n, 0.0);
-            matmul(&mut scratch.product, false, [c_out, n, k], w, [k, 1], &scratch.cols, [n, 1]);
+            // SAFETY: the product writes f32 values only.
+            product.write_to(unsafe { cpu_buffer::as_uninit(&mut scratch.product) });
             for (c, row) in scratch.product.chunks_exact(n).enumerate() {
                 for (image, src) in row.chunks_exact(p).enumerate() {
-                    y_group[(image * c_out + c) * p..][..p].copy_from_slice(src);
+                    cpu_buffer::write(&mut y_group[(image * c_out + c) * p..][..p], src);
                 }
             }
         };
@@ -409,7 +431,8 @@ mod kernel {
                 .zip(x.chunks(per_group * image_in))
                 .for_each(|pair| group(&mut scratch, pair));
         }
-        y
+        // SAFETY: the groups cover y, and each wrote all of its part (product or scatter).
+        unsafe { cpu_buffer::assume_init(y) }
     }
 
     /// Gradients of x (when `want_x`) and of w, given dy [B, c_out, P].
@@ -423,9 +446,9 @@ mod kernel {
         let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
         let image_in = shape.c_in * shape.h * shape.w;
         let per_group = images_per_group(shape);
-        let mut dx = if want_x { vec![0.0; x.len()] } else { Vec::new() };
+        let mut dx = cpu_buffer::uninit(if want_x { x.len() } else { 0 });
         // (first image, its dx when wanted) for every group.
-        let groups: Vec<(usize, Option<&mut [f32]>)> = if want_x {
+        let groups: Vec<(usize, Option<&mut [MaybeUninit<f32>]>)> = if want_x {
             dx.chunks_mut(per_group * image_in)
                 .enumerate()
                 .map(|(g, d)| (g * per_group, Some(d)))
@@ -433,34 +456,48 @@ mod kernel {
         } else {
             (0..shape.batch).step_by(per_group).map(|first| (first, None)).collect()
         };
-        let group = |(mut scratch, mut dw): (Scratch, Vec<f32>),
-                     (first, dx_group): (usize, Option<&mut [f32]>)| {
-            let images = per_group.min(shape.batch - first);
-            let n = images * p;
-            scratch.cols.resize(k * n, 0.0);
-            im2col(&x[first * image_in..][..images * image_in], shape, images, &mut scratch.cols);
-            // dy of the group as [c_out, images P].
-            let dy_group = &dy[first * c_out * p..][..images * c_out * p];
-            let dy_cols: &[f32] = if images == 1 {
-                dy_group
-            } else {
-                scratch.product.resize(c_out * n, 0.0);
-                for (c, row) in scratch.product.chunks_exact_mut(n).enumerate() {
-                    for (image, dst) in row.chunks_exact_mut(p).enumerate() {
-                        dst.copy_from_slice(&dy_group[(image * c_out + c) * p..][..p]);
+        let group =
+            |(mut scratch, mut dw): (Scratch, Vec<f32>),
+             (first, dx_group): (usize, Option<&mut [MaybeUninit<f32>]>)| {
+                let images = per_group.min(shape.batch - first);
+                let n = images * p;
+                scratch.cols.resize(k * n, 0.0);
+                im2col(
+                    &x[first * image_in..][..images * image_in],
+                    shape,
+                    images,
+                    &mut scratch.cols,
+                );
+                // dy of the group as [c_out, images P].
+                let dy_group = &dy[first * c_out * p..][..images * c_out * p];
+                let dy_cols: &[f32] = if images == 1 {
+                    dy_group
+                } else {
+                    scratch.product.resize(c_out * n, 0.0);
+                    for (c, row) in scratch.product.chunks_exact_mut(n).enumerate() {
+                        for (image, dst) in row.chunks_exact_mut(p).enumerate() {
+                            dst.copy_from_slice(&dy_group[(image * c_out + c) * p..][..p]);
+                        }
                     }
+                    &scratch.product
+                };
+                // dw [c_out, K] += dy [c_out, n] cols^T [n, K]
+                Product {
+                    dims: [c_out, k, n],
+                    lhs: (dy_cols, [n, 1]),
+                    rhs: (&scratch.cols, [1, n]),
                 }
-                &scratch.product
+                .add_to(&mut dw);
+                if let Some(dx_group) = dx_group {
+                    // dcols [K, n] = w^T [K, c_out] dy [c_out, n], written over cols (no longer needed).
+                    let dcols = &mut scratch.cols;
+                    // SAFETY: the product writes f32 values only.
+                    Product { dims: [k, n, c_out], lhs: (w, [1, k]), rhs: (dy_cols, [n, 1]) }
+                        .write_to(unsafe { cpu_buffer::as_uninit(dcols) });
+                    col2im(dcols, shape, images, cpu_buffer::zeroed(dx_group));
+                }
+                (scratch, dw)
             };
-            // dw [c_out, K] += dy [c_out, n] cols^T [n, K]
-            matmul(&mut dw, true, [c_out, k, n], dy_cols, [n, 1], &scratch.cols, [1, n]);
-            if let Some(dx_group) = dx_group {
-                // dcols [K, n] = w^T [K, c_out] dy [c_out, n], written over cols (no longer needed).
-                matmul(&mut scratch.cols, false, [k, n, c_out], w, [1, k], dy_cols, [n, 1]);
-                col2im(&scratch.cols, shape, images, dx_group);
-            }
-            (scratch, dw)
-        };
         let zeros = || (Scratch::default(), vec![0.0; c_out * k]);
         #[cfg(not(target_arch = "wasm32"))]
         let dw = groups.into_par_iter().fold(zeros, group).map(|(_, dw)| dw).reduce(
@@ -472,7 +509,8 @@ mod kernel {
         );
         #[cfg(target_arch = "wasm32")]
         let dw = groups.into_iter().fold(zeros(), group).1;
-        (want_x.then_some(dx), dw)
+        // SAFETY: with want_x the groups cover dx and each zeroed its part before adding to it.
+        (want_x.then(|| unsafe { cpu_buffer::assume_init(dx) }), dw)
     }
 }
 
