@@ -499,14 +499,19 @@ mod kernel {
                 (scratch, dw)
             };
         let zeros = || (Scratch::default(), vec![0.0; c_out * k]);
+        // One run of consecutive groups per core, so that there are as many partial dw (each
+        // [c_out, K], 9 MB in ResNet's last layers) to zero and add up as there are cores.
         #[cfg(not(target_arch = "wasm32"))]
-        let dw = groups.into_par_iter().fold(zeros, group).map(|(_, dw)| dw).reduce(
-            || vec![0.0; c_out * k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+        let runs = groups.len().div_ceil(threads()).max(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        let dw =
+            groups.into_par_iter().with_min_len(runs).fold(zeros, group).map(|(_, dw)| dw).reduce(
+                || vec![0.0; c_out * k],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
         #[cfg(target_arch = "wasm32")]
         let dw = groups.into_iter().fold(zeros(), group).1;
         // SAFETY: with want_x the groups cover dx and each zeroed its part before adding to it.
