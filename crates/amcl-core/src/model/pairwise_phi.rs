@@ -162,6 +162,13 @@ mod kernel {
     /// Lanes of the partial sums in [`relu_dot`]: one AVX-512 register, two AVX2 registers.
     const LANES: usize = 16;
 
+    /// Rows of `a` that share each read of a row of `b`.
+    const BLOCK: usize = 4;
+
+    /// The hidden width the blocked forward is compiled for (`TEMPERATURE_HIDDEN`); other widths
+    /// take the row-by-row loop.
+    const H: usize = crate::model::TEMPERATURE_HIDDEN;
+
     /// Defines `$name`, which calls `$body` (an `#[inline(always)]` function) through a copy of it
     /// compiled for the widest vector instructions the CPU has.
     macro_rules! widest_simd {
@@ -193,36 +200,76 @@ mod kernel {
         };
     }
 
-    widest_simd!(forward_row_simd => forward_row(a_i: &[f32], b: &[f32], w: &[f32], out_row: &mut [f32]));
+    widest_simd!(forward_rows_simd => forward_rows(a_rows: &[f32], b: &[f32], w: &[f32], out_rows: &mut [f32]));
     widest_simd!(backward_rows_simd => backward_rows(
         a_rows: &[f32],
         b: &[f32],
-        w: &[f32],
         g_rows: &[f32],
         grad_a_rows: &mut [f32],
         partial: &mut Partial
     ));
 
+    /// The number of threads that share the work.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn threads() -> usize {
+        rayon::current_num_threads()
+    }
+
     /// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]).
     pub fn forward(a: &[f32], b: &[f32], w: &[f32], n: usize, m: usize, h: usize) -> Vec<f32> {
         let mut out = vec![0.0; n * m];
-        let row = |(i, out_row): (usize, &mut [f32])| {
-            forward_row_simd(&a[i * h..(i + 1) * h], b, w, out_row)
+        let block = |(t, out_rows): (usize, &mut [f32])| {
+            let rows = out_rows.len() / m.max(1);
+            let first = t * BLOCK;
+            forward_rows_simd(&a[first * h..(first + rows) * h], b, w, out_rows)
         };
         #[cfg(not(target_arch = "wasm32"))]
-        out.par_chunks_mut(m.max(1)).enumerate().for_each(row);
+        out.par_chunks_mut((BLOCK * m).max(1)).enumerate().for_each(block);
         #[cfg(target_arch = "wasm32")]
-        out.chunks_mut(m.max(1)).enumerate().for_each(row);
+        out.chunks_mut((BLOCK * m).max(1)).enumerate().for_each(block);
         out
     }
 
-    /// One row of the logits: anchor a_i against every b_j.
+    /// Some rows of the logits: each block of [`BLOCK`] anchors against every b_j, so that each
+    /// b_j is read once per block.
     #[inline(always)]
-    fn forward_row(a_i: &[f32], b: &[f32], w: &[f32], out_row: &mut [f32]) {
-        let h = a_i.len();
-        for (j, out_ij) in out_row.iter_mut().enumerate() {
-            *out_ij = relu_dot(a_i, &b[j * h..(j + 1) * h], w);
+    fn forward_rows(a_rows: &[f32], b: &[f32], w: &[f32], out_rows: &mut [f32]) {
+        let h = w.len();
+        let m = out_rows.len() / (a_rows.len() / h.max(1)).max(1);
+        for (a_block, out_block) in a_rows.chunks(BLOCK * h).zip(out_rows.chunks_mut(BLOCK * m)) {
+            if let Ok(a_block) = <&[f32; BLOCK * H]>::try_from(a_block)
+                && h == H
+            {
+                for (j, b_j) in b.chunks_exact(H).enumerate() {
+                    let sums = relu_dot_block(a_block, b_j.try_into().expect("h values"), w);
+                    for (r, sum) in sums.into_iter().enumerate() {
+                        out_block[r * m + j] = sum;
+                    }
+                }
+                continue;
+            }
+            for (a_i, out_row) in a_block.chunks_exact(h).zip(out_block.chunks_exact_mut(m)) {
+                for (out_ij, b_j) in out_row.iter_mut().zip(b.chunks_exact(h)) {
+                    *out_ij = relu_dot(a_i, b_j, w);
+                }
+            }
         }
+    }
+
+    /// [`relu_dot`] of [`BLOCK`] rows of a against one y, sharing the loads of y and w.
+    #[inline(always)]
+    fn relu_dot_block(a: &[f32; BLOCK * H], y: &[f32; H], w: &[f32]) -> [f32; BLOCK] {
+        let mut acc = [[0.0f32; LANES]; BLOCK];
+        for c in (0..H).step_by(LANES) {
+            let (y, w) = (&y[c..c + LANES], &w[c..c + LANES]);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let x = &a[r * H + c..r * H + c + LANES];
+                for l in 0..LANES {
+                    acc[l] += w[l] * relu(x[l] + y[l]);
+                }
+            }
+        }
+        acc.map(|lanes| lanes.iter().sum())
     }
 
     /// sum_k w[k] relu(x[k] + y[k]), with independent partial sums so that it vectorises.
@@ -259,7 +306,7 @@ mod kernel {
         pub w: Vec<f32>,
     }
 
-    /// One task's partial sums of grad b [m, h] and grad w [h] (before the factor w[k]).
+    /// One worker's partial sums of grad b [m, h] and grad w [h] (before the factor w[k]).
     struct Partial {
         b: Vec<f32>,
         w: Vec<f32>,
@@ -288,25 +335,32 @@ mod kernel {
         h: usize,
     ) -> Grads {
         let mut grad_a = vec![0.0; n * h];
-        let task = |(t, grad_a_rows): (usize, &mut [f32])| {
-            let mut partial = Partial::zeros(m, h);
+        let task = |mut partial: Partial, (t, grad_a_rows): (usize, &mut [f32])| {
             let first = t * ROWS_PER_TASK;
             let rows = grad_a_rows.len() / h.max(1);
             let a_rows = &a[first * h..(first + rows) * h];
             let g_rows = &g[first * m..(first + rows) * m];
-            backward_rows_simd(a_rows, b, w, g_rows, grad_a_rows, &mut partial);
+            backward_rows_simd(a_rows, b, g_rows, grad_a_rows, &mut partial);
             partial
         };
         let chunk = (ROWS_PER_TASK * h).max(1);
+        let zeros = || Partial::zeros(m, h);
+        // Runs of consecutive tasks, one per core, so that there are as many partial grad b
+        // ([m, h]: 512 kB against a MoCo queue) to zero and add up as there are cores.
+        #[cfg(not(target_arch = "wasm32"))]
+        let tasks = n.div_ceil(ROWS_PER_TASK);
         #[cfg(not(target_arch = "wasm32"))]
         let total = grad_a
             .par_chunks_mut(chunk)
             .enumerate()
-            .map(task)
-            .reduce(|| Partial::zeros(m, h), Partial::add);
+            .with_min_len(tasks.div_ceil(threads()).max(1))
+            .fold(zeros, task)
+            .reduce(zeros, Partial::add);
         #[cfg(target_arch = "wasm32")]
-        let total =
-            grad_a.chunks_mut(chunk).enumerate().map(task).fold(Partial::zeros(m, h), Partial::add);
+        let total = grad_a.chunks_mut(chunk).enumerate().fold(zeros(), task);
+        for grad_a_i in grad_a.chunks_mut(h.max(1)) {
+            grad_a_i.iter_mut().zip(w).for_each(|(x, w_k)| *x *= w_k);
+        }
         let mut grad_b = total.b;
         for grad_b_j in grad_b.chunks_mut(h.max(1)) {
             grad_b_j.iter_mut().zip(w).for_each(|(x, w_k)| *x *= w_k);
@@ -314,36 +368,95 @@ mod kernel {
         Grads { a: grad_a, b: grad_b, w: total.w }
     }
 
-    /// Some rows of the backward pass: their grad a (complete) and their share of grad b and w.
+    /// Some rows of the backward pass before the factor w[k]: their grad a (complete) and their
+    /// share of grad b and w. Blocks of [`BLOCK`] rows share each read and update of b_j and
+    /// grad b_j.
     #[inline(always)]
     fn backward_rows(
         a_rows: &[f32],
         b: &[f32],
-        w: &[f32],
         g_rows: &[f32],
         grad_a_rows: &mut [f32],
         partial: &mut Partial,
     ) {
-        let h = w.len();
+        let h = partial.w.len();
         let m = partial.b.len() / h.max(1);
-        for ((a_i, g_i), grad_a_i) in
-            a_rows.chunks_exact(h).zip(g_rows.chunks_exact(m)).zip(grad_a_rows.chunks_exact_mut(h))
-        {
-            for ((&g_ij, b_j), grad_b_j) in
-                g_i.iter().zip(b.chunks_exact(h)).zip(partial.b.chunks_exact_mut(h))
+        let blocks = a_rows
+            .chunks(BLOCK * h)
+            .zip(g_rows.chunks(BLOCK * m))
+            .zip(grad_a_rows.chunks_mut(BLOCK * h));
+        for ((a_block, g_block), grad_a_block) in blocks {
+            let full = (
+                <&[f32; BLOCK * H]>::try_from(a_block),
+                <&mut [f32; BLOCK * H]>::try_from(&mut *grad_a_block),
+            );
+            if let (Ok(a_block), Ok(grad_a_block)) = full
+                && h == H
             {
-                if g_ij == 0.0 {
-                    continue;
+                for (j, (b_j, grad_b_j)) in
+                    b.chunks_exact(H).zip(partial.b.chunks_exact_mut(H)).enumerate()
+                {
+                    let g: [f32; BLOCK] = std::array::from_fn(|r| g_block[r * m + j]);
+                    if g.iter().any(|&g| g != 0.0) {
+                        let b_j = b_j.try_into().expect("h values");
+                        let grad_b_j = grad_b_j.try_into().expect("h values");
+                        backward_block(a_block, b_j, g, grad_a_block, grad_b_j, &mut partial.w);
+                    }
                 }
-                for k in 0..h {
-                    let x = a_i[k] + b_j[k];
-                    let active = if x > 0.0 { g_ij } else { 0.0 };
-                    grad_a_i[k] += active;
-                    grad_b_j[k] += active;
-                    partial.w[k] += active * x;
+                continue;
+            }
+            for ((a_i, g_i), grad_a_i) in a_block
+                .chunks_exact(h)
+                .zip(g_block.chunks_exact(m))
+                .zip(grad_a_block.chunks_exact_mut(h))
+            {
+                for ((&g_ij, b_j), grad_b_j) in
+                    g_i.iter().zip(b.chunks_exact(h)).zip(partial.b.chunks_exact_mut(h))
+                {
+                    if g_ij == 0.0 {
+                        continue;
+                    }
+                    for k in 0..h {
+                        let x = a_i[k] + b_j[k];
+                        let active = if x > 0.0 { g_ij } else { 0.0 };
+                        grad_a_i[k] += active;
+                        grad_b_j[k] += active;
+                        partial.w[k] += active * x;
+                    }
                 }
             }
-            grad_a_i.iter_mut().zip(w).for_each(|(x, w_k)| *x *= w_k);
+        }
+    }
+
+    /// One b_j against a block of [`BLOCK`] rows: grad a_r += g_r [a_r + b_j > 0], and their sums
+    /// over the block into grad b_j (and of g_r relu(a_r + b_j) into grad w).
+    #[inline(always)]
+    fn backward_block(
+        a: &[f32; BLOCK * H],
+        b_j: &[f32; H],
+        g: [f32; BLOCK],
+        grad_a: &mut [f32; BLOCK * H],
+        grad_b_j: &mut [f32; H],
+        grad_w: &mut [f32],
+    ) {
+        for c in (0..H).step_by(LANES) {
+            let y = &b_j[c..c + LANES];
+            let (mut sum_b, mut sum_w) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for (r, &g_r) in g.iter().enumerate() {
+                let x = &a[r * H + c..r * H + c + LANES];
+                let grad_a = &mut grad_a[r * H + c..r * H + c + LANES];
+                for l in 0..LANES {
+                    let v = x[l] + y[l];
+                    let active = if v > 0.0 { g_r } else { 0.0 };
+                    grad_a[l] += active;
+                    sum_b[l] += active;
+                    sum_w[l] += active * v;
+                }
+            }
+            for l in 0..LANES {
+                grad_b_j[c + l] += sum_b[l];
+                grad_w[c + l] += sum_w[l];
+            }
         }
     }
 }
@@ -382,34 +495,36 @@ mod tests {
     #[test]
     fn fused_gradients_equal_the_tensor_ops() {
         let device = Device::flex().autodiff();
-        let (n, m, h) = (37, 21, 19);
-        let grads_of = |fused: bool| {
-            let a = random([n, h], 4, &device).require_grad();
-            let b = random([m, h], 5, &device).require_grad();
-            let w = random([1, h], 6, &device).reshape([h]).require_grad();
-            // A non-uniform upstream gradient, so that each g[i, j] matters.
-            let g = random([n, m], 7, &device);
-            let logits = if fused {
-                pairwise_relu_dot(a.clone(), b.clone(), w.clone())
-            } else {
-                composed(a.clone(), b.clone(), w.clone())
+        // H = 19: the row-by-row loops; H = 128 with 10 rows: two blocks of four and a remainder.
+        for (n, m, h) in [(37, 21, 19), (10, 23, 128)] {
+            let grads_of = |fused: bool| {
+                let a = random([n, h], 4, &device).require_grad();
+                let b = random([m, h], 5, &device).require_grad();
+                let w = random([1, h], 6, &device).reshape([h]).require_grad();
+                // A non-uniform upstream gradient, so that each g[i, j] matters.
+                let g = random([n, m], 7, &device);
+                let logits = if fused {
+                    pairwise_relu_dot(a.clone(), b.clone(), w.clone())
+                } else {
+                    composed(a.clone(), b.clone(), w.clone())
+                };
+                let grads = (logits * g).sum().backward();
+                (
+                    a.grad(&grads).unwrap(),
+                    b.grad(&grads).unwrap(),
+                    w.grad(&grads).unwrap().reshape([1, h]),
+                )
             };
-            let grads = (logits * g).sum().backward();
-            (
-                a.grad(&grads).unwrap(),
-                b.grad(&grads).unwrap(),
-                w.grad(&grads).unwrap().reshape([1, h]),
-            )
-        };
-        let (fused, composed) = (grads_of(true), grads_of(false));
-        for (name, x, y) in
-            [("a", fused.0, composed.0), ("b", fused.1, composed.1), ("w", fused.2, composed.2)]
-        {
-            let x = x.into_data().try_to_vec::<f32>().unwrap();
-            let y = y.into_data().try_to_vec::<f32>().unwrap();
-            let diff = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
-            assert!(diff < 1e-4, "grad {name}: max |diff| {diff}");
-            assert!(y.iter().any(|v| v.abs() > 1e-3), "grad {name} is not trivially zero");
+            let (fused, composed) = (grads_of(true), grads_of(false));
+            for (name, x, y) in
+                [("a", fused.0, composed.0), ("b", fused.1, composed.1), ("w", fused.2, composed.2)]
+            {
+                let x = x.into_data().try_to_vec::<f32>().unwrap();
+                let y = y.into_data().try_to_vec::<f32>().unwrap();
+                let diff = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+                assert!(diff < 1e-4, "h {h}, grad {name}: max |diff| {diff}");
+                assert!(y.iter().any(|v| v.abs() > 1e-3), "grad {name} is not trivially zero");
+            }
         }
     }
 }
