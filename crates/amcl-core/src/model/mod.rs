@@ -234,6 +234,6 @@ impl AmclModel {
 
     /// Adaptive temperatures of all pairs in head `c`: [N, d] x [M, d] -> [N, M], in (lo, hi).
     pub fn pairwise_temperature(&self, c: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
-        self.range.squash(self.temperature_net(c).pairwise_logits(z_a, z_b))
+        self.temperature_net(c).pairwise_temperatures(z_a, z_b, &self.range)
     }
 }

@@ -28,15 +28,41 @@ use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::TemperatureRange;
+
 /// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]) for a [N, H], b [M, H], w [H]: [N, M].
 pub fn pairwise_relu_dot(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
+    let bias = Tensor::zeros([1], &a.device());
+    fused(a, b, w, bias, None)
+}
+
+/// tau[i, j] = range.squash(logit[i, j] + bias): the temperatures themselves, with phi's output
+/// bias and the squashing into (lo, hi) in the same pass over the pairs (bias: [1]).
+pub fn pairwise_temperature(
+    a: Tensor<2>,
+    b: Tensor<2>,
+    w: Tensor<1>,
+    bias: Tensor<1>,
+    range: TemperatureRange,
+) -> Tensor<2> {
+    fused(a, b, w, bias, Some(range))
+}
+
+/// The fused op where there is one (flex), else the tensor ops.
+fn fused(
+    a: Tensor<2>,
+    b: Tensor<2>,
+    w: Tensor<1>,
+    bias: Tensor<1>,
+    squash: Option<TemperatureRange>,
+) -> Tensor<2> {
     match a.device().as_dispatch() {
-        DispatchDevice::Flex(_) => flex_forward(a, b, w),
+        DispatchDevice::Flex(_) => flex_forward(a, b, w, bias, squash),
         #[cfg(feature = "autodiff")]
         DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
-            tracked::forward(a, b, w)
+            tracked::forward(a, b, w, bias, squash)
         }
-        _ => composed(a, b, w),
+        _ => composed_squashed(a, b, w, bias, squash),
     }
 }
 
@@ -48,11 +74,33 @@ pub fn composed(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
     hidden.matmul(w.reshape([1, h, 1])).reshape([n, m])
 }
 
+/// [`composed`], then the bias and the squashing when asked for.
+fn composed_squashed(
+    a: Tensor<2>,
+    b: Tensor<2>,
+    w: Tensor<1>,
+    bias: Tensor<1>,
+    squash: Option<TemperatureRange>,
+) -> Tensor<2> {
+    let logits = composed(a, b, w);
+    match squash {
+        Some(range) => range.squash(logits + bias.reshape([1, 1])),
+        None => logits,
+    }
+}
+
 /// Forward on flex tensors without autodiff.
-fn flex_forward(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
+fn flex_forward(
+    a: Tensor<2>,
+    b: Tensor<2>,
+    w: Tensor<1>,
+    bias: Tensor<1>,
+    squash: Option<TemperatureRange>,
+) -> Tensor<2> {
     let primitive = |t: Tensor<2>| t.try_into_primitive::<Flex>().expect("a flex tensor");
-    let w = w.unsqueeze_dim::<2>(0).try_into_primitive::<Flex>().expect("a flex tensor");
-    Tensor::from_primitive::<Flex>(forward_primitive(primitive(a), primitive(b), w))
+    let w = primitive(w.unsqueeze_dim::<2>(0));
+    let bias = primitive(bias.unsqueeze_dim::<2>(0));
+    Tensor::from_primitive::<Flex>(forward_primitive(primitive(a), primitive(b), w, bias, squash))
 }
 
 /// A flex tensor's values as f32, with its shape [rows, cols] and dtype.
@@ -69,27 +117,46 @@ fn tensor(values: Vec<f32>, shape: [usize; 2], dtype: burn::tensor::DType) -> Fl
     FlexTensor::from_data(TensorData::new(values, shape).convert_dtype(dtype))
 }
 
-fn forward_primitive(a: FlexTensor, b: FlexTensor, w: FlexTensor) -> FlexTensor {
-    let (a, [n, h], dtype) = values(a);
-    let (b, [m, _], _) = values(b);
-    let (w, _, _) = values(w);
-    tensor(kernel::forward(&a, &b, &w, n, m, h), [n, m], dtype)
-}
-
-/// The gradients of a, b and w (as [1, H]) given the gradient of the logits.
-#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
-fn backward_primitive(
+fn forward_primitive(
     a: FlexTensor,
     b: FlexTensor,
     w: FlexTensor,
-    grad: FlexTensor,
-) -> (FlexTensor, FlexTensor, FlexTensor) {
+    bias: FlexTensor,
+    squash: Option<TemperatureRange>,
+) -> FlexTensor {
     let (a, [n, h], dtype) = values(a);
     let (b, [m, _], _) = values(b);
     let (w, _, _) = values(w);
-    let (g, _, _) = values(grad);
+    let mut out = kernel::forward(&a, &b, &w, n, m, h);
+    if let Some(range) = squash {
+        kernel::squash(&mut out, values(bias).0[0], range);
+    }
+    tensor(out, [n, m], dtype)
+}
+
+/// The gradients of a, b, w (as [1, H]) and the bias (as [1, 1]) given the gradient of the
+/// output; `output` is the forward's (the temperatures, when squashed).
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+fn backward_primitive(
+    [a, b, w, output]: [FlexTensor; 4],
+    squash: Option<TemperatureRange>,
+    grad: FlexTensor,
+) -> [FlexTensor; 4] {
+    let (a, [n, h], dtype) = values(a);
+    let (b, [m, _], _) = values(b);
+    let (w, _, _) = values(w);
+    let (mut g, _, _) = values(grad);
+    let grad_bias = match squash {
+        Some(range) => kernel::unsquash_grad(&mut g, &values(output).0, range),
+        None => 0.0,
+    };
     let grads = kernel::backward(&a, &b, &w, &g, n, m, h);
-    (tensor(grads.a, [n, h], dtype), tensor(grads.b, [m, h], dtype), tensor(grads.w, [1, h], dtype))
+    [
+        tensor(grads.a, [n, h], dtype),
+        tensor(grads.b, [m, h], dtype),
+        tensor(grads.w, [1, h], dtype),
+        tensor(vec![grad_bias], [1, 1], dtype),
+    ]
 }
 
 /// The op on flex under autodiff: the fused forward, and a backward node that runs the fused
@@ -103,22 +170,25 @@ mod tracked {
     use burn::backend::{Autodiff, Flex};
     use burn::prelude::*;
 
-    use super::{FlexTensor, backward_primitive, composed, forward_primitive};
+    use super::{
+        FlexTensor, TemperatureRange, backward_primitive, composed_squashed, forward_primitive,
+    };
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
 
     #[derive(Debug)]
-    struct PairwiseReluDot;
+    struct PairwiseReluDot {
+        squash: Option<TemperatureRange>,
+    }
 
-    impl Backward<Flex, 3> for PairwiseReluDot {
-        type State = (FlexTensor, FlexTensor, FlexTensor);
+    impl Backward<Flex, 4> for PairwiseReluDot {
+        /// a, b, w, and the forward's output.
+        type State = [FlexTensor; 4];
 
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let (a, b, w) = ops.state;
+        fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
             let grad = grads.consume::<Flex>(&ops.node);
-            let (grad_a, grad_b, grad_w) = backward_primitive(a, b, w, grad);
-            let [node_a, node_b, node_w] = ops.parents;
-            for (node, grad) in [(node_a, grad_a), (node_b, grad_b), (node_w, grad_w)] {
+            let computed = backward_primitive(ops.state, self.squash, grad);
+            for (node, grad) in ops.parents.into_iter().zip(computed) {
                 if let Some(node) = node {
                     grads.register::<Flex>(node.id, grad);
                 }
@@ -126,24 +196,32 @@ mod tracked {
         }
     }
 
-    pub(super) fn forward(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
-        let w = w.unsqueeze_dim::<2>(0);
-        let (Ok(pa), Ok(pb), Ok(pw)) = (
+    pub(super) fn forward(
+        a: Tensor<2>,
+        b: Tensor<2>,
+        w: Tensor<1>,
+        bias: Tensor<1>,
+        squash: Option<TemperatureRange>,
+    ) -> Tensor<2> {
+        let (w2, bias2) = (w.clone().unsqueeze_dim::<2>(0), bias.clone().unsqueeze_dim::<2>(0));
+        let (Ok(pa), Ok(pb), Ok(pw), Ok(pbias)) = (
             a.clone().try_into_primitive::<Ad>(),
             b.clone().try_into_primitive::<Ad>(),
-            w.clone().try_into_primitive::<Ad>(),
+            w2.try_into_primitive::<Ad>(),
+            bias2.try_into_primitive::<Ad>(),
         ) else {
             // Gradient checkpointing (another strategy type): the tensor-op path.
-            return composed(a, b, w.squeeze_dim(0));
+            return composed_squashed(a, b, w, bias, squash);
         };
-        let nodes = [pa.node(), pb.node(), pw.node()];
+        let nodes = [pa.node(), pb.node(), pw.node(), pbias.node()];
         let (a, b, w) = (pa.into_primitive(), pb.into_primitive(), pw.into_primitive());
-        let output = forward_primitive(a.clone(), b.clone(), w.clone());
         let output =
-            match PairwiseReluDot.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish((a, b, w), output),
-                OpsKind::UnTracked(prep) => prep.finish(output),
-            };
+            forward_primitive(a.clone(), b.clone(), w.clone(), pbias.into_primitive(), squash);
+        let op = PairwiseReluDot { squash };
+        let output = match op.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish([a, b, w, output.clone()], output),
+            OpsKind::UnTracked(prep) => prep.finish(output),
+        };
         Tensor::from_primitive::<Ad>(output)
     }
 }
@@ -297,6 +375,40 @@ mod kernel {
     #[inline(always)]
     fn relu(x: f32) -> f32 {
         if x > 0.0 { x } else { 0.0 }
+    }
+
+    /// logits -> lo + (hi - lo) sigmoid(logit + bias), in place.
+    pub fn squash(out: &mut [f32], bias: f32, range: super::TemperatureRange) {
+        let span = range.hi - range.lo;
+        let apply = |chunk: &mut [f32]| {
+            for v in chunk {
+                *v = range.lo + span / (1.0 + (-(*v + bias)).exp());
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        out.par_chunks_mut(4096).for_each(apply);
+        #[cfg(target_arch = "wasm32")]
+        out.chunks_mut(4096).for_each(apply);
+    }
+
+    /// The gradient of the temperatures -> that of the logits (in place), given the
+    /// temperatures tau: d tau / d logit = (hi - lo) s (1 - s) = (tau - lo)(hi - tau) / (hi - lo).
+    /// Returns the bias's gradient, the sum of the logits' gradients.
+    pub fn unsquash_grad(g: &mut [f32], tau: &[f32], range: super::TemperatureRange) -> f32 {
+        let span = range.hi - range.lo;
+        let apply = |(g, tau): (&mut [f32], &[f32])| {
+            let mut sum = 0.0f64;
+            for (g, &t) in g.iter_mut().zip(tau) {
+                *g *= (t - range.lo) * (range.hi - t) / span;
+                sum += *g as f64;
+            }
+            sum
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let sum: f64 = g.par_chunks_mut(4096).zip(tau.par_chunks(4096)).map(apply).sum();
+        #[cfg(target_arch = "wasm32")]
+        let sum: f64 = g.chunks_mut(4096).zip(tau.chunks(4096)).map(apply).sum();
+        sum as f32
     }
 
     /// Gradients of a, b and w.
@@ -489,41 +601,79 @@ mod tests {
         }
     }
 
+    /// The temperatures (bias and squashing fused) equal the composed ops too.
+    #[test]
+    fn fused_temperatures_equal_the_tensor_ops() {
+        let device = Device::flex();
+        let range = TemperatureRange { lo: 0.05, hi: 1.5 };
+        let (n, m, h) = (6, 9, 128);
+        let a = random([n, h], 1, &device);
+        let b = random([m, h], 2, &device);
+        let w = random([1, h], 3, &device).reshape([h]).mul_scalar(0.1);
+        let bias = Tensor::from_data(TensorData::new(vec![-0.7f32], [1]), &device);
+        let fused = pairwise_temperature(a.clone(), b.clone(), w.clone(), bias.clone(), range);
+        let expected = composed_squashed(a, b, w, bias, Some(range));
+        assert!(max_diff(fused, expected) < 1e-5);
+    }
+
     /// Needs the `autodiff` feature, on in workspace builds (amcl-train enables it): without it
     /// both sides would take the tensor-op path.
     #[cfg(feature = "autodiff")]
     #[test]
     fn fused_gradients_equal_the_tensor_ops() {
         let device = Device::flex().autodiff();
+        let range = TemperatureRange { lo: 0.05, hi: 1.5 };
         // H = 19: the row-by-row loops; H = 128 with 10 rows: two blocks of four and a remainder.
-        for (n, m, h) in [(37, 21, 19), (10, 23, 128)] {
+        // Each without and with the bias and squashing of `pairwise_temperature`.
+        for ((n, m, h), squash) in
+            [((37, 21, 19), None), ((10, 23, 128), None), ((10, 23, 128), Some(range))]
+        {
             let grads_of = |fused: bool| {
                 let a = random([n, h], 4, &device).require_grad();
                 let b = random([m, h], 5, &device).require_grad();
-                let w = random([1, h], 6, &device).reshape([h]).require_grad();
+                let w =
+                    random([1, h], 6, &device).reshape([h]).mul_scalar(0.1).detach().require_grad();
+                let bias =
+                    Tensor::from_data(TensorData::new(vec![0.3f32], [1]), &device).require_grad();
                 // A non-uniform upstream gradient, so that each g[i, j] matters.
                 let g = random([n, m], 7, &device);
-                let logits = if fused {
-                    pairwise_relu_dot(a.clone(), b.clone(), w.clone())
-                } else {
-                    composed(a.clone(), b.clone(), w.clone())
+                let out = match (fused, squash) {
+                    (true, Some(range)) => {
+                        pairwise_temperature(a.clone(), b.clone(), w.clone(), bias.clone(), range)
+                    }
+                    (true, None) => pairwise_relu_dot(a.clone(), b.clone(), w.clone()),
+                    (false, squash) => {
+                        composed_squashed(a.clone(), b.clone(), w.clone(), bias.clone(), squash)
+                    }
                 };
-                let grads = (logits * g).sum().backward();
+                let grads = (out * g).sum().backward();
+                let bias_grad = bias.grad(&grads).map(|g| g.reshape([1, 1]));
                 (
                     a.grad(&grads).unwrap(),
                     b.grad(&grads).unwrap(),
                     w.grad(&grads).unwrap().reshape([1, h]),
+                    bias_grad.unwrap_or_else(|| Tensor::zeros([1, 1], &Device::flex())),
                 )
             };
             let (fused, composed) = (grads_of(true), grads_of(false));
-            for (name, x, y) in
-                [("a", fused.0, composed.0), ("b", fused.1, composed.1), ("w", fused.2, composed.2)]
-            {
+            let pairs = [
+                ("a", fused.0, composed.0),
+                ("b", fused.1, composed.1),
+                ("w", fused.2, composed.2),
+                ("bias", fused.3, composed.3),
+            ];
+            for (name, x, y) in pairs {
                 let x = x.into_data().try_to_vec::<f32>().unwrap();
                 let y = y.into_data().try_to_vec::<f32>().unwrap();
                 let diff = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
-                assert!(diff < 1e-4, "h {h}, grad {name}: max |diff| {diff}");
-                assert!(y.iter().any(|v| v.abs() > 1e-3), "grad {name} is not trivially zero");
+                let scale = y.iter().fold(1.0f32, |s, v| s.max(v.abs()));
+                assert!(
+                    diff < 1e-4 * scale,
+                    "h {h}, squash {squash:?}, grad {name}: max |diff| {diff}"
+                );
+                if name != "bias" || squash.is_some() {
+                    assert!(y.iter().any(|v| v.abs() > 1e-3), "grad {name} is not trivially zero");
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 use serde::{Deserialize, Serialize};
 
-use super::pairwise_phi::pairwise_relu_dot;
+use super::pairwise_phi::{pairwise_relu_dot, pairwise_temperature};
 
 /// Bounds of the adaptive temperature.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -102,5 +102,23 @@ impl TemperatureNet {
             logits = logits + bias.val().reshape([1, 1]);
         }
         logits
+    }
+
+    /// Temperatures of every pair, `range.squash(pairwise_logits(z_a, z_b))`, with the output
+    /// bias and the squashing fused into the all-pairs pass on the CPU.
+    pub fn pairwise_temperatures(
+        &self,
+        z_a: Tensor<2>,
+        z_b: Tensor<2>,
+        range: &TemperatureRange,
+    ) -> Tensor<2> {
+        let (a, b) = self.project_sides(z_a, z_b);
+        let [h, _] = self.output.weight.dims();
+        let w = self.output.weight.val().reshape([h]);
+        let bias = match &self.output.bias {
+            Some(bias) => bias.val().reshape([1]),
+            None => Tensor::zeros([1], &a.device()),
+        };
+        pairwise_temperature(a, b, w, bias, *range)
     }
 }
