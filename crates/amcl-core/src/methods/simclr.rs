@@ -3,6 +3,7 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
+use super::select_columns::{Columns, select_columns};
 use crate::error::Result;
 use crate::loss::{AmclObjectiveConfig, amcl_objective_terms, nt_xent};
 use crate::model::AmclModel;
@@ -11,16 +12,18 @@ use crate::model::AmclModel;
 /// negatives ([2N, 2N - 2]) out of a row of the [2N, 2N] pair matrix. Views i and i + N are the
 /// two views of image i.
 pub fn simclr_pair_indices(n: usize, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+    let (positive, negatives) = simclr_pair_columns(n);
+    (positive.tensor(device), negatives.tensor(device))
+}
+
+/// The same as [`Columns`]: for each view, its positive, and its negatives.
+pub fn simclr_pair_columns(n: usize) -> (Columns, Columns) {
     let views = 2 * n;
-    let positive: Vec<i64> = (0..views).map(|i| ((i + n) % views) as i64).collect();
-    let negatives: Vec<i64> = (0..views)
+    let positive = (0..views).map(|i| (i + n) % views).collect();
+    let negatives = (0..views)
         .flat_map(|i| (0..views).filter(move |&j| j != i && j != (i + n) % views))
-        .map(|j| j as i64)
         .collect();
-    (
-        Tensor::from_data(TensorData::new(positive, [views, 1]), device),
-        Tensor::from_data(TensorData::new(negatives, [views, views.saturating_sub(2)]), device),
-    )
+    (Columns::new(views, 1, positive), Columns::new(views, views.saturating_sub(2), negatives))
 }
 
 /// AMCL-SimCLR over pre-computed quantities. `z_a`, `z_b`: unit-norm projections [C, N, d];
@@ -32,17 +35,14 @@ pub fn simclr_amcl_objective(
     tau: Tensor<3>,
     cfg: &AmclObjectiveConfig,
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
-    let [c, n, _] = z_a.dims();
-    let device = z_a.device();
+    let [_, n, _] = z_a.dims();
     let z = Tensor::cat(vec![z_a, z_b], 1);
     let sim = z.clone().matmul(z.transpose());
-    let (pos_index, neg_index) = simclr_pair_indices(n, &device);
-    let pos_index = pos_index.unsqueeze_dim::<3>(0).expand([c, 2 * n, 1]);
-    let neg_index = neg_index.unsqueeze_dim::<3>(0).expand([c, 2 * n, 2 * n - 2]);
-    let pos_sim = sim.clone().gather(2, pos_index.clone()).squeeze_dim::<2>(2);
-    let pos_tau = tau.clone().gather(2, pos_index).squeeze_dim::<2>(2);
-    let neg_sim = sim.gather(2, neg_index.clone());
-    let neg_tau = tau.gather(2, neg_index);
+    let (positive, negatives) = simclr_pair_columns(n);
+    let pos_sim = select_columns(sim.clone(), &positive).squeeze_dim::<2>(2);
+    let pos_tau = select_columns(tau.clone(), &positive).squeeze_dim::<2>(2);
+    let neg_sim = select_columns(sim, &negatives);
+    let neg_tau = select_columns(tau, &negatives);
     let diagnostics = DiagnosticsTensor::from_parts(
         pos_tau.clone(),
         pos_sim.clone(),
