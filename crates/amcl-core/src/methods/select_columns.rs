@@ -73,6 +73,7 @@ mod tracked {
     use rayon::prelude::*;
 
     use super::Columns;
+    use crate::model::cpu_buffer::{contiguous, f32s};
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
 
@@ -86,7 +87,7 @@ mod tracked {
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
             let (columns, [c, v, w]) = ops.state;
             let grad = contiguous(grads.consume::<Flex>(&ops.node));
-            let grad = grad.as_slice::<f32>().expect("f32");
+            let grad = f32s(&grad);
             let k = columns.per_row;
             // dx[c, i, columns[i][k]] += dy[c, i, k]; every other entry is zero.
             let mut dx = vec![0.0f32; c * v * w];
@@ -107,10 +108,6 @@ mod tracked {
         }
     }
 
-    fn contiguous(t: FlexTensor) -> FlexTensor {
-        if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
-    }
-
     /// None under another checkpointing strategy, or when an index is out of range.
     pub(super) fn forward(x: Tensor<3>, columns: &Columns) -> Option<Tensor<3>> {
         let [c, v, w] = x.dims();
@@ -120,7 +117,7 @@ mod tracked {
         let px = x.try_into_primitive::<Ad>().ok()?;
         let node = px.node();
         let x = contiguous(px.into_primitive());
-        let values = x.as_slice::<f32>().expect("f32");
+        let values = f32s(&x);
         let k = columns.per_row;
         let mut y = vec![0.0f32; c * v * k];
         y.par_chunks_mut(k.max(1)).enumerate().for_each(|(row, y_row)| {

@@ -76,6 +76,7 @@ mod tracked {
     use burn::prelude::*;
 
     use super::kernel;
+    use crate::model::cpu_buffer::{contiguous, f32s};
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
 
@@ -128,14 +129,6 @@ mod tracked {
                 );
             }
         }
-    }
-
-    fn contiguous(t: FlexTensor) -> FlexTensor {
-        if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
-    }
-
-    fn f32s(t: &FlexTensor) -> &[f32] {
-        t.as_slice::<f32>().expect("a contiguous f32 tensor")
     }
 
     fn values(t: FlexTensor) -> Vec<f32> {

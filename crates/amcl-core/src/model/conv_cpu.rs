@@ -29,6 +29,8 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 
+use super::cpu_buffer::{contiguous, f32s};
+
 /// A convolution's sizes: input [batch, c_in, h, w], square-free kernel, stride and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
@@ -111,15 +113,6 @@ fn shape_of(x: &FlexTensor, w: &FlexTensor, stride: [usize; 2], padding: [usize;
         stride,
         padding,
     }
-}
-
-/// A contiguous f32 copy (or the tensor itself when it already is one).
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
-}
-
-fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
 fn forward_primitive(x: &FlexTensor, w: &FlexTensor, shape: &ConvShape) -> FlexTensor {

@@ -1,8 +1,21 @@
-//! Output buffers for the CPU kernels (conv_cpu, batch_norm_cpu) that the kernels fill
-//! completely, so that they need no zeroing first: zeroing an activation-sized buffer on the
-//! calling thread, while the worker threads wait, cost about a twentieth of a training step.
+//! Buffers of the CPU kernels (conv_cpu, batch_norm_cpu, select_columns): flex tensors read as
+//! f32 slices, and output buffers that the kernels fill completely, so that they need no zeroing
+//! first (zeroing an activation-sized buffer on the calling thread, while the worker threads
+//! wait, cost about a twentieth of a training step).
 
 use std::mem::MaybeUninit;
+
+use burn::backend::flex::FlexTensor;
+
+/// The tensor with a contiguous layout (itself when it has one already).
+pub fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() { t } else { t.to_contiguous() }
+}
+
+/// The values of a contiguous f32 tensor (from [`contiguous`]).
+pub fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
 
 /// `n` f32 slots, not yet written.
 pub fn uninit(n: usize) -> Vec<MaybeUninit<f32>> {

@@ -4,7 +4,7 @@
 mod backbone;
 mod batch_norm_cpu;
 mod conv_cpu;
-mod cpu_buffer;
+pub(crate) mod cpu_buffer;
 mod normalize;
 mod pairwise_phi;
 mod projection;
