@@ -28,7 +28,10 @@ use burn::prelude::*;
 /// `bn.forward(x)`, then a ReLU when `relu`; fused on the CPU while training.
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
-    if bn.training.is_enabled() && x.dtype() == burn::tensor::DType::F32 {
+    if bn.training.is_enabled()
+        && x.dtype() == burn::tensor::DType::F32
+        && bn.gamma.dims() == [x.dims()[1]]
+    {
         use burn::backend::DispatchDevice;
         let device = x.device();
         if let DispatchDevice::Autodiff(inner) = device.as_dispatch()

@@ -31,7 +31,7 @@ use burn::tensor::ops::ConvOptions;
 
 use super::cpu_buffer::{contiguous, f32s};
 
-/// A convolution's sizes: input [batch, c_in, h, w], square-free kernel, stride and padding.
+/// A convolution's sizes: input [batch, c_in, h, w], output channels, kernel, stride, padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvShape {
     pub batch: usize,
@@ -74,7 +74,7 @@ pub fn conv2d(
     padding: [usize; 2],
 ) -> Tensor<4> {
     #[cfg(not(target_arch = "wasm32"))]
-    if x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
+    if x.dtype() == DType::F32 && weight.dtype() == DType::F32 && fits(&x, &weight, padding) {
         match x.device().as_dispatch() {
             DispatchDevice::Flex(_) => return flex_forward(x, weight, stride, padding),
             #[cfg(feature = "autodiff")]
@@ -88,6 +88,13 @@ pub fn conv2d(
         }
     }
     composed(x, weight, stride, padding)
+}
+
+/// Whether the kernels handle these shapes: channels that match and a kernel no larger than the
+/// padded input (anything else goes to burn, which reports it).
+fn fits(x: &Tensor<4>, weight: &Tensor<4>, padding: [usize; 2]) -> bool {
+    let ([_, c_in, h, w], [_, c_w, k_h, k_w]) = (x.dims(), weight.dims());
+    c_in == c_w && k_h <= h + 2 * padding[0] && k_w <= w + 2 * padding[1]
 }
 
 /// burn's own convolution.
