@@ -229,11 +229,14 @@ fn initial_temperature_starts_every_tau_near_it() {
     let model = small(&kind("amcl-simclr")).init(&d).unwrap();
     let tau = values(model.pairwise_temperature(0, z.clone(), z.clone()));
     assert!((mean(&tau) - 1.0).abs() < 0.1, "{tau:?}");
-    // --tau-init 0.2: every head, every pair near 0.2.
+    // --tau-init 0.2: every head, every pair near 0.2 (and far from the default ~1). The hidden
+    // layer's random initial contribution moves a pair's logit by a few tenths, so a tau lies
+    // within about 0.15-0.27; the weights differ from run to run (the tests share the device's
+    // generator), hence the margin.
     let model = model.with_initial_temperature(0.2).unwrap();
     for c in 0..3 {
         let tau = values(model.pairwise_temperature(c, z.clone(), z.clone()));
-        assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.05), "head {c}: {tau:?}");
+        assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.1), "head {c}: {tau:?}");
     }
     // Barlow Twins' learned temperatures too.
     let barlow =
