@@ -10,12 +10,8 @@
 # weigh the timed steps more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash benches/gpu.sh unpack
 bin=target/gpu/amcl-train
-if [ ! -x "$bin" ] && [ -e "$bin.xz" ]; then
-    xz -dk "$bin.xz" 2>/dev/null \
-        || python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" "$bin.xz" "$bin"
-    chmod +x "$bin"
-fi
 [ -x "$bin" ] || bin=target/release/amcl-train
 mkdir -p target/bench
 log="$PWD/target/bench/cubecl.log"

@@ -9,6 +9,7 @@
 #
 #   benches/gpu.sh prepare    # here, on the build machine: a stripped binary in target/gpu/
 #   benches/gpu.sh            # on the GPU machine (with target/gpu carried over, or a toolchain)
+#   benches/gpu.sh unpack     # there: only unpack the prepared binary (gpu-profile.sh uses it)
 #
 # amcl-train uses CUDA when built with `--features cuda` (FEATURES=cuda, built offline by
 # scripts/build-cuda-offline.sh), otherwise wgpu on the GPU's Vulkan driver (`--device auto` picks a discrete
@@ -44,6 +45,7 @@ if [ ! -x "$bin" ] && [ -e "$bin.xz" ]; then
         || python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" "$bin.xz" "$bin"
     chmod +x "$bin"
 fi
+[ "${1:-}" = unpack ] && exit 0   # benches/gpu-profile.sh: only the binary, if prepared
 if [ ! -x "$bin" ]; then
     echo "no $bin: building (run 'benches/gpu.sh prepare' beforehand to save the build time)" >&2
     timeout 420 cargo build --release -p amcl-train ${FEATURES:+--features "$FEATURES"}
