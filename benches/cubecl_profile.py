@@ -15,7 +15,11 @@ def main():
     top = int(sys.argv[2]) if len(sys.argv) > 2 else 40
     total, count = defaultdict(float), defaultdict(int)
     unmeasured = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
+    try:
+        f = open(path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        sys.exit(f"{path}: no cubecl log (the profiler sees only the GPU backends: --device cuda or wgpu)")
+    with f:
         for line in f:
             m = LINE.match(line)
             if m:
