@@ -56,14 +56,7 @@ rm -f target/bench/gpu-*.json
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || true
 
 flags=(--backbone resnet18 --heads 3 --dim 128 --batch-size "$batch" --steps "$steps" --warmup 3)
-# DEVICES: one or more of auto, cuda, wgpu (space-separated); each gets its own run and row.
-for device in ${DEVICES:-auto}; do
-    echo "[$(date +%T)] amcl-train on $device" >&2
-    timeout "${OURS_TIMEOUT:-420}" "$bin" bench --device "$device" --method simclr,amcl-simclr "${flags[@]}" \
-        --json > "target/bench/gpu-ours-$device.json" \
-        || { echo "amcl-train on $device failed or ran out of time (exit $?)" >&2; rm -f "target/bench/gpu-ours-$device.json"; }
-done
-
+# PyTorch first: it takes seconds, so its row is there even if autotuning outlasts OURS_TIMEOUT.
 python="${PYTHON:-python3}"
 if "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     for method in simclr amcl-simclr; do
@@ -75,16 +68,32 @@ else
     echo "PyTorch with CUDA is not importable with $python: reporting amcl-train alone" >&2
 fi
 
+# cubecl reads cubecl.toml from the working directory up: the bench runs in target/bench, where
+# this one logs every autotuning decision (kernel chosen, candidates' times) to autotune.log.
+printf '[autotune.logger]\nfile = "autotune.log"\nappend = true\nlevel = "minimal"\n' \
+    > target/bench/cubecl.toml
+rm -f target/bench/autotune.log
+# DEVICES: one or more of auto, cuda, wgpu (space-separated); each gets its own run and row.
+for device in ${DEVICES:-auto}; do
+    echo "[$(date +%T)] amcl-train on $device" >&2
+    (cd target/bench && timeout "${OURS_TIMEOUT:-420}" "../../$bin" bench --device "$device" \
+        --method simclr,amcl-simclr "${flags[@]}" --json > "gpu-ours-$device.json") \
+        || { echo "amcl-train on $device failed or ran out of time (exit $?)" >&2; rm -f "target/bench/gpu-ours-$device.json"; }
+done
+
 python3 - <<'PY'
 import glob, json
 ours = [r for p in sorted(glob.glob("target/bench/gpu-ours-*.json")) for r in json.load(open(p))]
 torch = {json.load(open(p))["method"]: json.load(open(p)) for p in glob.glob("target/bench/gpu-torch-*.json")}
-print("| method | device | ours images/s | ours peak MiB | PyTorch images/s | PyTorch peak MiB | ours / PyTorch |")
-print("|---|---|---|---|---|---|---|")
+print("| method | device | ours images/s | ours peak MiB | ours warm-up s | PyTorch images/s | PyTorch peak MiB | PyTorch warm-up s | ours / PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in ours:
     t = torch.get(r["method"])
-    cells = [f'{t["images_per_s"]:.0f}', f'{t["peak_memory_bytes"] / 2**20:.0f}', f'{r["images_per_s"] / t["images_per_s"]:.2f}'] if t else ["-", "-", "-"]
-    print(f'| {r["method"]} | {r["device"]} | {r["images_per_s"]:.0f} | {r["peak_memory_bytes"] / 2**20:.0f} | ' + " | ".join(cells) + " |")
+    cells = [f'{t["images_per_s"]:.0f}', f'{t["peak_memory_bytes"] / 2**20:.0f}', f'{t["warmup_seconds"]:.1f}', f'{r["images_per_s"] / t["images_per_s"]:.3f}'] if t else ["-"] * 4
+    print(f'| {r["method"]} | {r["device"]} | {r["images_per_s"]:.0f} | {r["peak_memory_bytes"] / 2**20:.0f} | {r["warmup_seconds"]:.1f} | ' + " | ".join(cells) + " |")
+for m, t in sorted(torch.items()):
+    if not any(r["method"] == m for r in ours):
+        print(f'| {m} | (no amcl-train result) | - | - | - | {t["images_per_s"]:.0f} | {t["peak_memory_bytes"] / 2**20:.0f} | {t["warmup_seconds"]:.1f} | - |')
 for r in ours:
     if r["method"] == "amcl-simclr" and "overhead_vs_base" in r:
         print(f'AMCL overhead per step vs simclr (ours, {r["device"]}): {r["overhead_vs_base"] * 100:+.1f}%')

@@ -181,7 +181,7 @@ def main():
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     model = Model(args.backbone, args.width, args.heads, args.hidden, args.dim).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    seconds = 0.0
+    seconds = warmup_seconds = 0.0
     for step in range(args.warmup + args.steps):
         view_a = torch.rand(args.batch_size, 3, 32, 32, device=device)
         view_b = torch.rand(args.batch_size, 3, 32, 32, device=device)
@@ -201,6 +201,8 @@ def main():
         sync()
         if step >= args.warmup:
             seconds += time.perf_counter() - started
+        else:
+            warmup_seconds += time.perf_counter() - started
     result = {
         "method": args.method,
         "backbone": args.backbone,
@@ -208,6 +210,7 @@ def main():
         "heads": args.heads,
         "images_per_s": args.steps * args.batch_size / seconds,
         "seconds_per_step": seconds / args.steps,
+        "warmup_seconds": warmup_seconds,
         "peak_memory_bytes": torch.cuda.max_memory_reserved()
         if cuda
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,

@@ -5,8 +5,11 @@
 //! small-cnn,resnet18`) are each measured in a child process, so that every figure has its own
 //! peak memory; with `--rounds R` the children take turns R times and the median is reported,
 //! which keeps a busy machine from favouring whichever ran first.
+//!
+//! Warm-up steps are timed apart (`warmup_seconds`) and each is reported on stderr as it ends:
+//! on a GPU they compile and autotune the kernels, which can take minutes.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use amcl_core::prelude::*;
@@ -113,7 +116,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 i + 1,
                 combinations.len()
             );
-            rounds[i].push(child(args, method, backbone)?);
+            let value = child(args, method, backbone)?;
+            // As each child ends, so that a run cut short still shows what it measured.
+            eprintln!(
+                "{method} on {backbone}: {:.1} images/s",
+                value["images_per_s"].as_f64().unwrap_or(f64::NAN)
+            );
+            rounds[i].push(value);
         }
     }
     let mut results: Vec<Value> = rounds.into_iter().map(median).collect();
@@ -162,12 +171,14 @@ fn child(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         format!("--device={device}"),
         format!("--precision={}", flag_name(&args.precision)),
     ];
-    let out = Command::new(exe).args(&flags).output().context("running a bench child process")?;
+    // The child's stderr (its warm-up progress, its error if any) goes straight to ours.
+    let out = Command::new(exe)
+        .args(&flags)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running a bench child process")?;
     if !out.status.success() {
-        bail!(
-            "bench of {method} on {backbone} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("bench of {method} on {backbone} failed ({}; its error is above)", out.status);
     }
     serde_json::from_slice(&out.stdout)
         .with_context(|| format!("reading the bench output of {method} on {backbone}"))
@@ -237,7 +248,7 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         &device,
     );
     let sync = |what: &str| device.sync().map_err(|e| anyhow::anyhow!("{what}: {e:?}"));
-    let (mut step_seconds, mut augment_seconds) = (0.0, 0.0);
+    let (mut step_seconds, mut augment_seconds, mut warmup_seconds) = (0.0, 0.0, 0.0);
     for step in 0..args.warmup + args.steps {
         let timed = step >= args.warmup;
         let started = Instant::now();
@@ -258,6 +269,16 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         if timed {
             augment_seconds += (augmented - started).as_secs_f64();
             step_seconds += augmented.elapsed().as_secs_f64();
+        } else {
+            let seconds = started.elapsed().as_secs_f64();
+            warmup_seconds += seconds;
+            eprintln!(
+                "{} on {}: warm-up step {}/{} took {seconds:.1} s",
+                kind.name(),
+                backbone.name(),
+                step + 1,
+                args.warmup
+            );
         }
     }
     let images = (args.steps * args.batch_size) as f64;
@@ -269,6 +290,7 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         "precision": args.precision.name(),
         "images_per_s": images / step_seconds,
         "seconds_per_step": step_seconds / args.steps as f64,
+        "warmup_seconds": warmup_seconds,
         "augment_images_per_s": images / augment_seconds,
         "peak_memory_bytes": device::peak_memory_bytes(&selected.device),
         "device": selected.name,
