@@ -3,9 +3,10 @@
 # 512, amcl-train against the PyTorch reference on the same GPU. Its timeouts bound it to 10
 # minutes on the GPU machine (the build happens beforehand, here: `prepare`).
 #
-# burn autotunes its GPU kernels during the first steps of each process (each method is its own
-# process): more than 85 s for ResNet-18 at batch 512 on an H200, so the warm-up steps absorb it
-# and OURS_TIMEOUT (default 420 s for both methods of one device) leaves room for it.
+# burn autotunes its GPU kernels during the first step of each process (each method is its own
+# process): 82-106 s for ResNet-18 at batch 512 on an H200, which the warm-up steps absorb
+# (reported apart as warmup_seconds) and OURS_TIMEOUT (default 420 s for both methods of one
+# device) leaves room for. The whole run took 4.5 minutes there.
 #
 #   benches/gpu.sh prepare    # here, on the build machine: a stripped binary in target/gpu/
 #   benches/gpu.sh            # on the GPU machine (with target/gpu carried over, or a toolchain)
