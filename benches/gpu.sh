@@ -6,7 +6,8 @@
 # burn autotunes its GPU kernels during the first step of each process (each method is its own
 # process): 82-106 s for ResNet-18 at batch 512 on an H200, which the warm-up steps absorb
 # (reported apart as warmup_seconds) and OURS_TIMEOUT (default 420 s for both methods of one
-# device) leaves room for. The whole run took 4.5 minutes there.
+# device) leaves room for. The whole run took 4.5 minutes there. cubecl keeps the decisions in
+# target/environment/, so the second method's process reuses the first's.
 #
 #   benches/gpu.sh prepare    # here, on the build machine: a stripped binary in target/gpu/
 #   benches/gpu.sh            # on the GPU machine (with target/gpu carried over, or a toolchain)
