@@ -310,81 +310,108 @@ mod kernel {
         (lo.min(hi), hi)
     }
 
-    /// For each receptive-field row (c, ky, kx) and each image and output row of the group, the
-    /// runs of input pixels it reads: `visit(field_row, image, out_row, input_row, lo, hi)` with
-    /// input_row None where the kernel row falls in the padding.
-    fn for_each_run(
-        shape: &ConvShape,
-        images: usize,
-        mut visit: impl FnMut(usize, usize, usize, Option<usize>, (usize, usize), usize),
-    ) {
+    /// cols [K, images P] of a group of images x [images, c_in, h, w]; column image P + position.
+    ///
+    /// Row (c, ky, kx) of cols holds, for every image, the plane of channel c shifted by
+    /// (ky - pad, kx - pad) and subsampled by the stride, with zeros where it reads the padding.
+    fn im2col(x: &[f32], shape: &ConvShape, images: usize, cols: &mut [f32]) {
+        let (p, n) = (shape.p(), images * shape.p());
         let [h_out, w_out] = shape.out_hw();
         let [kh, kw] = shape.kernel;
         let [sy, sx] = shape.stride;
         let [py, px] = shape.padding;
+        let plane = shape.h * shape.w;
         for c in 0..shape.c_in {
             for ky in 0..kh {
-                let (y_lo, y_hi) = valid(h_out, shape.h, sy, ky, py);
+                let rows = valid(h_out, shape.h, sy, ky, py);
                 for kx in 0..kw {
+                    let columns = valid(w_out, shape.w, sx, kx, px);
                     let field_row = (c * kh + ky) * kw + kx;
-                    let x_range = valid(w_out, shape.w, sx, kx, px);
-                    for image in 0..images {
-                        for oy in 0..h_out {
-                            let iy = (oy >= y_lo && oy < y_hi).then(|| oy * sy + ky - py);
-                            visit(field_row, image, oy, iy, x_range, kx);
-                        }
+                    let out_row = &mut cols[field_row * n..][..n];
+                    for (image, out) in out_row.chunks_exact_mut(p).enumerate() {
+                        let src = &x[(image * shape.c_in + c) * plane..][..plane];
+                        shifted_plane(src, shape, [ky, kx], [rows, columns], out);
                     }
                 }
             }
         }
     }
 
-    /// cols [K, images P] of a group of images x [images, c_in, h, w]; column image P + position.
-    fn im2col(x: &[f32], shape: &ConvShape, images: usize, cols: &mut [f32]) {
-        let (p, n) = (shape.p(), images * shape.p());
+    /// out [h_out, w_out] = the input plane src [h, w] read at (o_y s_y + ky - p_y,
+    /// o_x s_x + kx - p_x), zero outside the valid output `rows` and `columns`.
+    fn shifted_plane(
+        src: &[f32],
+        shape: &ConvShape,
+        [ky, kx]: [usize; 2],
+        [(y_lo, y_hi), (x_lo, x_hi)]: [(usize, usize); 2],
+        out: &mut [f32],
+    ) {
         let w_out = shape.out_hw()[1];
-        let plane = shape.h * shape.w;
-        let (sx, px) = (shape.stride[1], shape.padding[1]);
-        for_each_run(shape, images, |field_row, image, oy, iy, (lo, hi), kx| {
-            let c = field_row / (shape.kernel[0] * shape.kernel[1]);
-            let out = &mut cols[field_row * n + image * p + oy * w_out..][..w_out];
-            let Some(iy) = iy else {
-                out.fill(0.0);
-                return;
-            };
-            let row = &x[(image * shape.c_in + c) * plane + iy * shape.w..][..shape.w];
-            out[..lo].fill(0.0);
-            out[hi..].fill(0.0);
-            if sx == 1 {
-                out[lo..hi].copy_from_slice(&row[lo + kx - px..hi + kx - px]);
-            } else {
-                for (ox, v) in out[lo..hi].iter_mut().enumerate() {
-                    *v = row[(lo + ox) * sx + kx - px];
-                }
+        let ([sy, sx], [py, px], w) = (shape.stride, shape.padding, shape.w);
+        if y_lo == y_hi || x_lo == x_hi {
+            out.fill(0.0); // the kernel tap reads only padding
+            return;
+        }
+        out[..y_lo * w_out].fill(0.0);
+        out[y_hi * w_out..].fill(0.0);
+        if sy == 1 && sx == 1 && w_out == w {
+            // Output and input rows have the same length: the valid rows are one shifted copy,
+            // after which the columns that wrapped around a row's edge are set to zero.
+            let (first, last) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
+            let from = (y_lo + ky - py) * w + x_lo + kx - px;
+            out[first..last].copy_from_slice(&src[from..][..last - first]);
+            for row in out[y_lo * w..y_hi * w].chunks_exact_mut(w) {
+                row[..x_lo].fill(0.0);
+                row[x_hi..].fill(0.0);
             }
-        });
+            return;
+        }
+        for oy in y_lo..y_hi {
+            let input = &src[(oy * sy + ky - py) * w..][..w];
+            let row = &mut out[oy * w_out..][..w_out];
+            row[..x_lo].fill(0.0);
+            row[x_hi..].fill(0.0);
+            let input = &input[x_lo * sx + kx - px..];
+            for (o, &v) in row[x_lo..x_hi].iter_mut().zip(input.iter().step_by(sx)) {
+                *o = v;
+            }
+        }
     }
 
     /// dx [images, c_in, h, w] += col2im(dcols [K, images P]), the adjoint of [`im2col`].
     fn col2im(dcols: &[f32], shape: &ConvShape, images: usize, dx: &mut [f32]) {
         let (p, n) = (shape.p(), images * shape.p());
-        let w_out = shape.out_hw()[1];
+        let [h_out, w_out] = shape.out_hw();
+        let [kh, kw] = shape.kernel;
+        let [sy, sx] = shape.stride;
+        let [py, px] = shape.padding;
         let plane = shape.h * shape.w;
-        let (sx, px) = (shape.stride[1], shape.padding[1]);
-        for_each_run(shape, images, |field_row, image, oy, iy, (lo, hi), kx| {
-            let Some(iy) = iy else { return };
-            let c = field_row / (shape.kernel[0] * shape.kernel[1]);
-            let d = &dcols[field_row * n + image * p + oy * w_out..][..w_out];
-            let row = &mut dx[(image * shape.c_in + c) * plane + iy * shape.w..][..shape.w];
-            if sx == 1 {
-                let dst = &mut row[lo + kx - px..hi + kx - px];
-                dst.iter_mut().zip(&d[lo..hi]).for_each(|(r, v)| *r += v);
-            } else {
-                for (ox, v) in d[lo..hi].iter().enumerate() {
-                    row[(lo + ox) * sx + kx - px] += v;
+        for c in 0..shape.c_in {
+            for ky in 0..kh {
+                let (y_lo, y_hi) = valid(h_out, shape.h, sy, ky, py);
+                for kx in 0..kw {
+                    let (x_lo, x_hi) = valid(w_out, shape.w, sx, kx, px);
+                    if y_lo == y_hi || x_lo == x_hi {
+                        continue; // the kernel tap reads only padding
+                    }
+                    let field_row = (c * kh + ky) * kw + kx;
+                    let d_row = &dcols[field_row * n..][..n];
+                    for (image, d) in d_row.chunks_exact(p).enumerate() {
+                        let dst = &mut dx[(image * shape.c_in + c) * plane..][..plane];
+                        for oy in y_lo..y_hi {
+                            let row = &mut dst[(oy * sy + ky - py) * shape.w..][..shape.w];
+                            let row = &mut row[x_lo * sx + kx - px..];
+                            let d = &d[oy * w_out..][x_lo..x_hi];
+                            if sx == 1 {
+                                row.iter_mut().zip(d).for_each(|(r, v)| *r += v);
+                            } else {
+                                row.iter_mut().step_by(sx).zip(d).for_each(|(r, v)| *r += v);
+                            }
+                        }
+                    }
                 }
             }
-        });
+        }
     }
 
     /// Reused buffers of one worker.
@@ -570,8 +597,9 @@ mod tests {
 
     /// (input [B, C_in, H, W], C_out, kernel, stride, padding): the small CNN's and ResNet's
     /// layers (3x3 stride 1 and 2, 1x1 stride 2 shortcuts), odd sizes, groups of one image, and
-    /// both orientations of the weight gradient (K > C_out, and K < C_out in the last).
-    const CASES: [([usize; 4], usize, usize, usize, usize); 7] = [
+    /// both orientations of the weight gradient (K > C_out, and K < C_out), and kernel taps
+    /// that read only padding (a 5x5 kernel on a plane one pixel wide).
+    const CASES: [([usize; 4], usize, usize, usize, usize); 8] = [
         ([3, 3, 9, 9], 5, 3, 1, 1),
         ([40, 4, 8, 8], 6, 3, 2, 1),
         ([2, 5, 7, 6], 3, 3, 2, 1),
@@ -579,6 +607,7 @@ mod tests {
         ([70, 3, 4, 4], 7, 3, 1, 1),
         ([1, 2, 3, 3], 2, 3, 1, 0),
         ([5, 2, 6, 6], 8, 1, 2, 0),
+        ([2, 2, 3, 1], 3, 5, 1, 2),
     ];
 
     #[test]
