@@ -372,8 +372,19 @@ mod kernel {
             row[..x_lo].fill(0.0);
             row[x_hi..].fill(0.0);
             let input = &input[x_lo * sx + kx - px..];
-            for (o, &v) in row[x_lo..x_hi].iter_mut().zip(input.iter().step_by(sx)) {
-                *o = v;
+            let row = &mut row[x_lo..x_hi];
+            if sx == 2 {
+                // Every other value, as pairs so that it vectorises; the last value alone (its
+                // pair may run past the row).
+                let (last, body) = row.split_last_mut().expect("x_lo < x_hi");
+                for (o, pair) in body.iter_mut().zip(input.chunks_exact(2)) {
+                    *o = pair[0];
+                }
+                *last = input[2 * body.len()];
+            } else {
+                for (o, &v) in row.iter_mut().zip(input.iter().step_by(sx)) {
+                    *o = v;
+                }
             }
         }
     }
