@@ -1,0 +1,111 @@
+//! The matrix products of one group of images in the CPU convolution (src/model/conv_cpu.rs),
+//! timed alone on one core for the layers of both backbones:
+//!
+//! ```text
+//! forward   y     [C_out, n] = w [C_out, K] cols [K, n]
+//! dw        dw    [C_out, K] = dy [C_out, n] cols^T [n, K]
+//! dw^T      dw^T  [K, C_out] = cols [K, n] dy^T [n, C_out]
+//! dx        dcols [K, n]     = w^T [K, C_out] dy [C_out, n]
+//! ```
+//!
+//! The dw and dw^T columns decide `dw_transposed` in conv_cpu.rs.
+//!
+//!     cargo bench -p amcl-core --features x86-v4 --bench conv_products
+use std::hint::black_box;
+use std::time::Instant;
+
+/// dst [m, n] (row stride dst_rs) = lhs [m, k] rhs [k, n], each operand with (row, column)
+/// strides, on one core: the call conv_cpu.rs makes.
+fn product(
+    [m, n, k]: [usize; 3],
+    dst: &mut [f32],
+    dst_rs: usize,
+    (lhs, [lhs_rs, lhs_cs]): (&[f32], [usize; 2]),
+    (rhs, [rhs_rs, rhs_cs]): (&[f32], [usize; 2]),
+) {
+    assert!(m > 0 && n > 0 && k > 0);
+    assert!(dst.len() >= (m - 1) * dst_rs + n && lhs.len() >= m * k && rhs.len() >= k * n);
+    // SAFETY: every operand holds the m k, k n and m n values the strides above address.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Milliseconds per call of f, after one call to warm up, over about 0.3 s.
+fn millis(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut calls = 0;
+    while start.elapsed().as_secs_f64() < 0.3 {
+        f();
+        calls += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e3 / calls as f64
+}
+
+fn main() {
+    // (name, C_out, K, n): n = the columns of one group (512 per product in conv_cpu.rs, at
+    // least one image).
+    let layers = [
+        ("small CNN w16 conv1", 16, 27, 1024),
+        ("small CNN w16 conv2", 32, 144, 512),
+        ("small CNN w16 conv3", 32, 288, 512),
+        ("small CNN w16 conv5", 64, 576, 512),
+        ("small CNN w16 conv7", 128, 1152, 512),
+        ("ResNet-18 layer1", 64, 576, 1024),
+        ("ResNet-18 layer2", 128, 1152, 512),
+        ("ResNet-18 layer3", 256, 2304, 512),
+        ("ResNet-18 layer4", 512, 4608, 512),
+        ("ResNet-18 shortcut 2", 128, 64, 512),
+        ("ResNet-18 shortcut 4", 512, 256, 512),
+    ];
+    println!("| layer | C_out | K | n | forward ms | dw ms | dw^T ms | dx ms | dw / dw^T |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (name, c_out, k, n) in layers {
+        let fill = |len: usize, seed: usize| -> Vec<f32> {
+            (0..len).map(|i| ((i * 7 + seed) % 13) as f32 / 13.0 - 0.5).collect()
+        };
+        let (w, cols, dy) = (fill(c_out * k, 1), fill(k * n, 2), fill(c_out * n, 3));
+        let (mut small, mut large) = (vec![0.0; c_out * k], vec![0.0; (k * n).max(c_out * n)]);
+        let forward = millis(|| {
+            product([c_out, n, k], &mut large, n, (&w, [k, 1]), (&cols, [n, 1]));
+            black_box(&large);
+        });
+        let dw = millis(|| {
+            product([c_out, k, n], &mut small, k, (&dy, [n, 1]), (&cols, [1, n]));
+            black_box(&small);
+        });
+        let dw_t = millis(|| {
+            product([k, c_out, n], &mut small, c_out, (&cols, [n, 1]), (&dy, [1, n]));
+            black_box(&small);
+        });
+        let dx = millis(|| {
+            product([k, n, c_out], &mut large, n, (&w, [1, k]), (&dy, [n, 1]));
+            black_box(&large);
+        });
+        println!(
+            "| {name} | {c_out} | {k} | {n} | {forward:.3} | {dw:.3} | {dw_t:.3} | {dx:.3} | {:.2} |",
+            dw / dw_t
+        );
+    }
+}
