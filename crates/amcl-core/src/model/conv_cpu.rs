@@ -330,10 +330,33 @@ mod kernel {
                 for kx in 0..kw {
                     let columns = valid(w_out, shape.w, sx, kx, px);
                     let field_row = (c * kh + ky) * kw + kx;
-                    let out_row = &mut cols[field_row * n..][..n];
-                    for (image, out) in out_row.chunks_exact_mut(p).enumerate() {
-                        let src = &x[(image * shape.c_in + c) * plane..][..plane];
-                        shifted_plane(src, shape, [ky, kx], [rows, columns], out);
+                    let (done, rest) = cols.split_at_mut(field_row * n);
+                    let out_row = &mut rest[..n];
+                    let tap = Tap { shape, at: [ky, kx], valid: [rows, columns] };
+                    let plane_of = |image: usize| &x[(image * shape.c_in + c) * plane..][..plane];
+                    if sy > 1 && ky >= sy && h_out > 1 {
+                        // Strided: tap (ky, kx) at output row oy reads the input row that tap
+                        // (ky - s_y, kx) reads at oy + 1, which is already in cols: one copy,
+                        // then each image's last row (its copy came from the next image).
+                        let source = &done[(field_row - sy * kw) * n..][..n];
+                        out_row[..n - w_out].copy_from_slice(&source[w_out..]);
+                        for (image, out) in out_row.chunks_exact_mut(p).enumerate() {
+                            tap.row(plane_of(image), h_out - 1, &mut out[(h_out - 1) * w_out..]);
+                        }
+                    } else if sx > 1 && kx >= sx && w_out > 1 {
+                        // Likewise along a row: tap (ky, kx - s_x) one column on; then each
+                        // row's last column.
+                        let source = &done[(field_row - sx) * n..][..n];
+                        out_row[..n - 1].copy_from_slice(&source[1..]);
+                        for (image, out) in out_row.chunks_exact_mut(p).enumerate() {
+                            for (oy, row) in out.chunks_exact_mut(w_out).enumerate() {
+                                row[w_out - 1] = tap.value(plane_of(image), oy, w_out - 1);
+                            }
+                        }
+                    } else {
+                        for (image, out) in out_row.chunks_exact_mut(p).enumerate() {
+                            shifted_plane(plane_of(image), shape, [ky, kx], [rows, columns], out);
+                        }
                     }
                 }
             }
@@ -369,9 +392,30 @@ mod kernel {
             }
             return;
         }
+        let tap = Tap { shape, at: [ky, kx], valid: [(y_lo, y_hi), (x_lo, x_hi)] };
         for oy in y_lo..y_hi {
+            tap.row(src, oy, &mut out[oy * w_out..][..w_out]);
+        }
+    }
+
+    /// One kernel tap (ky, kx) of a convolution, with its valid output rows and columns.
+    struct Tap<'a> {
+        shape: &'a ConvShape,
+        at: [usize; 2],
+        valid: [(usize, usize); 2],
+    }
+
+    impl Tap<'_> {
+        /// Row oy of the tap's output from the input plane src [h, w] (zeros where it reads
+        /// padding).
+        fn row(&self, src: &[f32], oy: usize, row: &mut [f32]) {
+            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
+            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
+            if oy < y_lo || oy >= y_hi || x_lo == x_hi {
+                row.fill(0.0);
+                return;
+            }
             let input = &src[(oy * sy + ky - py) * w..][..w];
-            let row = &mut out[oy * w_out..][..w_out];
             row[..x_lo].fill(0.0);
             row[x_hi..].fill(0.0);
             let input = &input[x_lo * sx + kx - px..];
@@ -388,6 +432,17 @@ mod kernel {
                 for (o, &v) in row.iter_mut().zip(input.iter().step_by(sx)) {
                     *o = v;
                 }
+            }
+        }
+
+        /// The tap's output at (oy, ox) from the input plane src [h, w].
+        fn value(&self, src: &[f32], oy: usize, ox: usize) -> f32 {
+            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
+            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
+            if (y_lo..y_hi).contains(&oy) && (x_lo..x_hi).contains(&ox) {
+                src[(oy * sy + ky - py) * w + ox * sx + kx - px]
+            } else {
+                0.0
             }
         }
     }
