@@ -448,7 +448,11 @@ mod kernel {
     }
 
     /// dx [images, c_in, h, w] += col2im(dcols [K, images P]), the adjoint of [`im2col`].
-    fn col2im(dcols: &[f32], shape: &ConvShape, images: usize, dx: &mut [f32]) {
+    ///
+    /// With stride 1 and rows of equal length, a tap's rows go in as one shifted add, the
+    /// mirror of [`im2col`]'s copy; the columns that would wrap around a row's edge are first
+    /// set to zero in dcols (which is not needed afterwards).
+    fn col2im(dcols: &mut [f32], shape: &ConvShape, images: usize, dx: &mut [f32]) {
         let (p, n) = (shape.p(), images * shape.p());
         let [h_out, w_out] = shape.out_hw();
         let [kh, kw] = shape.kernel;
@@ -464,7 +468,22 @@ mod kernel {
                         continue; // the kernel tap reads only padding
                     }
                     let field_row = (c * kh + ky) * kw + kx;
-                    let d_row = &dcols[field_row * n..][..n];
+                    let d_row = &mut dcols[field_row * n..][..n];
+                    if sy == 1 && sx == 1 && w_out == shape.w {
+                        let w = shape.w;
+                        let (first, last) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
+                        let to = (y_lo + ky - py) * w + x_lo + kx - px;
+                        for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
+                            for row in d[y_lo * w..y_hi * w].chunks_exact_mut(w) {
+                                row[..x_lo].fill(0.0);
+                                row[x_hi..].fill(0.0);
+                            }
+                            let dst = &mut dx[(image * shape.c_in + c) * plane + to..];
+                            let d = &d[first..last];
+                            dst[..d.len()].iter_mut().zip(d).for_each(|(r, v)| *r += v);
+                        }
+                        continue;
+                    }
                     for (image, d) in d_row.chunks_exact(p).enumerate() {
                         let dst = &mut dx[(image * shape.c_in + c) * plane..][..plane];
                         for oy in y_lo..y_hi {
