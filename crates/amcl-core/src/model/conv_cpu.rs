@@ -435,6 +435,32 @@ mod kernel {
             }
         }
 
+        /// The adjoint of [`Tap::row`]: dst [h, w] += the input positions row oy read, times d.
+        fn add_row(&self, dst: &mut [f32], oy: usize, d: &[f32]) {
+            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
+            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
+            if oy < y_lo || oy >= y_hi || x_lo == x_hi {
+                return;
+            }
+            let row = &mut dst[(oy * sy + ky - py) * w..][..w];
+            let row = &mut row[x_lo * sx + kx - px..];
+            let d = &d[x_lo..x_hi];
+            if sx == 1 {
+                add(row, d);
+            } else {
+                row.iter_mut().step_by(sx).zip(d).for_each(|(r, v)| *r += v);
+            }
+        }
+
+        /// The adjoint of [`Tap::value`]: dst [h, w] at the input position (oy, ox) read += d.
+        fn add_value(&self, dst: &mut [f32], oy: usize, ox: usize, d: f32) {
+            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
+            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
+            if (y_lo..y_hi).contains(&oy) && (x_lo..x_hi).contains(&ox) {
+                dst[(oy * sy + ky - py) * w + ox * sx + kx - px] += d;
+            }
+        }
+
         /// The tap's output at (oy, ox) from the input plane src [h, w].
         fn value(&self, src: &[f32], oy: usize, ox: usize) -> f32 {
             let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
@@ -458,19 +484,45 @@ mod kernel {
         let [kh, kw] = shape.kernel;
         let [sy, sx] = shape.stride;
         let [py, px] = shape.padding;
-        let plane = shape.h * shape.w;
+        let (plane, w) = (shape.h * shape.w, shape.w);
         for c in 0..shape.c_in {
-            for ky in 0..kh {
-                let (y_lo, y_hi) = valid(h_out, shape.h, sy, ky, py);
-                for kx in 0..kw {
-                    let (x_lo, x_hi) = valid(w_out, shape.w, sx, kx, px);
-                    if y_lo == y_hi || x_lo == x_hi {
+            // Last tap first: with stride > 1 a tap hands its gradient on to the earlier tap
+            // im2col copied it from, before that one is added in.
+            for ky in (0..kh).rev() {
+                let rows = valid(h_out, shape.h, sy, ky, py);
+                for kx in (0..kw).rev() {
+                    let columns = valid(w_out, w, sx, kx, px);
+                    if rows.0 == rows.1 || columns.0 == columns.1 {
                         continue; // the kernel tap reads only padding
                     }
                     let field_row = (c * kh + ky) * kw + kx;
-                    let d_row = &mut dcols[field_row * n..][..n];
-                    if sy == 1 && sx == 1 && w_out == shape.w {
-                        let w = shape.w;
+                    let (done, rest) = dcols.split_at_mut(field_row * n);
+                    let d_row = &mut rest[..n];
+                    let tap = Tap { shape, at: [ky, kx], valid: [rows, columns] };
+                    let plane_at = |image: usize| (image * shape.c_in + c) * plane;
+                    if sy > 1 && ky >= sy && h_out > 1 {
+                        // The adjoint of im2col's copy from tap (ky - s_y, kx) one row on: each
+                        // image's last row goes to dx here, the rest to that tap's gradient.
+                        for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
+                            let last = &mut d[(h_out - 1) * w_out..];
+                            tap.add_row(&mut dx[plane_at(image)..][..plane], h_out - 1, last);
+                            last.fill(0.0);
+                        }
+                        let source = &mut done[(field_row - sy * kw) * n..][..n];
+                        add(&mut source[w_out..], &d_row[..n - w_out]);
+                    } else if sx > 1 && kx >= sx && w_out > 1 {
+                        // Likewise for tap (ky, kx - s_x) one column on.
+                        for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
+                            let dst = &mut dx[plane_at(image)..][..plane];
+                            for (oy, row) in d.chunks_exact_mut(w_out).enumerate() {
+                                tap.add_value(dst, oy, w_out - 1, row[w_out - 1]);
+                                row[w_out - 1] = 0.0;
+                            }
+                        }
+                        let source = &mut done[(field_row - sx) * n..][..n];
+                        add(&mut source[1..], &d_row[..n - 1]);
+                    } else if sy == 1 && sx == 1 && w_out == w {
+                        let ((y_lo, y_hi), (x_lo, x_hi)) = (rows, columns);
                         let (first, last) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
                         let to = (y_lo + ky - py) * w + x_lo + kx - px;
                         for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
@@ -478,28 +530,24 @@ mod kernel {
                                 row[..x_lo].fill(0.0);
                                 row[x_hi..].fill(0.0);
                             }
-                            let dst = &mut dx[(image * shape.c_in + c) * plane + to..];
-                            let d = &d[first..last];
-                            dst[..d.len()].iter_mut().zip(d).for_each(|(r, v)| *r += v);
+                            add(&mut dx[plane_at(image) + to..][..last - first], &d[first..last]);
                         }
-                        continue;
-                    }
-                    for (image, d) in d_row.chunks_exact(p).enumerate() {
-                        let dst = &mut dx[(image * shape.c_in + c) * plane..][..plane];
-                        for oy in y_lo..y_hi {
-                            let row = &mut dst[(oy * sy + ky - py) * shape.w..][..shape.w];
-                            let row = &mut row[x_lo * sx + kx - px..];
-                            let d = &d[oy * w_out..][x_lo..x_hi];
-                            if sx == 1 {
-                                row.iter_mut().zip(d).for_each(|(r, v)| *r += v);
-                            } else {
-                                row.iter_mut().step_by(sx).zip(d).for_each(|(r, v)| *r += v);
+                    } else {
+                        for (image, d) in d_row.chunks_exact(p).enumerate() {
+                            let dst = &mut dx[plane_at(image)..][..plane];
+                            for oy in rows.0..rows.1 {
+                                tap.add_row(dst, oy, &d[oy * w_out..][..w_out]);
                             }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// dst += values, element by element.
+    fn add(dst: &mut [f32], values: &[f32]) {
+        dst.iter_mut().zip(values).for_each(|(d, v)| *d += v);
     }
 
     /// Reused buffers of one worker.
@@ -686,9 +734,10 @@ mod tests {
 
     /// (input [B, C_in, H, W], C_out, kernel, stride, padding): the small CNN's and ResNet's
     /// layers (3x3 stride 1 and 2, 1x1 stride 2 shortcuts), odd sizes, groups of one image, and
-    /// both orientations of the weight gradient (K > C_out, and K < C_out), and kernel taps
-    /// that read only padding (a 5x5 kernel on a plane one pixel wide).
-    const CASES: [([usize; 4], usize, usize, usize, usize); 8] = [
+    /// both orientations of the weight gradient (K > C_out, and K < C_out), kernel taps that
+    /// read only padding (a 5x5 kernel on a plane one pixel wide), and strided taps copied from
+    /// earlier taps where no padding hides a wrong first row or column (stride 2, padding 0).
+    const CASES: [([usize; 4], usize, usize, usize, usize); 9] = [
         ([3, 3, 9, 9], 5, 3, 1, 1),
         ([40, 4, 8, 8], 6, 3, 2, 1),
         ([2, 5, 7, 6], 3, 3, 2, 1),
@@ -697,6 +746,7 @@ mod tests {
         ([1, 2, 3, 3], 2, 3, 1, 0),
         ([5, 2, 6, 6], 8, 1, 2, 0),
         ([2, 2, 3, 1], 3, 5, 1, 2),
+        ([6, 3, 9, 9], 4, 3, 2, 0),
     ];
 
     #[test]
