@@ -15,7 +15,10 @@
 //! more than the forward. Here the backward is one pass per group of images: im2col once, two
 //! matrix products, col2im; the groups run in parallel and each keeps its own share of dw.
 //! Images are grouped so that a matrix product has about [`COLUMNS_PER_PRODUCT`] columns (the
-//! late layers have P = 16), while leaving every core a group.
+//! late layers have P = 16), while leaving every core a group. The weight gradient is summed as
+//! dw^T = sum_b cols_b dy_b^T where that makes gemm copy less (see `dw_transposed`), and im2col
+//! and col2im work a kernel tap and a plane at a time, as shifted block copies and adds where
+//! the stride allows (see `im2col`).
 //!
 //! Used on flex, with or without autodiff, in f32 and on native targets (the browser keeps
 //! burn's convolution); every other case takes burn's `conv2d`, and both give the same numbers
