@@ -14,42 +14,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-/// dst [m, n] (row stride dst_rs) = lhs [m, k] rhs [k, n], each operand with (row, column)
-/// strides, on one core: the call conv_cpu.rs makes.
-fn product(
-    [m, n, k]: [usize; 3],
-    dst: &mut [f32],
-    dst_rs: usize,
-    (lhs, [lhs_rs, lhs_cs]): (&[f32], [usize; 2]),
-    (rhs, [rhs_rs, rhs_cs]): (&[f32], [usize; 2]),
-) {
-    assert!(m > 0 && n > 0 && k > 0);
-    assert!(dst.len() >= (m - 1) * dst_rs + n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: every operand holds the m k, k n and m n values the strides above address.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
-}
+use amcl_core::model::matrix_product as product;
 
 /// Milliseconds per call of f, after one call to warm up, over about 0.3 s.
 fn millis(mut f: impl FnMut()) -> f64 {
@@ -88,19 +53,19 @@ fn main() {
         let (w, cols, dy) = (fill(c_out * k, 1), fill(k * n, 2), fill(c_out * n, 3));
         let (mut small, mut large) = (vec![0.0; c_out * k], vec![0.0; (k * n).max(c_out * n)]);
         let forward = millis(|| {
-            product([c_out, n, k], &mut large, n, (&w, [k, 1]), (&cols, [n, 1]));
+            product([c_out, n, k], &mut large[..c_out * n], (&w, [k, 1]), (&cols, [n, 1]));
             black_box(&large);
         });
         let dw = millis(|| {
-            product([c_out, k, n], &mut small, k, (&dy, [n, 1]), (&cols, [1, n]));
+            product([c_out, k, n], &mut small, (&dy, [n, 1]), (&cols, [1, n]));
             black_box(&small);
         });
         let dw_t = millis(|| {
-            product([k, c_out, n], &mut small, c_out, (&cols, [n, 1]), (&dy, [1, n]));
+            product([k, c_out, n], &mut small, (&cols, [n, 1]), (&dy, [1, n]));
             black_box(&small);
         });
         let dx = millis(|| {
-            product([k, n, c_out], &mut large, n, (&w, [1, k]), (&dy, [n, 1]));
+            product([k, n, c_out], &mut large[..k * n], (&w, [1, k]), (&dy, [n, 1]));
             black_box(&large);
         });
         println!(

@@ -32,7 +32,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 
-use super::cpu_buffer::{contiguous, f32s};
+use super::cpu_buffer::{self, contiguous, f32s};
 
 /// A convolution's sizes: input [batch, c_in, h, w], output channels, kernel, stride, padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +212,19 @@ mod tracked {
     }
 }
 
+/// dst [m, n] = lhs [m, k] rhs [k, n] on one core, each operand given with its (row, column)
+/// strides: the matrix product the kernels below make, for `benches/conv_products.rs`.
+#[doc(hidden)]
+pub fn matrix_product(
+    dims: [usize; 3],
+    dst: &mut [f32],
+    lhs: (&[f32], [usize; 2]),
+    rhs: (&[f32], [usize; 2]),
+) {
+    // SAFETY: the product writes f32 values only.
+    kernel::Product { dims, lhs, rhs }.write_to(unsafe { cpu_buffer::as_uninit(dst) });
+}
+
 /// The kernels on plain row-major f32 slices.
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))] // the backward pass serves autodiff
 mod kernel {
@@ -249,10 +262,10 @@ mod kernel {
 
     /// The operands of a matrix product lhs [m, k] rhs [k, n], each with its row and column
     /// strides.
-    struct Product<'a> {
-        dims: [usize; 3],
-        lhs: (&'a [f32], [usize; 2]),
-        rhs: (&'a [f32], [usize; 2]),
+    pub(super) struct Product<'a> {
+        pub(super) dims: [usize; 3],
+        pub(super) lhs: (&'a [f32], [usize; 2]),
+        pub(super) rhs: (&'a [f32], [usize; 2]),
     }
 
     impl Product<'_> {
@@ -263,7 +276,7 @@ mod kernel {
         }
 
         /// dst [m, n] = lhs rhs, writing every element.
-        fn write_to(&self, dst: &mut [MaybeUninit<f32>]) {
+        pub(super) fn write_to(&self, dst: &mut [MaybeUninit<f32>]) {
             // SAFETY: as above; gemm does not read dst when told not to accumulate.
             unsafe { self.run(dst.as_mut_ptr().cast(), dst.len(), false) }
         }
@@ -607,7 +620,7 @@ mod kernel {
     /// when K > c_out (every 3x3 layer). gemm copies ("packs") the left operand of its own
     /// orientation, which is cols [K, n] for dw and dy [c_out, n] for dw^T, so dw^T copies the
     /// smaller one. Timed alone on one core (`cargo bench -p amcl-core --features x86-v4 --bench
-    /// conv_products`), the 3x3 layers' products of both backbones ran 1.14-2.26x faster as dw^T;
+    /// conv_products`), the 3x3 layers' products of both backbones ran 1.10-2.30x faster as dw^T;
     /// the 1x1 shortcuts (K < c_out) 0.77-0.92x, so they stay dw.
     fn dw_transposed(c_out: usize, k: usize) -> bool {
         k > c_out

@@ -11,6 +11,8 @@ mod projection;
 mod temperature;
 
 pub use backbone::{Backbone, BackboneKind, BasicBlock, ConvBn, ResNet18, SmallCnn};
+#[doc(hidden)]
+pub use conv_cpu::matrix_product;
 pub use normalize::Normalization;
 pub use projection::ProjectionHead;
 pub use temperature::{TEMPERATURE_HIDDEN, TemperatureNet, TemperatureRange};
