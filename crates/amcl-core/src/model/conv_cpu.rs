@@ -329,6 +329,138 @@ mod kernel {
         (lo.min(hi), hi)
     }
 
+    /// One kernel tap (ky, kx) of a convolution: its valid output rows and columns (where it
+    /// reads the input rather than the padding), and where in an input plane [h, w] it reads.
+    struct Tap<'a> {
+        shape: &'a ConvShape,
+        at: [usize; 2],
+        rows: (usize, usize),
+        columns: (usize, usize),
+    }
+
+    impl<'a> Tap<'a> {
+        fn new(shape: &'a ConvShape, [ky, kx]: [usize; 2]) -> Self {
+            let [h_out, w_out] = shape.out_hw();
+            let rows = valid(h_out, shape.h, shape.stride[0], ky, shape.padding[0]);
+            let columns = valid(w_out, shape.w, shape.stride[1], kx, shape.padding[1]);
+            Self { shape, at: [ky, kx], rows, columns }
+        }
+
+        fn reads_only_padding(&self) -> bool {
+            self.rows.0 == self.rows.1 || self.columns.0 == self.columns.1
+        }
+
+        /// The input index (in a plane [h, w]) that output (oy, ox) reads, for oy and ox in the
+        /// valid rows and columns.
+        fn input(&self, oy: usize, ox: usize) -> usize {
+            let ([ky, kx], [sy, sx], [py, px]) = (self.at, self.shape.stride, self.shape.padding);
+            (oy * sy + ky - py) * self.shape.w + ox * sx + kx - px
+        }
+
+        /// Whether output (oy, ox) reads the input.
+        fn reads(&self, oy: usize, ox: usize) -> bool {
+            (self.rows.0..self.rows.1).contains(&oy)
+                && (self.columns.0..self.columns.1).contains(&ox)
+        }
+
+        /// With stride 1 and output rows as long as the input's, the valid rows are one shifted
+        /// block: (first, last) output positions and the input index of the first. Inside it
+        /// the columns outside the valid ones wrap around a row's edge.
+        fn block(&self) -> Option<((usize, usize), usize)> {
+            let s = self.shape;
+            if s.stride != [1, 1] || s.out_hw()[1] != s.w || self.reads_only_padding() {
+                return None;
+            }
+            let ((y_lo, y_hi), (x_lo, x_hi)) = (self.rows, self.columns);
+            Some(((y_lo * s.w + x_lo, (y_hi - 1) * s.w + x_hi), self.input(y_lo, x_lo)))
+        }
+
+        /// Zeros in the wrapped columns of the valid rows of out [h_out, w_out].
+        fn zero_wrapped(&self, out: &mut [f32]) {
+            let w_out = self.shape.out_hw()[1];
+            let ((y_lo, y_hi), (x_lo, x_hi)) = (self.rows, self.columns);
+            for row in out[y_lo * w_out..y_hi * w_out].chunks_exact_mut(w_out) {
+                row[..x_lo].fill(0.0);
+                row[x_hi..].fill(0.0);
+            }
+        }
+
+        /// out [h_out, w_out] = what the tap reads of the input plane src [h, w], zero where it
+        /// reads padding.
+        fn plane(&self, src: &[f32], out: &mut [f32]) {
+            if self.reads_only_padding() {
+                out.fill(0.0);
+                return;
+            }
+            let w_out = self.shape.out_hw()[1];
+            let (y_lo, y_hi) = self.rows;
+            out[..y_lo * w_out].fill(0.0);
+            out[y_hi * w_out..].fill(0.0);
+            if let Some(((first, last), from)) = self.block() {
+                out[first..last].copy_from_slice(&src[from..][..last - first]);
+                self.zero_wrapped(out);
+                return;
+            }
+            for oy in y_lo..y_hi {
+                self.row(src, oy, &mut out[oy * w_out..][..w_out]);
+            }
+        }
+
+        /// Row oy of the tap's output from the input plane src [h, w] (zeros where it reads
+        /// padding).
+        fn row(&self, src: &[f32], oy: usize, row: &mut [f32]) {
+            let (x_lo, x_hi) = self.columns;
+            if !self.reads(oy, x_lo) {
+                row.fill(0.0);
+                return;
+            }
+            row[..x_lo].fill(0.0);
+            row[x_hi..].fill(0.0);
+            let input = &src[self.input(oy, x_lo)..];
+            let row = &mut row[x_lo..x_hi];
+            let sx = self.shape.stride[1];
+            if sx == 2 {
+                // Every other value, as pairs so that it vectorises; the last value alone (its
+                // pair may run past the row).
+                let (last, body) = row.split_last_mut().expect("x_lo < x_hi");
+                for (o, pair) in body.iter_mut().zip(input.chunks_exact(2)) {
+                    *o = pair[0];
+                }
+                *last = input[2 * body.len()];
+            } else {
+                for (o, &v) in row.iter_mut().zip(input.iter().step_by(sx)) {
+                    *o = v;
+                }
+            }
+        }
+
+        /// The adjoint of [`Tap::row`]: dst [h, w] += the input positions row oy read, times d.
+        fn add_row(&self, dst: &mut [f32], oy: usize, d: &[f32]) {
+            let (x_lo, x_hi) = self.columns;
+            if !self.reads(oy, x_lo) {
+                return;
+            }
+            let row = &mut dst[self.input(oy, x_lo)..];
+            let d = &d[x_lo..x_hi];
+            match self.shape.stride[1] {
+                1 => add(row, d),
+                sx => row.iter_mut().step_by(sx).zip(d).for_each(|(r, v)| *r += v),
+            }
+        }
+
+        /// The tap's output at (oy, ox) from the input plane src [h, w].
+        fn value(&self, src: &[f32], oy: usize, ox: usize) -> f32 {
+            if self.reads(oy, ox) { src[self.input(oy, ox)] } else { 0.0 }
+        }
+
+        /// The adjoint of [`Tap::value`]: dst [h, w] at the input position (oy, ox) read += d.
+        fn add_value(&self, dst: &mut [f32], oy: usize, ox: usize, d: f32) {
+            if self.reads(oy, ox) {
+                dst[self.input(oy, ox)] += d;
+            }
+        }
+    }
+
     /// cols [K, images P] of a group of images x [images, c_in, h, w]; column image P + position.
     ///
     /// Row (c, ky, kx) of cols holds, for every image, the plane of channel c shifted by
@@ -338,18 +470,15 @@ mod kernel {
         let [h_out, w_out] = shape.out_hw();
         let [kh, kw] = shape.kernel;
         let [sy, sx] = shape.stride;
-        let [py, px] = shape.padding;
         let plane = shape.h * shape.w;
         for c in 0..shape.c_in {
+            let plane_of = |image: usize| &x[(image * shape.c_in + c) * plane..][..plane];
             for ky in 0..kh {
-                let rows = valid(h_out, shape.h, sy, ky, py);
                 for kx in 0..kw {
-                    let columns = valid(w_out, shape.w, sx, kx, px);
                     let field_row = (c * kh + ky) * kw + kx;
                     let (done, rest) = cols.split_at_mut(field_row * n);
                     let out_row = &mut rest[..n];
-                    let tap = Tap { shape, at: [ky, kx], valid: [rows, columns] };
-                    let plane_of = |image: usize| &x[(image * shape.c_in + c) * plane..][..plane];
+                    let tap = Tap::new(shape, [ky, kx]);
                     if sy > 1 && ky >= sy && h_out > 1 {
                         // Strided: tap (ky, kx) at output row oy reads the input row that tap
                         // (ky - s_y, kx) reads at oy + 1, which is already in cols: one copy,
@@ -371,120 +500,10 @@ mod kernel {
                         }
                     } else {
                         for (image, out) in out_row.chunks_exact_mut(p).enumerate() {
-                            shifted_plane(plane_of(image), shape, [ky, kx], [rows, columns], out);
+                            tap.plane(plane_of(image), out);
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// out [h_out, w_out] = the input plane src [h, w] read at (o_y s_y + ky - p_y,
-    /// o_x s_x + kx - p_x), zero outside the valid output `rows` and `columns`.
-    fn shifted_plane(
-        src: &[f32],
-        shape: &ConvShape,
-        [ky, kx]: [usize; 2],
-        [(y_lo, y_hi), (x_lo, x_hi)]: [(usize, usize); 2],
-        out: &mut [f32],
-    ) {
-        let w_out = shape.out_hw()[1];
-        let ([sy, sx], [py, px], w) = (shape.stride, shape.padding, shape.w);
-        if y_lo == y_hi || x_lo == x_hi {
-            out.fill(0.0); // the kernel tap reads only padding
-            return;
-        }
-        out[..y_lo * w_out].fill(0.0);
-        out[y_hi * w_out..].fill(0.0);
-        if sy == 1 && sx == 1 && w_out == w {
-            // Output and input rows have the same length: the valid rows are one shifted copy,
-            // after which the columns that wrapped around a row's edge are set to zero.
-            let (first, last) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
-            let from = (y_lo + ky - py) * w + x_lo + kx - px;
-            out[first..last].copy_from_slice(&src[from..][..last - first]);
-            for row in out[y_lo * w..y_hi * w].chunks_exact_mut(w) {
-                row[..x_lo].fill(0.0);
-                row[x_hi..].fill(0.0);
-            }
-            return;
-        }
-        let tap = Tap { shape, at: [ky, kx], valid: [(y_lo, y_hi), (x_lo, x_hi)] };
-        for oy in y_lo..y_hi {
-            tap.row(src, oy, &mut out[oy * w_out..][..w_out]);
-        }
-    }
-
-    /// One kernel tap (ky, kx) of a convolution, with its valid output rows and columns.
-    struct Tap<'a> {
-        shape: &'a ConvShape,
-        at: [usize; 2],
-        valid: [(usize, usize); 2],
-    }
-
-    impl Tap<'_> {
-        /// Row oy of the tap's output from the input plane src [h, w] (zeros where it reads
-        /// padding).
-        fn row(&self, src: &[f32], oy: usize, row: &mut [f32]) {
-            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
-            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
-            if oy < y_lo || oy >= y_hi || x_lo == x_hi {
-                row.fill(0.0);
-                return;
-            }
-            let input = &src[(oy * sy + ky - py) * w..][..w];
-            row[..x_lo].fill(0.0);
-            row[x_hi..].fill(0.0);
-            let input = &input[x_lo * sx + kx - px..];
-            let row = &mut row[x_lo..x_hi];
-            if sx == 2 {
-                // Every other value, as pairs so that it vectorises; the last value alone (its
-                // pair may run past the row).
-                let (last, body) = row.split_last_mut().expect("x_lo < x_hi");
-                for (o, pair) in body.iter_mut().zip(input.chunks_exact(2)) {
-                    *o = pair[0];
-                }
-                *last = input[2 * body.len()];
-            } else {
-                for (o, &v) in row.iter_mut().zip(input.iter().step_by(sx)) {
-                    *o = v;
-                }
-            }
-        }
-
-        /// The adjoint of [`Tap::row`]: dst [h, w] += the input positions row oy read, times d.
-        fn add_row(&self, dst: &mut [f32], oy: usize, d: &[f32]) {
-            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
-            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
-            if oy < y_lo || oy >= y_hi || x_lo == x_hi {
-                return;
-            }
-            let row = &mut dst[(oy * sy + ky - py) * w..][..w];
-            let row = &mut row[x_lo * sx + kx - px..];
-            let d = &d[x_lo..x_hi];
-            if sx == 1 {
-                add(row, d);
-            } else {
-                row.iter_mut().step_by(sx).zip(d).for_each(|(r, v)| *r += v);
-            }
-        }
-
-        /// The adjoint of [`Tap::value`]: dst [h, w] at the input position (oy, ox) read += d.
-        fn add_value(&self, dst: &mut [f32], oy: usize, ox: usize, d: f32) {
-            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
-            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
-            if (y_lo..y_hi).contains(&oy) && (x_lo..x_hi).contains(&ox) {
-                dst[(oy * sy + ky - py) * w + ox * sx + kx - px] += d;
-            }
-        }
-
-        /// The tap's output at (oy, ox) from the input plane src [h, w].
-        fn value(&self, src: &[f32], oy: usize, ox: usize) -> f32 {
-            let ([ky, kx], [(y_lo, y_hi), (x_lo, x_hi)]) = (self.at, self.valid);
-            let ([sy, sx], [py, px], w) = (self.shape.stride, self.shape.padding, self.shape.w);
-            if (y_lo..y_hi).contains(&oy) && (x_lo..x_hi).contains(&ox) {
-                src[(oy * sy + ky - py) * w + ox * sx + kx - px]
-            } else {
-                0.0
             }
         }
     }
@@ -499,29 +518,26 @@ mod kernel {
         let [h_out, w_out] = shape.out_hw();
         let [kh, kw] = shape.kernel;
         let [sy, sx] = shape.stride;
-        let [py, px] = shape.padding;
-        let (plane, w) = (shape.h * shape.w, shape.w);
+        let plane = shape.h * shape.w;
         for c in 0..shape.c_in {
+            let plane_at = |image: usize| (image * shape.c_in + c) * plane..;
             // Last tap first: with stride > 1 a tap hands its gradient on to the earlier tap
             // im2col copied it from, before that one is added in.
             for ky in (0..kh).rev() {
-                let rows = valid(h_out, shape.h, sy, ky, py);
                 for kx in (0..kw).rev() {
-                    let columns = valid(w_out, w, sx, kx, px);
-                    if rows.0 == rows.1 || columns.0 == columns.1 {
-                        continue; // the kernel tap reads only padding
+                    let tap = Tap::new(shape, [ky, kx]);
+                    if tap.reads_only_padding() {
+                        continue;
                     }
                     let field_row = (c * kh + ky) * kw + kx;
                     let (done, rest) = dcols.split_at_mut(field_row * n);
                     let d_row = &mut rest[..n];
-                    let tap = Tap { shape, at: [ky, kx], valid: [rows, columns] };
-                    let plane_at = |image: usize| (image * shape.c_in + c) * plane;
                     if sy > 1 && ky >= sy && h_out > 1 {
                         // The adjoint of im2col's copy from tap (ky - s_y, kx) one row on: each
                         // image's last row goes to dx here, the rest to that tap's gradient.
                         for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
                             let last = &mut d[(h_out - 1) * w_out..];
-                            tap.add_row(&mut dx[plane_at(image)..][..plane], h_out - 1, last);
+                            tap.add_row(&mut dx[plane_at(image)][..plane], h_out - 1, last);
                             last.fill(0.0);
                         }
                         let source = &mut done[(field_row - sy * kw) * n..][..n];
@@ -529,7 +545,7 @@ mod kernel {
                     } else if sx > 1 && kx >= sx && w_out > 1 {
                         // Likewise for tap (ky, kx - s_x) one column on.
                         for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
-                            let dst = &mut dx[plane_at(image)..][..plane];
+                            let dst = &mut dx[plane_at(image)][..plane];
                             for (oy, row) in d.chunks_exact_mut(w_out).enumerate() {
                                 tap.add_value(dst, oy, w_out - 1, row[w_out - 1]);
                                 row[w_out - 1] = 0.0;
@@ -537,21 +553,15 @@ mod kernel {
                         }
                         let source = &mut done[(field_row - sx) * n..][..n];
                         add(&mut source[1..], &d_row[..n - 1]);
-                    } else if sy == 1 && sx == 1 && w_out == w {
-                        let ((y_lo, y_hi), (x_lo, x_hi)) = (rows, columns);
-                        let (first, last) = (y_lo * w + x_lo, (y_hi - 1) * w + x_hi);
-                        let to = (y_lo + ky - py) * w + x_lo + kx - px;
+                    } else if let Some(((first, last), to)) = tap.block() {
                         for (image, d) in d_row.chunks_exact_mut(p).enumerate() {
-                            for row in d[y_lo * w..y_hi * w].chunks_exact_mut(w) {
-                                row[..x_lo].fill(0.0);
-                                row[x_hi..].fill(0.0);
-                            }
-                            add(&mut dx[plane_at(image) + to..][..last - first], &d[first..last]);
+                            tap.zero_wrapped(d);
+                            add(&mut dx[plane_at(image)][to..][..last - first], &d[first..last]);
                         }
                     } else {
                         for (image, d) in d_row.chunks_exact(p).enumerate() {
-                            let dst = &mut dx[plane_at(image)..][..plane];
-                            for oy in rows.0..rows.1 {
+                            let dst = &mut dx[plane_at(image)][..plane];
+                            for oy in tap.rows.0..tap.rows.1 {
                                 tap.add_row(dst, oy, &d[oy * w_out..][..w_out]);
                             }
                         }
