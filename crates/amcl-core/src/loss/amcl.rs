@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use super::amcl_fused::fused_terms;
 use super::nt_xent::log_sum_exp_rows;
 use super::omega::omega;
 use crate::error::{AmclError, Result};
@@ -70,7 +71,8 @@ pub fn try_amcl_objective(
 }
 
 /// The per-head, per-anchor terms L_i^c of the objective: [C, N]. The objective is their sum
-/// over heads, averaged over anchors.
+/// over heads, averaged over anchors. On the CPU backend one fused kernel computes them and their
+/// gradients ([`super::amcl_fused`]); elsewhere the tensor ops of [`composed_terms`].
 pub fn amcl_objective_terms(
     pos_sim: Tensor<2>,
     neg_sim: Tensor<3>,
@@ -82,6 +84,22 @@ pub fn amcl_objective_terms(
     if cfg.dim == 0 {
         return Err(AmclError::InvalidConfig("objective dim must be positive".into()));
     }
+    if let Some(terms) = fused_terms(&pos_sim, &neg_sim, &pos_tau, &neg_tau, cfg) {
+        return Ok(terms);
+    }
+    Ok(composed_terms(pos_sim, neg_sim, pos_tau, neg_tau, cfg))
+}
+
+/// [`amcl_objective_terms`] written with tensor ops: what runs on the GPU backends, and on the
+/// CPU the reference the fused kernel is tested and benchmarked against (`benches/objective.rs`).
+/// Shapes as [`amcl_objective_terms`], unchecked.
+pub fn composed_terms(
+    pos_sim: Tensor<2>,
+    neg_sim: Tensor<3>,
+    pos_tau: Tensor<2>,
+    neg_tau: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Tensor<2> {
     let beta = cfg.beta;
     let pos_scaled = pos_sim / pos_tau.clone();
     let neg_scaled = neg_sim / neg_tau.clone();
@@ -99,7 +117,7 @@ pub fn amcl_objective_terms(
             log_sum_exp_rows(logits) - weighted_omega.mul_scalar(beta)
         }
     };
-    Ok(positive + negative.squeeze_dim(2))
+    positive + negative.squeeze_dim(2)
 }
 
 fn check_shapes(

@@ -6,11 +6,12 @@
 //! reused by every base method in [`crate::methods`].
 
 mod amcl;
+mod amcl_fused;
 mod nt_xent;
 mod omega;
 
 pub use amcl::{
-    AmclObjectiveConfig, NegativeReduction, amcl_objective, amcl_objective_terms,
+    AmclObjectiveConfig, NegativeReduction, amcl_objective, amcl_objective_terms, composed_terms,
     try_amcl_objective,
 };
 pub use nt_xent::{cosine_similarity_matrix, l2_normalize, nt_xent};

@@ -1,0 +1,72 @@
+//! The AMCL objective's forward and backward pass on the CPU (flex with autodiff), timed alone at
+//! the shapes of a training step: the fused kernel (src/loss/amcl_fused.rs, what training runs)
+//! against the same objective written with tensor ops (`composed_terms`, what the GPU backends
+//! run). C = 3 heads, batch N = 128, d = 64, beta = 0.1, as `amcl-train bench`.
+//!
+//!     cargo bench -p amcl-core --features autodiff --bench objective
+use std::time::Instant;
+
+use amcl_core::loss::{
+    AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, composed_terms,
+};
+use burn::prelude::*;
+
+/// Milliseconds per call of f, after one call to warm up, over about 0.5 s.
+fn millis(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut calls = 0;
+    while start.elapsed().as_secs_f64() < 0.5 {
+        f();
+        calls += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e3 / calls as f64
+}
+
+/// Values in [lo, hi) from a fixed pattern.
+fn filled<const D: usize>(shape: [usize; D], lo: f32, hi: f32, device: &Device) -> Tensor<D> {
+    let count: usize = shape.iter().product();
+    let values = (0..count).map(|i| lo + (hi - lo) * ((i * 7919 % 1009) as f32 / 1009.0)).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+fn main() {
+    let device = Device::flex().autodiff();
+    // (name, C, rows, K): MoCo's N queries against a queue of 1,024 (one direction), and
+    // SimCLR's 2N anchors against their 2N - 2 in-batch negatives.
+    let shapes = [("MoCo, queue 1024", 3, 128, 1024), ("SimCLR", 3, 256, 254)];
+    println!("| objective | reduction | [C, rows, K] | tensor ops ms | fused ms | speed-up |");
+    println!("|---|---|---|---|---|---|");
+    for (name, c, n, k) in shapes {
+        for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
+            let cfg = AmclObjectiveConfig { beta: 0.1, dim: 64, reduction };
+            let inputs = (
+                filled([c, n], -1.0, 1.0, &device),
+                filled([c, n, k], -1.0, 1.0, &device),
+                filled([c, n], 0.05, 1.0, &device),
+                filled([c, n, k], 0.05, 1.0, &device),
+            );
+            let step = |fused: bool| {
+                // New leaves of the same values each call: the graph starts afresh.
+                let leaf2 = |t: &Tensor<2>| t.clone().detach().require_grad();
+                let leaf3 = |t: &Tensor<3>| t.clone().detach().require_grad();
+                let (pos_sim, neg_sim) = (leaf2(&inputs.0), leaf3(&inputs.1));
+                let (pos_tau, neg_tau) = (leaf2(&inputs.2), leaf3(&inputs.3));
+                let terms = if fused {
+                    amcl_objective_terms(pos_sim, neg_sim.clone(), pos_tau, neg_tau, &cfg)
+                        .expect("valid shapes")
+                } else {
+                    composed_terms(pos_sim, neg_sim.clone(), pos_tau, neg_tau, &cfg)
+                };
+                let grads = terms.sum_dim(0).mean().backward();
+                std::hint::black_box(neg_sim.grad(&grads));
+            };
+            let composed = millis(|| step(false));
+            let fused = millis(|| step(true));
+            println!(
+                "| {name} | {reduction:?} | [{c}, {n}, {k}] | {composed:.2} | {fused:.2} | {:.1}x |",
+                composed / fused
+            );
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The AMCL objective's per-anchor terms, fused on the CPU.
+//!
+//! Written with tensor ops (`composed_terms` in [`super::amcl`]), each anchor's row of K
+//! negatives (K = 1,024 against MoCo's queue) goes through about fifteen element-wise passes
+//! forward (divide, concatenate, maxima, exponentials, logarithms, Omega, softmax weights) and
+//! as many backward, each one a new [C, N, K] tensor. Here the CPU backend (flex) reads each row
+//! once forward and once backward.
+//!
+//! Per row, with l_0 = s+/t+, l_n = s_n/t_n, Omega(t) = (d/2) ln t + 1/t and its derivative
+//! Omega'(t) = d/(2t) - 1/t^2 (shared/AMCL.md, "The objective"):
+//!
+//! ```text
+//! LogSumExp  L = -l_0 + b Omega(t+) + ln(e^l_0 + sum_n e^l_n) - b W,   W = sum_n p_n Omega(t_n)
+//!            q_n = e^l_n / (e^l_0 + sum_m e^l_m)    p_n = e^l_n / sum_m e^l_m
+//!            dL/dl_0 = q_0 - 1                     dL/dl_n = q_n - b p_n (Omega(t_n) - W)
+//!            dL/dt_n, directly = -b p_n Omega'(t_n)
+//! Max        L = -l_0 + b Omega(t+) + l_* - b Omega(t_*),   * = the first argmax_n l_n
+//!            dL/dl_0 = -1    dL/dl_* = 1    dL/dt_*, directly = -b Omega'(t_*)
+//! both       dL/dt+, directly = b Omega'(t+);   through l = s/t:  dL/ds = dL/dl / t  and
+//!            dL/dt = (directly) - dL/dl l / t
+//! ```
+//!
+//! Other backends (WebGPU, CUDA), and autodiff with gradient checkpointing, use the tensor ops,
+//! which their kernel fusion handles. Both paths give the same values and gradients: the tests
+//! below compare them, and the golden-value and finite-difference tests of `tests/golden.rs` and
+//! `tests/objective.rs` run on this path.
+
+use burn::backend::DispatchDevice;
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use super::amcl::{AmclObjectiveConfig, NegativeReduction};
+use crate::model::cpu_buffer::{contiguous, f32s};
+
+/// The per-anchor terms [C, N] by the fused kernel when the tensors are f32 on the CPU backend
+/// (with or without autodiff); `None` otherwise, for the caller's tensor ops. Shapes are checked
+/// by the caller.
+pub(super) fn fused_terms(
+    pos_sim: &Tensor<2>,
+    neg_sim: &Tensor<3>,
+    pos_tau: &Tensor<2>,
+    neg_tau: &Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Option<Tensor<2>> {
+    let all_f32 = [pos_sim.dtype(), neg_sim.dtype(), pos_tau.dtype(), neg_tau.dtype()]
+        .iter()
+        .all(|&dtype| dtype == DType::F32);
+    if !all_f32 {
+        return None;
+    }
+    let settings = Settings::new(cfg);
+    let [c, n, k] = neg_sim.dims();
+    // The kernel sees rows: [C, N] as [C N, 1], and [C, N, K] as [C N, K].
+    let column = |t: &Tensor<2>| t.clone().reshape([c * n, 1]);
+    let rows = |t: &Tensor<3>| t.clone().reshape([c * n, k]);
+    let inputs = [column(pos_sim), rows(neg_sim), column(pos_tau), rows(neg_tau)];
+    let terms = match pos_sim.device().as_dispatch() {
+        DispatchDevice::Flex(_) => Some(untracked_forward(inputs, settings)),
+        #[cfg(feature = "autodiff")]
+        DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
+            tracked::forward(inputs, settings)
+        }
+        _ => None,
+    }?;
+    Some(terms.reshape([c, n]))
+}
+
+/// The objective's constants, as the kernel uses them.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    /// beta, Omega's weight.
+    beta: f32,
+    /// d / 2, Omega's log coefficient.
+    half_dim: f32,
+    /// The hard-negative form (else log-sum-exp).
+    max: bool,
+}
+
+impl Settings {
+    fn new(cfg: &AmclObjectiveConfig) -> Self {
+        Self {
+            beta: cfg.beta,
+            half_dim: cfg.dim as f32 / 2.0,
+            max: cfg.reduction == NegativeReduction::Max,
+        }
+    }
+}
+
+/// The forward on flex tensors without autodiff.
+fn untracked_forward(inputs: [Tensor<2>; 4], settings: Settings) -> Tensor<2> {
+    let inputs = inputs.map(|t| t.try_into_primitive::<Flex>().expect("a flex tensor"));
+    Tensor::from_primitive::<Flex>(forward_primitive(&inputs.map(contiguous), settings).0)
+}
+
+/// The kernel's view of contiguous f32 inputs s+ [R, 1], s [R, K], t+ [R, 1], t [R, K].
+fn rows([pos_sim, neg_sim, pos_tau, neg_tau]: &[FlexTensor; 4]) -> kernel::Rows<'_> {
+    let (pos_sim, neg_sim) = (f32s(pos_sim), f32s(neg_sim));
+    let k = neg_sim.len() / pos_sim.len().max(1);
+    kernel::Rows { pos_sim, neg_sim, pos_tau: f32s(pos_tau), neg_tau: f32s(neg_tau), k }
+}
+
+/// The terms [R, 1], and each row's statistics [R, STATS] that the backward pass reuses.
+fn forward_primitive(inputs: &[FlexTensor; 4], settings: Settings) -> (FlexTensor, FlexTensor) {
+    let (terms, stats) = kernel::forward(&rows(inputs), settings);
+    let r = terms.len();
+    (
+        FlexTensor::from_data(TensorData::new(terms, [r, 1])),
+        FlexTensor::from_data(TensorData::new(stats, [r, kernel::STATS])),
+    )
+}
+
+/// The gradients of s+ [R, 1], s [R, K], t+ [R, 1] and t [R, K], given the inputs, the forward's
+/// row statistics and the terms' gradient [R, 1].
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
+fn backward_primitive(
+    inputs: &[FlexTensor; 4],
+    stats: &FlexTensor,
+    settings: Settings,
+    grad: FlexTensor,
+) -> [FlexTensor; 4] {
+    let x = rows(inputs);
+    let grad = contiguous(grad);
+    let grads = kernel::backward(&x, f32s(stats), f32s(&grad), settings);
+    let (r, k) = (x.pos_sim.len(), x.k);
+    [
+        FlexTensor::from_data(TensorData::new(grads.pos_sim, [r, 1])),
+        FlexTensor::from_data(TensorData::new(grads.neg_sim, [r, k])),
+        FlexTensor::from_data(TensorData::new(grads.pos_tau, [r, 1])),
+        FlexTensor::from_data(TensorData::new(grads.neg_tau, [r, k])),
+    ]
+}
+
+/// The op on flex under autodiff: the fused forward, and a backward node that runs the fused
+/// gradient kernel.
+#[cfg(feature = "autodiff")]
+mod tracked {
+    use burn::backend::autodiff::checkpoint::base::Checkpointer;
+    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+    use burn::backend::autodiff::grads::Gradients;
+    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+    use burn::backend::{Autodiff, Flex};
+    use burn::prelude::*;
+
+    use super::{FlexTensor, Settings, backward_primitive, contiguous, forward_primitive};
+
+    type Ad = Autodiff<Flex, NoCheckpointing>;
+
+    #[derive(Debug)]
+    struct AmclTerms {
+        settings: Settings,
+    }
+
+    impl Backward<Flex, 4> for AmclTerms {
+        /// s+, s, t+, t, and the forward's row statistics.
+        type State = ([FlexTensor; 4], FlexTensor);
+
+        fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (inputs, stats) = ops.state;
+            let computed = backward_primitive(&inputs, &stats, self.settings, grad);
+            for (node, grad) in ops.parents.into_iter().zip(computed) {
+                if let Some(node) = node {
+                    grads.register::<Flex>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    /// `None` under gradient checkpointing (another strategy type), for the tensor ops.
+    pub(super) fn forward(inputs: [Tensor<2>; 4], settings: Settings) -> Option<Tensor<2>> {
+        let [Ok(pos_sim), Ok(neg_sim), Ok(pos_tau), Ok(neg_tau)] =
+            inputs.map(|t| t.try_into_primitive::<Ad>())
+        else {
+            return None;
+        };
+        let primitives = [pos_sim, neg_sim, pos_tau, neg_tau];
+        let nodes = primitives.each_ref().map(|p| p.node());
+        let inputs = primitives.map(|p| contiguous(p.into_primitive()));
+        let (terms, stats) = forward_primitive(&inputs, settings);
+        let op = AmclTerms { settings };
+        let terms = match op.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((inputs, stats), terms),
+            OpsKind::UnTracked(prep) => prep.finish(terms),
+        };
+        Some(Tensor::from_primitive::<Ad>(terms))
+    }
+}
+
+/// The kernels on f32 slices, one anchor row at a time; rows are split across the cores.
+#[cfg_attr(not(feature = "autodiff"), allow(dead_code))] // the backward pass serves autodiff
+mod kernel {
+    #[cfg(not(target_arch = "wasm32"))]
+    use rayon::prelude::*;
+
+    use std::mem::MaybeUninit;
+
+    use super::Settings;
+    use crate::model::cpu_buffer;
+
+    /// An output slot the kernel writes before it is read.
+    type Slot = MaybeUninit<f32>;
+
+    /// Statistics kept per row for the backward pass. LogSumExp: the negatives' largest logit
+    /// m', then e^m' / (e^l_0 + sum_n e^l_n) and 1 / sum_n e^(l_n - m'), which turn
+    /// e^(l_n - m') into q_n and p_n, and W. Max: the index of the hardest negative.
+    pub const STATS: usize = 4;
+
+    /// Anchor rows per parallel task.
+    const ROWS_PER_TASK: usize = 8;
+
+    /// Every row's inputs: s+ [R], s [R, K], t+ [R], t [R, K].
+    pub struct Rows<'a> {
+        pub pos_sim: &'a [f32],
+        pub neg_sim: &'a [f32],
+        pub pos_tau: &'a [f32],
+        pub neg_tau: &'a [f32],
+        pub k: usize,
+    }
+
+    impl Rows<'_> {
+        /// Row r's negatives' similarities and temperatures.
+        fn negatives(&self, r: usize) -> (&[f32], &[f32]) {
+            let span = r * self.k..(r + 1) * self.k;
+            (&self.neg_sim[span.clone()], &self.neg_tau[span])
+        }
+    }
+
+    /// Omega(t) = (d/2) ln t + 1/t.
+    #[inline(always)]
+    fn omega(tau: f32, s: Settings) -> f32 {
+        s.half_dim * tau.ln() + 1.0 / tau
+    }
+
+    /// Omega'(t) = d/(2t) - 1/t^2.
+    #[inline(always)]
+    fn omega_prime(tau: f32, s: Settings) -> f32 {
+        let inv = 1.0 / tau;
+        inv * (s.half_dim - inv)
+    }
+
+    /// Each row's term, and its statistics [R, STATS].
+    pub fn forward(x: &Rows, s: Settings) -> (Vec<f32>, Vec<f32>) {
+        let rows = x.pos_sim.len();
+        let mut out = vec![0.0; rows * (1 + STATS)];
+        let task = |(t, out): (usize, &mut [f32])| {
+            for (i, out) in out.chunks_exact_mut(1 + STATS).enumerate() {
+                let r = t * ROWS_PER_TASK + i;
+                let (term, stats) = forward_row(x, r, s);
+                out[0] = term;
+                out[1..].copy_from_slice(&stats);
+            }
+        };
+        let chunk = ROWS_PER_TASK * (1 + STATS);
+        #[cfg(not(target_arch = "wasm32"))]
+        out.par_chunks_mut(chunk).enumerate().for_each(task);
+        #[cfg(target_arch = "wasm32")]
+        out.chunks_mut(chunk).enumerate().for_each(task);
+        let terms = out.iter().step_by(1 + STATS).copied().collect();
+        let stats = out.chunks_exact(1 + STATS).flat_map(|row| row[1..].to_vec()).collect();
+        (terms, stats)
+    }
+
+    /// Row r's term L (module equations) and statistics.
+    fn forward_row(x: &Rows, r: usize, s: Settings) -> (f32, [f32; STATS]) {
+        let (sims, taus) = x.negatives(r);
+        let (l_0, tau_0) = (x.pos_sim[r] / x.pos_tau[r], x.pos_tau[r]);
+        let positive = -l_0 + s.beta * omega(tau_0, s);
+        if s.max {
+            let (mut hardest, mut at) = (f32::NEG_INFINITY, 0);
+            for (n, (&sim, &tau)) in sims.iter().zip(taus).enumerate() {
+                let l = sim / tau;
+                if l > hardest {
+                    (hardest, at) = (l, n);
+                }
+            }
+            return (positive + hardest - s.beta * omega(taus[at], s), [at as f32, 0.0, 0.0, 0.0]);
+        }
+        // p is normalised by the negatives' own maximum, so that it stays finite when the
+        // positive's logit dwarfs every negative's (e^(l_n - m) would all underflow to 0).
+        let m_neg = sims.iter().zip(taus).fold(f32::NEG_INFINITY, |m, (&s, &t)| m.max(s / t));
+        let (mut z_neg, mut weighted) = (0.0f32, 0.0f32);
+        for (&sim, &tau) in sims.iter().zip(taus) {
+            let e = (sim / tau - m_neg).exp();
+            z_neg += e;
+            if s.beta != 0.0 {
+                weighted += e * omega(tau, s);
+            }
+        }
+        let w = if s.beta != 0.0 { weighted / z_neg } else { 0.0 };
+        let m = l_0.max(m_neg);
+        let z = z_neg * (m_neg - m).exp() + (l_0 - m).exp();
+        let q_scale = (m_neg - m).exp() / z;
+        (positive + m + z.ln() - s.beta * w, [m_neg, q_scale, 1.0 / z_neg, w])
+    }
+
+    /// Gradients of s+, s, t+ and t.
+    pub struct Grads {
+        pub pos_sim: Vec<f32>,
+        pub neg_sim: Vec<f32>,
+        pub pos_tau: Vec<f32>,
+        pub neg_tau: Vec<f32>,
+    }
+
+    /// The backward pass, given the forward's statistics and the terms' gradient g [R].
+    pub fn backward(x: &Rows, stats: &[f32], g: &[f32], s: Settings) -> Grads {
+        let (rows, k) = (g.len(), x.k);
+        let stats_of = |r: usize| -> [f32; STATS] {
+            stats[r * STATS..(r + 1) * STATS].try_into().expect("STATS values")
+        };
+        let (mut pos_sim, mut pos_tau) = (vec![0.0; rows], vec![0.0; rows]);
+        for r in 0..rows {
+            (pos_sim[r], pos_tau[r]) = positive_grads(x, r, stats_of(r), g[r], s);
+        }
+        // Every slot is written below, so the [R, K] gradients need no zeroing first.
+        let (mut neg_sim, mut neg_tau) =
+            (cpu_buffer::uninit(rows * k), cpu_buffer::uninit(rows * k));
+        let task = |(t, (d_sim, d_tau)): (usize, (&mut [Slot], &mut [Slot]))| {
+            let rows = d_sim.chunks_exact_mut(k).zip(d_tau.chunks_exact_mut(k));
+            for (i, (d_sim, d_tau)) in rows.enumerate() {
+                let r = t * ROWS_PER_TASK + i;
+                negative_grads(x, r, stats_of(r), g[r], s, d_sim, d_tau);
+            }
+        };
+        let chunk = (ROWS_PER_TASK * k).max(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        neg_sim.par_chunks_mut(chunk).zip(neg_tau.par_chunks_mut(chunk)).enumerate().for_each(task);
+        #[cfg(target_arch = "wasm32")]
+        neg_sim.chunks_mut(chunk).zip(neg_tau.chunks_mut(chunk)).enumerate().for_each(task);
+        // SAFETY: `negative_grads` wrote every slot of every row.
+        let (neg_sim, neg_tau) =
+            unsafe { (cpu_buffer::assume_init(neg_sim), cpu_buffer::assume_init(neg_tau)) };
+        Grads { pos_sim, neg_sim, pos_tau, neg_tau }
+    }
+
+    /// dL/ds+ and dL/dt+ of row r, times g.
+    fn positive_grads(x: &Rows, r: usize, stats: [f32; STATS], g: f32, s: Settings) -> (f32, f32) {
+        let (tau, l_0) = (x.pos_tau[r], x.pos_sim[r] / x.pos_tau[r]);
+        // dL/dl_0 = q_0 - 1 = -sum_n q_n (exactly -1 for Max).
+        let d_l = if s.max { -g } else { -g * stats[1] / stats[2] };
+        (d_l / tau, -d_l * l_0 / tau + g * s.beta * omega_prime(tau, s))
+    }
+
+    /// dL/ds_n and dL/dt_n of row r, times g, written to every slot of `d_sim` and `d_tau` [K].
+    fn negative_grads(
+        x: &Rows,
+        r: usize,
+        stats: [f32; STATS],
+        g: f32,
+        s: Settings,
+        d_sim: &mut [Slot],
+        d_tau: &mut [Slot],
+    ) {
+        let (sims, taus) = x.negatives(r);
+        if s.max {
+            let (d_sim, d_tau) = (cpu_buffer::zeroed(d_sim), cpu_buffer::zeroed(d_tau));
+            let at = stats[0] as usize;
+            let (tau, l) = (taus[at], sims[at] / taus[at]);
+            d_sim[at] = g / tau;
+            d_tau[at] = -g * l / tau - g * s.beta * omega_prime(tau, s);
+            return;
+        }
+        let [m_neg, q_scale, inv_z_neg, w] = stats;
+        for n in 0..sims.len() {
+            let (tau, l) = (taus[n], sims[n] / taus[n]);
+            let e = (l - m_neg).exp();
+            let mut d_l = g * e * q_scale;
+            let mut direct = 0.0;
+            if s.beta != 0.0 {
+                let p = e * inv_z_neg;
+                d_l -= g * s.beta * p * (omega(tau, s) - w);
+                direct = -g * s.beta * p * omega_prime(tau, s);
+            }
+            d_sim[n].write(d_l / tau);
+            d_tau[n].write(direct - d_l * l / tau);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::amcl::composed_terms;
+    use super::*;
+
+    fn uniform<const D: usize>(shape: [usize; D], lo: f32, hi: f32, seed: u64) -> Tensor<D> {
+        let mut rng = crate::rng::Rng::new(seed);
+        let count = shape.iter().product();
+        let values: Vec<f32> = (0..count).map(|_| lo + (hi - lo) * rng.uniform()).collect();
+        Tensor::from_data(TensorData::new(values, shape), &Device::flex())
+    }
+
+    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    fn assert_close(got: Vec<f32>, expected: Vec<f32>, what: &str) {
+        let scale = expected.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
+        let diff = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(diff <= 1e-5 * scale, "{what}: max |diff| {diff} (scale {scale})");
+    }
+
+    /// Shapes with one negative, with a K that is not a multiple of anything, and with more
+    /// rows than one task holds; each reduction, with and without Omega.
+    fn cases() -> Vec<([usize; 3], AmclObjectiveConfig)> {
+        let mut cases = Vec::new();
+        for shape in [[1, 1, 1], [2, 5, 7], [3, 11, 37]] {
+            for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
+                for beta in [0.0, 0.1] {
+                    cases.push((shape, AmclObjectiveConfig { beta, dim: 64, reduction }));
+                }
+            }
+        }
+        cases
+    }
+
+    #[test]
+    fn fused_terms_equal_the_tensor_ops() {
+        for ([c, n, k], cfg) in cases() {
+            let neg_sim = uniform([c, n, k], -1.0, 1.0, 2);
+            let neg_tau = uniform([c, n, k], 0.05, 1.0, 4);
+            // Then the positives at the temperature floor, whose logits (~1e5) dwarf every
+            // negative's: the negatives' weights must not underflow into 0 / 0.
+            let positives = [
+                (uniform([c, n], -1.0, 1.0, 1), uniform([c, n], 0.05, 1.0, 3)),
+                (uniform([c, n], 0.5, 1.0, 1), Tensor::full([c, n], 1e-5, &Device::flex())),
+            ];
+            for (pos_sim, pos_tau) in positives {
+                let (neg_sim, neg_tau) = (neg_sim.clone(), neg_tau.clone());
+                let fused = fused_terms(&pos_sim, &neg_sim, &pos_tau, &neg_tau, &cfg).unwrap();
+                let composed = composed_terms(pos_sim, neg_sim, pos_tau, neg_tau, &cfg);
+                let what = format!("{:?} {cfg:?}", [c, n, k]);
+                assert_close(to_vec(fused), to_vec(composed), &what);
+            }
+        }
+    }
+
+    /// Needs the `autodiff` feature, on in workspace builds (amcl-train enables it).
+    #[cfg(feature = "autodiff")]
+    #[test]
+    fn fused_gradients_equal_the_tensor_ops() {
+        let device = Device::flex().autodiff();
+        for ([c, n, k], cfg) in cases() {
+            let grads_of = |fused: bool| {
+                let leaf = |t: Tensor<3>| Tensor::<3>::from_data(t.into_data(), &device);
+                let pos_sim = leaf(uniform([c, n, 1], -1.0, 1.0, 1)).require_grad();
+                let neg_sim = leaf(uniform([c, n, k], -1.0, 1.0, 2)).require_grad();
+                let pos_tau = leaf(uniform([c, n, 1], 0.05, 1.0, 3)).require_grad();
+                let neg_tau = leaf(uniform([c, n, k], 0.05, 1.0, 4)).require_grad();
+                let (ps, pt) = (pos_sim.clone().reshape([c, n]), pos_tau.clone().reshape([c, n]));
+                let terms = if fused {
+                    fused_terms(&ps, &neg_sim, &pt, &neg_tau, &cfg).unwrap()
+                } else {
+                    composed_terms(ps, neg_sim.clone(), pt, neg_tau.clone(), &cfg)
+                };
+                // A non-uniform upstream gradient, so that each row's g matters.
+                let g = Tensor::<2>::from_data(uniform([c, n], -1.0, 1.0, 5).into_data(), &device);
+                let grads = (terms * g).sum().backward();
+                [pos_sim, neg_sim, pos_tau, neg_tau]
+                    .map(|x| to_vec(x.grad(&grads).expect("a gradient")))
+            };
+            let (fused, composed) = (grads_of(true), grads_of(false));
+            let names = ["pos_sim", "neg_sim", "pos_tau", "neg_tau"];
+            for ((name, got), expected) in names.iter().zip(fused).zip(composed) {
+                assert!(expected.iter().any(|v| v.abs() > 1e-4), "{name}: trivially zero");
+                assert_close(got, expected, &format!("grad {name}, {:?} {cfg:?}", [c, n, k]));
+            }
+        }
+    }
+}
