@@ -249,3 +249,62 @@ fn initial_temperature_starts_every_tau_near_it() {
         small(&kind("amcl-simclr")).init(&d).unwrap().with_initial_temperature(3.0).unwrap_err();
     assert!(err.to_string().contains("between the bounds"), "{err}");
 }
+
+/// MoCo's symmetric objective runs both directions as one objective over 2N anchors; that
+/// equals the mean of the two directions computed apart (q_a against k_b, q_b against k_a), plain
+/// and adaptive, in both reductions.
+#[test]
+fn moco_symmetric_objective_is_the_mean_of_its_two_directions() {
+    use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, l2_normalize};
+    use amcl_core::methods::{moco_objective, moco_symmetric_objective};
+    let d = device();
+    let kind: MethodKind = "amcl-moco".parse().unwrap();
+    let model = small(&kind).init(&d).unwrap();
+    let (c, n, q, dim) = (model.num_heads(), 4, 32, model.heads[0].output_dim());
+    let unit = |rows: usize, seed: u64| {
+        l2_normalize(from_vec(uniform(c * rows * dim, -1.0, 1.0, seed), [c, rows, dim], &d))
+    };
+    let (q_a, q_b, k_a, k_b, queue) = (unit(n, 1), unit(n, 2), unit(n, 3), unit(n, 4), unit(q, 5));
+    let head = |t: &Tensor<3>, h: usize| {
+        let [_, rows, dim] = t.dims();
+        t.clone().slice([h..h + 1, 0..rows, 0..dim]).reshape([rows, dim])
+    };
+    let one_direction =
+        |q: &Tensor<3>, k: &Tensor<3>, adaptive: bool, cfg: &AmclObjectiveConfig| {
+            let taus = adaptive.then(|| {
+                let pos = (0..c).map(|h| model.paired_temperature(h, head(q, h), head(k, h)));
+                let neg =
+                    (0..c).map(|h| model.pairwise_temperature(h, head(q, h), head(&queue, h)));
+                (Tensor::stack(pos.collect(), 0), Tensor::stack(neg.collect(), 0))
+            });
+            let (loss, _) =
+                moco_objective(q.clone(), k.clone(), queue.clone(), taus, 0.2, cfg).unwrap();
+            loss.into_scalar::<f32>()
+        };
+    for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
+        let cfg = AmclObjectiveConfig { beta: 0.1, dim, reduction };
+        for adaptive in [false, true] {
+            let (loss, diagnostics) = moco_symmetric_objective(
+                &model,
+                (q_a.clone(), q_b.clone()),
+                (k_a.clone(), k_b.clone()),
+                &queue,
+                adaptive,
+                0.2,
+                &cfg,
+            )
+            .unwrap();
+            let ab = one_direction(&q_a, &k_b, adaptive, &cfg);
+            let ba = one_direction(&q_b, &k_a, adaptive, &cfg);
+            let got = loss.into_scalar::<f32>();
+            let what = format!("{reduction:?}, adaptive {adaptive}");
+            assert!((ab - ba).abs() > 1e-3, "{what}: the directions should differ ({ab}, {ba})");
+            let expected = 0.5 * (ab + ba);
+            assert!(
+                (got - expected).abs() < 1e-5 * expected.abs().max(1.0),
+                "{what}: {got} vs {expected}"
+            );
+            assert_eq!(diagnostics.read().len(), c);
+        }
+    }
+}

@@ -148,22 +148,40 @@ impl<I: Iterator<Item = Tensor<1>>> ModuleMapper for ParamBlender<I> {
 pub fn moco_step(
     model: &AmclModel,
     state: &MocoState,
-    (q_a, q_b): (Tensor<3>, Tensor<3>),
+    queries: (Tensor<3>, Tensor<3>),
     (view_a, view_b): (Tensor<4>, Tensor<4>),
     adaptive: bool,
     temperature: f32,
     cfg: &AmclObjectiveConfig,
 ) -> Result<(Tensor<1>, DiagnosticsTensor, Tensor<3>)> {
-    let k_a = state.keys(view_a);
-    let k_b = state.keys(view_b);
-    let direction = |q: Tensor<3>, k: Tensor<3>| {
-        let taus = adaptive.then(|| moco_temperatures(model, &q, &k, &state.queue));
-        moco_objective(q, k, state.queue.clone(), taus, temperature, cfg)
-    };
-    let (loss_ab, diag_ab) = direction(q_a, k_b.clone())?;
-    let (loss_ba, diag_ba) = direction(q_b, k_a.clone())?;
-    let keys = Tensor::cat(vec![k_a, k_b], 1);
-    Ok(((loss_ab + loss_ba).mul_scalar(0.5), diag_ab.average(diag_ba), keys))
+    let (k_a, k_b) = (state.keys(view_a), state.keys(view_b));
+    let keys = (k_a.clone(), k_b.clone());
+    let (loss, diagnostics) =
+        moco_symmetric_objective(model, queries, keys, &state.queue, adaptive, temperature, cfg)?;
+    Ok((loss, diagnostics, Tensor::cat(vec![k_a, k_b], 1)))
+}
+
+/// MoCo's symmetric objective, the mean of its two directions: queries `q_a` against keys
+/// `k_b`, and `q_b` against `k_a` ([C, N, d] each), both against the `queue` [C, Q, d]. With
+/// `adaptive`, the temperatures come from `model`'s temperature networks.
+///
+/// The two directions run as one objective over 2N anchors: the temperature networks work pair
+/// by pair and each direction averages over its N anchors, so the mean over the 2N anchors is the
+/// mean of the two directions, and each temperature network and the objective run once per step
+/// instead of twice.
+pub fn moco_symmetric_objective(
+    model: &AmclModel,
+    (q_a, q_b): (Tensor<3>, Tensor<3>),
+    (k_a, k_b): (Tensor<3>, Tensor<3>),
+    queue: &Tensor<3>,
+    adaptive: bool,
+    temperature: f32,
+    cfg: &AmclObjectiveConfig,
+) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+    let queries = Tensor::cat(vec![q_a, q_b], 1);
+    let keys = Tensor::cat(vec![k_b, k_a], 1);
+    let taus = adaptive.then(|| moco_temperatures(model, &queries, &keys, queue));
+    moco_objective(queries, keys, queue.clone(), taus, temperature, cfg)
 }
 
 /// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head.

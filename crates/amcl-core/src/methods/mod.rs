@@ -13,7 +13,7 @@ mod simsiam;
 
 pub use barlow::{BarlowTemperatureSet, barlow_objective, barlow_step, cross_correlation};
 pub use diagnostics::{DiagnosticsTensor, HeadDiagnostics, STATS};
-pub use moco::{MocoState, MocoTemperatures, moco_objective, moco_step};
+pub use moco::{MocoState, MocoTemperatures, moco_objective, moco_step, moco_symmetric_objective};
 pub use select_columns::{Columns, select_columns};
 pub use simclr::{
     simclr_amcl_objective, simclr_amcl_step, simclr_pair_columns, simclr_pair_indices,
