@@ -26,9 +26,11 @@ use burn::backend::DispatchDevice;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
+use burn::tensor::DType;
 use burn::tensor::activation::relu;
 
 use super::TemperatureRange;
+use super::cpu_buffer::{contiguous, f32s};
 
 /// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]) for a [N, H], b [M, H], w [H]: [N, M].
 pub fn pairwise_relu_dot(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
@@ -48,7 +50,7 @@ pub fn pairwise_temperature(
     fused(a, b, w, bias, Some(range))
 }
 
-/// The fused op where there is one (flex), else the tensor ops.
+/// The fused op where there is one (f32 on flex), else the tensor ops.
 fn fused(
     a: Tensor<2>,
     b: Tensor<2>,
@@ -56,7 +58,9 @@ fn fused(
     bias: Tensor<1>,
     squash: Option<TemperatureRange>,
 ) -> Tensor<2> {
+    let all_f32 = [a.dtype(), b.dtype(), w.dtype(), bias.dtype()].iter().all(|&t| t == DType::F32);
     match a.device().as_dispatch() {
+        _ if !all_f32 => composed_squashed(a, b, w, bias, squash),
         DispatchDevice::Flex(_) => flex_forward(a, b, w, bias, squash),
         #[cfg(feature = "autodiff")]
         DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
@@ -97,65 +101,56 @@ fn flex_forward(
     bias: Tensor<1>,
     squash: Option<TemperatureRange>,
 ) -> Tensor<2> {
-    let primitive = |t: Tensor<2>| t.try_into_primitive::<Flex>().expect("a flex tensor");
-    let w = primitive(w.unsqueeze_dim::<2>(0));
-    let bias = primitive(bias.unsqueeze_dim::<2>(0));
-    Tensor::from_primitive::<Flex>(forward_primitive(primitive(a), primitive(b), w, bias, squash))
+    let primitive =
+        |t: Tensor<2>| contiguous(t.try_into_primitive::<Flex>().expect("a flex tensor"));
+    let (w, bias) = (primitive(w.unsqueeze_dim::<2>(0)), primitive(bias.unsqueeze_dim::<2>(0)));
+    let output = forward_primitive(&primitive(a), &primitive(b), &w, &bias, squash);
+    Tensor::from_primitive::<Flex>(output)
 }
 
-/// A flex tensor's values as f32, with its shape [rows, cols] and dtype.
-fn values(t: FlexTensor) -> (Vec<f32>, [usize; 2], burn::tensor::DType) {
-    let data = t.into_data();
-    let dtype = data.dtype();
-    let shape = [data.shape()[0], data.shape()[1]];
-    let values = data.convert::<f32>().try_into_vec::<f32>().expect("f32 after conversion");
-    (values, shape, dtype)
+/// A 2-D tensor's [rows, cols].
+fn dims(t: &FlexTensor) -> [usize; 2] {
+    let shape = t.layout().shape();
+    [shape[0], shape[1]]
 }
 
-/// f32 values back into a flex tensor of `dtype`.
-fn tensor(values: Vec<f32>, shape: [usize; 2], dtype: burn::tensor::DType) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape).convert_dtype(dtype))
-}
-
+/// The logits or temperatures [N, M] of a [N, H], b [M, H], w [1, H] and bias [1, 1]
+/// (contiguous f32 tensors, read in place).
 fn forward_primitive(
-    a: FlexTensor,
-    b: FlexTensor,
-    w: FlexTensor,
-    bias: FlexTensor,
+    a: &FlexTensor,
+    b: &FlexTensor,
+    w: &FlexTensor,
+    bias: &FlexTensor,
     squash: Option<TemperatureRange>,
 ) -> FlexTensor {
-    let (a, [n, h], dtype) = values(a);
-    let (b, [m, _], _) = values(b);
-    let (w, _, _) = values(w);
-    let mut out = kernel::forward(&a, &b, &w, n, m, h);
+    let ([n, h], [m, _]) = (dims(a), dims(b));
+    let mut out = kernel::forward(f32s(a), f32s(b), f32s(w), n, m, h);
     if let Some(range) = squash {
-        kernel::squash(&mut out, values(bias).0[0], range);
+        kernel::squash(&mut out, f32s(bias)[0], range);
     }
-    tensor(out, [n, m], dtype)
+    FlexTensor::from_data(TensorData::new(out, [n, m]))
 }
 
 /// The gradients of a, b, w (as [1, H]) and the bias (as [1, 1]) given the gradient of the
 /// output; `output` is the forward's (the temperatures, when squashed).
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 fn backward_primitive(
-    [a, b, w, output]: [FlexTensor; 4],
+    [a, b, w, output]: &[FlexTensor; 4],
     squash: Option<TemperatureRange>,
     grad: FlexTensor,
 ) -> [FlexTensor; 4] {
-    let (a, [n, h], dtype) = values(a);
-    let (b, [m, _], _) = values(b);
-    let (w, _, _) = values(w);
-    let (mut g, _, _) = values(grad);
+    let ([n, h], [m, _]) = (dims(a), dims(b));
+    let mut g = f32s(&contiguous(grad)).to_vec();
     let grad_bias = match squash {
-        Some(range) => kernel::unsquash_grad(&mut g, &values(output).0, range),
+        Some(range) => kernel::unsquash_grad(&mut g, f32s(output), range),
         None => 0.0,
     };
-    let grads = kernel::backward(&a, &b, &w, &g, n, m, h);
+    let grads = kernel::backward(f32s(a), f32s(b), f32s(w), &g, n, m, h);
     [
-        tensor(grads.a, [n, h], dtype),
-        tensor(grads.b, [m, h], dtype),
-        tensor(grads.w, [1, h], dtype),
-        tensor(vec![grad_bias], [1, 1], dtype),
+        FlexTensor::from_data(TensorData::new(grads.a, [n, h])),
+        FlexTensor::from_data(TensorData::new(grads.b, [m, h])),
+        FlexTensor::from_data(TensorData::new(grads.w, [1, h])),
+        FlexTensor::from_data(TensorData::new(vec![grad_bias], [1, 1])),
     ]
 }
 
@@ -171,7 +166,8 @@ mod tracked {
     use burn::prelude::*;
 
     use super::{
-        FlexTensor, TemperatureRange, backward_primitive, composed_squashed, forward_primitive,
+        FlexTensor, TemperatureRange, backward_primitive, composed_squashed, contiguous,
+        forward_primitive,
     };
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
@@ -187,7 +183,7 @@ mod tracked {
 
         fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
             let grad = grads.consume::<Flex>(&ops.node);
-            let computed = backward_primitive(ops.state, self.squash, grad);
+            let computed = backward_primitive(&ops.state, self.squash, grad);
             for (node, grad) in ops.parents.into_iter().zip(computed) {
                 if let Some(node) = node {
                     grads.register::<Flex>(node.id, grad);
@@ -214,9 +210,8 @@ mod tracked {
             return composed_squashed(a, b, w, bias, squash);
         };
         let nodes = [pa.node(), pb.node(), pw.node(), pbias.node()];
-        let (a, b, w) = (pa.into_primitive(), pb.into_primitive(), pw.into_primitive());
-        let output =
-            forward_primitive(a.clone(), b.clone(), w.clone(), pbias.into_primitive(), squash);
+        let [a, b, w, bias] = [pa, pb, pw, pbias].map(|p| contiguous(p.into_primitive()));
+        let output = forward_primitive(&a, &b, &w, &bias, squash);
         let op = PairwiseReluDot { squash };
         let output = match op.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish([a, b, w, output.clone()], output),
@@ -237,7 +232,7 @@ mod kernel {
     /// Rows of `a` per parallel task in the backward pass (each task keeps a partial [m, h]).
     const ROWS_PER_TASK: usize = 16;
 
-    /// Lanes of the partial sums in [`relu_dot`]: one AVX-512 register, two AVX2 registers.
+    /// Columns of the forward's sums computed together: one AVX-512 register, two AVX2 registers.
     const LANES: usize = 16;
 
     /// Rows of `a` that share each read of a row of `b`.
@@ -278,7 +273,13 @@ mod kernel {
         };
     }
 
-    widest_simd!(forward_rows_simd => forward_rows(a_rows: &[f32], b: &[f32], w: &[f32], out_rows: &mut [f32]));
+    widest_simd!(forward_rows_simd => forward_rows(
+        a_rows: &[f32],
+        b: &[f32],
+        panels: &[f32],
+        w: &[f32],
+        out_rows: &mut [f32]
+    ));
     widest_simd!(backward_rows_simd => backward_rows(
         a_rows: &[f32],
         b: &[f32],
@@ -295,11 +296,12 @@ mod kernel {
 
     /// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]).
     pub fn forward(a: &[f32], b: &[f32], w: &[f32], n: usize, m: usize, h: usize) -> Vec<f32> {
+        let panels = panels(b, m, h);
         let mut out = vec![0.0; n * m];
         let block = |(t, out_rows): (usize, &mut [f32])| {
             let rows = out_rows.len() / m.max(1);
             let first = t * BLOCK;
-            forward_rows_simd(&a[first * h..(first + rows) * h], b, w, out_rows)
+            forward_rows_simd(&a[first * h..(first + rows) * h], b, &panels, w, out_rows)
         };
         #[cfg(not(target_arch = "wasm32"))]
         out.par_chunks_mut((BLOCK * m).max(1)).enumerate().for_each(block);
@@ -308,67 +310,54 @@ mod kernel {
         out
     }
 
-    /// Some rows of the logits: each block of [`BLOCK`] anchors against every b_j, so that each
-    /// b_j is read once per block.
+    /// b [m, h] as panels of [`LANES`] rows, each transposed to [h, LANES], so that
+    /// b[j..j + LANES, k] for a k are [`LANES`] adjacent values. Rows past the last whole panel
+    /// are left out (the forward reads them from b).
+    fn panels(b: &[f32], m: usize, h: usize) -> Vec<f32> {
+        let whole = m / LANES;
+        let mut panels = vec![0.0; whole * LANES * h];
+        for (panel, rows) in panels.chunks_exact_mut(LANES * h).zip(b.chunks_exact(LANES * h)) {
+            for (l, b_j) in rows.chunks_exact(h).enumerate() {
+                for (k, &v) in b_j.iter().enumerate() {
+                    panel[k * LANES + l] = v;
+                }
+            }
+        }
+        panels
+    }
+
+    /// Some rows of the logits. A block of [`BLOCK`] rows and a panel of [`LANES`] columns j
+    /// keeps its sums in registers, one lane per j, while k runs over the hidden units: each step
+    /// broadcasts a[i, k] and w[k] against b[j..j + LANES, k], so no sum has to be gathered
+    /// across lanes. Columns past the last whole panel, and a last block of
+    /// fewer rows, take the plain loop.
     #[inline(always)]
-    fn forward_rows(a_rows: &[f32], b: &[f32], w: &[f32], out_rows: &mut [f32]) {
+    fn forward_rows(a_rows: &[f32], b: &[f32], panels: &[f32], w: &[f32], out_rows: &mut [f32]) {
         let h = w.len();
-        let m = out_rows.len() / (a_rows.len() / h.max(1)).max(1);
+        let m = b.len() / h.max(1);
+        let whole = panels.len() / (LANES * h).max(1);
         for (a_block, out_block) in a_rows.chunks(BLOCK * h).zip(out_rows.chunks_mut(BLOCK * m)) {
-            if let Ok(a_block) = <&[f32; BLOCK * H]>::try_from(a_block)
-                && h == H
-            {
-                for (j, b_j) in b.chunks_exact(H).enumerate() {
-                    let sums = relu_dot_block(a_block, b_j.try_into().expect("h values"), w);
-                    for (r, sum) in sums.into_iter().enumerate() {
-                        out_block[r * m + j] = sum;
+            let done = if a_block.len() == BLOCK * h { whole * LANES } else { 0 };
+            for (p, panel) in panels.chunks_exact(LANES * h).enumerate().take(done / LANES) {
+                let mut acc = [[0.0f32; LANES]; BLOCK];
+                for ((k, &w_k), y) in w.iter().enumerate().zip(panel.chunks_exact(LANES)) {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let x = a_block[r * h + k];
+                        for l in 0..LANES {
+                            acc[l] += w_k * relu(x + y[l]);
+                        }
                     }
                 }
-                continue;
+                for (r, acc) in acc.iter().enumerate() {
+                    out_block[r * m + p * LANES..r * m + (p + 1) * LANES].copy_from_slice(acc);
+                }
             }
             for (a_i, out_row) in a_block.chunks_exact(h).zip(out_block.chunks_exact_mut(m)) {
-                for (out_ij, b_j) in out_row.iter_mut().zip(b.chunks_exact(h)) {
-                    *out_ij = relu_dot(a_i, b_j, w);
+                for (out_ij, b_j) in out_row.iter_mut().zip(b.chunks_exact(h)).skip(done) {
+                    *out_ij = a_i.iter().zip(b_j).zip(w).map(|((x, y), w)| w * relu(x + y)).sum();
                 }
             }
         }
-    }
-
-    /// [`relu_dot`] of [`BLOCK`] rows of a against one y, sharing the loads of y and w.
-    #[inline(always)]
-    fn relu_dot_block(a: &[f32; BLOCK * H], y: &[f32; H], w: &[f32]) -> [f32; BLOCK] {
-        let mut acc = [[0.0f32; LANES]; BLOCK];
-        for c in (0..H).step_by(LANES) {
-            let (y, w) = (&y[c..c + LANES], &w[c..c + LANES]);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let x = &a[r * H + c..r * H + c + LANES];
-                for l in 0..LANES {
-                    acc[l] += w[l] * relu(x[l] + y[l]);
-                }
-            }
-        }
-        acc.map(|lanes| lanes.iter().sum())
-    }
-
-    /// sum_k w[k] relu(x[k] + y[k]), with independent partial sums so that it vectorises.
-    #[inline(always)]
-    fn relu_dot(x: &[f32], y: &[f32], w: &[f32]) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let whole = x.len() / LANES * LANES;
-        for ((x, y), w) in x[..whole]
-            .chunks_exact(LANES)
-            .zip(y[..whole].chunks_exact(LANES))
-            .zip(w[..whole].chunks_exact(LANES))
-        {
-            for l in 0..LANES {
-                acc[l] += w[l] * relu(x[l] + y[l]);
-            }
-        }
-        let mut sum: f32 = acc.iter().sum();
-        for k in whole..x.len() {
-            sum += w[k] * relu(x[k] + y[k]);
-        }
-        sum
     }
 
     /// max(x, 0) as one compare-and-select (`f32::max` also orders NaNs, which costs a blend).
@@ -590,8 +579,9 @@ mod tests {
     #[test]
     fn fused_forward_equals_the_tensor_ops() {
         let device = Device::flex();
-        // H = 13 exercises the kernel's remainder loop; M = 1 and N = 1 the edges.
-        for (n, m, h) in [(7, 5, 13), (1, 9, 16), (6, 1, 128)] {
+        // M = 37: two panels of 16 columns and a remainder; N = 9: two blocks of 4 rows and a
+        // remainder; H = 13 and 19: odd widths; M = 1 and N = 1: the edges.
+        for (n, m, h) in [(7, 5, 13), (1, 9, 16), (6, 1, 128), (9, 37, 19), (8, 32, 128)] {
             let a = random([n, h], 1, &device);
             let b = random([m, h], 2, &device);
             let w = random([1, h], 3, &device).reshape([h]);
