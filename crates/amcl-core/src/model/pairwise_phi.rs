@@ -232,7 +232,8 @@ mod kernel {
     /// Rows of `a` per parallel task in the backward pass (each task keeps a partial [m, h]).
     const ROWS_PER_TASK: usize = 16;
 
-    /// Columns of the forward's sums computed together: one AVX-512 register, two AVX2 registers.
+    /// Lanes of one AVX-512 register (two AVX2 registers): the columns of the forward's sums
+    /// computed together, and the hidden units of the backward's.
     const LANES: usize = 16;
 
     /// Rows of `a` that share each read of a row of `b`.
