@@ -11,22 +11,12 @@
 //! The dw and dw^T columns decide `dw_transposed` in conv_cpu.rs.
 //!
 //!     cargo bench -p amcl-core --features x86-v4 --bench conv_products
+mod common;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use amcl_core::model::matrix_product as product;
-
-/// Milliseconds per call of f, after one call to warm up, over about 0.3 s.
-fn millis(mut f: impl FnMut()) -> f64 {
-    f();
-    let start = Instant::now();
-    let mut calls = 0;
-    while start.elapsed().as_secs_f64() < 0.3 {
-        f();
-        calls += 1;
-    }
-    start.elapsed().as_secs_f64() * 1e3 / calls as f64
-}
+use common::millis;
 
 fn main() {
     // (name, C_out, K, n): n = the columns of one group (512 per product in conv_cpu.rs, at
@@ -52,19 +42,19 @@ fn main() {
         };
         let (w, cols, dy) = (fill(c_out * k, 1), fill(k * n, 2), fill(c_out * n, 3));
         let (mut small, mut large) = (vec![0.0; c_out * k], vec![0.0; (k * n).max(c_out * n)]);
-        let forward = millis(|| {
+        let forward = millis(0.3, || {
             product([c_out, n, k], &mut large[..c_out * n], (&w, [k, 1]), (&cols, [n, 1]));
             black_box(&large);
         });
-        let dw = millis(|| {
+        let dw = millis(0.3, || {
             product([c_out, k, n], &mut small, (&dy, [n, 1]), (&cols, [1, n]));
             black_box(&small);
         });
-        let dw_t = millis(|| {
+        let dw_t = millis(0.3, || {
             product([k, c_out, n], &mut small, (&cols, [n, 1]), (&dy, [1, n]));
             black_box(&small);
         });
-        let dx = millis(|| {
+        let dx = millis(0.3, || {
             product([k, n, c_out], &mut large[..k * n], (&w, [1, k]), (&dy, [n, 1]));
             black_box(&large);
         });

@@ -4,24 +4,13 @@
 //! run). C = 3 heads, batch N = 128, d = 64, beta = 0.1, as `amcl-train bench`.
 //!
 //!     cargo bench -p amcl-core --features autodiff --bench objective
-use std::time::Instant;
+mod common;
 
 use amcl_core::loss::{
     AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, composed_terms,
 };
 use burn::prelude::*;
-
-/// Milliseconds per call of f, after one call to warm up, over about 0.5 s.
-fn millis(mut f: impl FnMut()) -> f64 {
-    f();
-    let start = Instant::now();
-    let mut calls = 0;
-    while start.elapsed().as_secs_f64() < 0.5 {
-        f();
-        calls += 1;
-    }
-    start.elapsed().as_secs_f64() * 1e3 / calls as f64
-}
+use common::millis;
 
 /// Values in [lo, hi) from a fixed pattern.
 fn filled<const D: usize>(shape: [usize; D], lo: f32, hi: f32, device: &Device) -> Tensor<D> {
@@ -61,8 +50,8 @@ fn main() {
                 let grads = terms.sum_dim(0).mean().backward();
                 std::hint::black_box(neg_sim.grad(&grads));
             };
-            let composed = millis(|| step(false));
-            let fused = millis(|| step(true));
+            let composed = millis(0.5, || step(false));
+            let fused = millis(0.5, || step(true));
             println!(
                 "| {name} | {reduction:?} | [{c}, {n}, {k}] | {composed:.2} | {fused:.2} | {:.1}x |",
                 composed / fused

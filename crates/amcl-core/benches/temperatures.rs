@@ -4,22 +4,11 @@
 //! other; d = 64, as `amcl-train bench`.
 //!
 //!     cargo bench -p amcl-core --features autodiff --bench temperatures
-use std::time::Instant;
+mod common;
 
 use amcl_core::model::AmclModelConfig;
 use burn::prelude::*;
-
-/// Milliseconds per call of f, after one call to warm up, over about 1 s.
-fn millis(mut f: impl FnMut()) -> f64 {
-    f();
-    let start = Instant::now();
-    let mut calls = 0;
-    while start.elapsed().as_secs_f64() < 1.0 {
-        f();
-        calls += 1;
-    }
-    start.elapsed().as_secs_f64() * 1e3 / calls as f64
-}
+use common::millis;
 
 /// Values in [-1, 1) from a fixed pattern.
 fn filled(shape: [usize; 2], seed: usize, device: &Device) -> Tensor<2> {
@@ -36,10 +25,10 @@ fn main() {
     println!("|---|---|---|---|");
     for (name, n, m) in [("MoCo, queue 1024", 256, 1024), ("SimCLR", 256, 256)] {
         let (z_a, z_b) = (filled([n, dim], 1, &device), filled([m, dim], 2, &device));
-        let forward = millis(|| {
+        let forward = millis(1.0, || {
             std::hint::black_box(model.pairwise_temperature(0, z_a.clone(), z_b.clone()));
         });
-        let both = millis(|| {
+        let both = millis(1.0, || {
             let z_a = z_a.clone().detach().require_grad();
             let tau = model.pairwise_temperature(0, z_a.clone(), z_b.clone());
             let grads = (tau * filled([n, m], 3, &device)).sum().backward();
