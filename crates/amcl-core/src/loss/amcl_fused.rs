@@ -243,22 +243,28 @@ mod kernel {
     /// Each row's term, and its statistics [R, STATS].
     pub fn forward(x: &Rows, s: Settings) -> (Vec<f32>, Vec<f32>) {
         let rows = x.pos_sim.len();
-        let mut out = vec![0.0; rows * (1 + STATS)];
-        let task = |(t, out): (usize, &mut [f32])| {
-            for (i, out) in out.chunks_exact_mut(1 + STATS).enumerate() {
-                let r = t * ROWS_PER_TASK + i;
-                let (term, stats) = forward_row(x, r, s);
-                out[0] = term;
-                out[1..].copy_from_slice(&stats);
+        let (mut terms, mut stats) = (vec![0.0; rows], vec![0.0; rows * STATS]);
+        let task = |(t, (terms, stats)): (usize, (&mut [f32], &mut [f32]))| {
+            for (i, (term, stats)) in
+                terms.iter_mut().zip(stats.chunks_exact_mut(STATS)).enumerate()
+            {
+                let (value, row_stats) = forward_row(x, t * ROWS_PER_TASK + i, s);
+                *term = value;
+                stats.copy_from_slice(&row_stats);
             }
         };
-        let chunk = ROWS_PER_TASK * (1 + STATS);
         #[cfg(not(target_arch = "wasm32"))]
-        out.par_chunks_mut(chunk).enumerate().for_each(task);
+        terms
+            .par_chunks_mut(ROWS_PER_TASK)
+            .zip(stats.par_chunks_mut(ROWS_PER_TASK * STATS))
+            .enumerate()
+            .for_each(task);
         #[cfg(target_arch = "wasm32")]
-        out.chunks_mut(chunk).enumerate().for_each(task);
-        let terms = out.iter().step_by(1 + STATS).copied().collect();
-        let stats = out.chunks_exact(1 + STATS).flat_map(|row| row[1..].to_vec()).collect();
+        terms
+            .chunks_mut(ROWS_PER_TASK)
+            .zip(stats.chunks_mut(ROWS_PER_TASK * STATS))
+            .enumerate()
+            .for_each(task);
         (terms, stats)
     }
 

@@ -330,8 +330,8 @@ mod kernel {
     /// Some rows of the logits. A block of [`BLOCK`] rows and a panel of [`LANES`] columns j
     /// keeps its sums in registers, one lane per j, while k runs over the hidden units: each step
     /// broadcasts a[i, k] and w[k] against b[j..j + LANES, k], so no sum has to be gathered
-    /// across lanes. Columns past the last whole panel, and a last block of
-    /// fewer rows, take the plain loop.
+    /// across lanes. Columns past the last whole panel, and a last block of fewer rows, take the
+    /// plain loop.
     #[inline(always)]
     fn forward_rows(a_rows: &[f32], b: &[f32], panels: &[f32], w: &[f32], out_rows: &mut [f32]) {
         let h = w.len();
