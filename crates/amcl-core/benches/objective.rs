@@ -10,14 +10,7 @@ use amcl_core::loss::{
     AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, composed_terms,
 };
 use burn::prelude::*;
-use common::millis;
-
-/// Values in [lo, hi) from a fixed pattern.
-fn filled<const D: usize>(shape: [usize; D], lo: f32, hi: f32, device: &Device) -> Tensor<D> {
-    let count: usize = shape.iter().product();
-    let values = (0..count).map(|i| lo + (hi - lo) * ((i * 7919 % 1009) as f32 / 1009.0)).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
+use common::{filled, millis};
 
 fn main() {
     let device = Device::flex().autodiff();
@@ -30,10 +23,10 @@ fn main() {
         for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
             let cfg = AmclObjectiveConfig { beta: 0.1, dim: 64, reduction };
             let inputs = (
-                filled([c, n], -1.0, 1.0, &device),
-                filled([c, n, k], -1.0, 1.0, &device),
-                filled([c, n], 0.05, 1.0, &device),
-                filled([c, n, k], 0.05, 1.0, &device),
+                filled([c, n], (-1.0, 1.0), 1, &device),
+                filled([c, n, k], (-1.0, 1.0), 2, &device),
+                filled([c, n], (0.05, 1.0), 3, &device),
+                filled([c, n, k], (0.05, 1.0), 4, &device),
             );
             let step = |fused: bool| {
                 // New leaves of the same values each call: the graph starts afresh.

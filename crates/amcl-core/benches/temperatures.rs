@@ -8,14 +8,7 @@ mod common;
 
 use amcl_core::model::AmclModelConfig;
 use burn::prelude::*;
-use common::millis;
-
-/// Values in [-1, 1) from a fixed pattern.
-fn filled(shape: [usize; 2], seed: usize, device: &Device) -> Tensor<2> {
-    let count: usize = shape.iter().product();
-    let values = (0..count).map(|i| ((i * 7919 + seed) % 1009) as f32 / 504.5 - 1.0).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
+use common::{filled, millis};
 
 fn main() {
     let device = Device::flex().autodiff();
@@ -24,14 +17,15 @@ fn main() {
     println!("| pairs | [N, M] | forward ms | forward + backward ms |");
     println!("|---|---|---|---|");
     for (name, n, m) in [("MoCo, queue 1024", 256, 1024), ("SimCLR", 256, 256)] {
-        let (z_a, z_b) = (filled([n, dim], 1, &device), filled([m, dim], 2, &device));
+        let (z_a, z_b) =
+            (filled([n, dim], (-1.0, 1.0), 1, &device), filled([m, dim], (-1.0, 1.0), 2, &device));
         let forward = millis(1.0, || {
             std::hint::black_box(model.pairwise_temperature(0, z_a.clone(), z_b.clone()));
         });
         let both = millis(1.0, || {
             let z_a = z_a.clone().detach().require_grad();
             let tau = model.pairwise_temperature(0, z_a.clone(), z_b.clone());
-            let grads = (tau * filled([n, m], 3, &device)).sum().backward();
+            let grads = (tau * filled([n, m], (-1.0, 1.0), 3, &device)).sum().backward();
             std::hint::black_box(z_a.grad(&grads));
         });
         println!("| {name} | [{n}, {m}] | {forward:.2} | {both:.2} |");

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use burn::prelude::*;
+
 /// Milliseconds per call of f, after one call to warm up, over about `seconds`.
 pub fn millis(seconds: f64, mut f: impl FnMut()) -> f64 {
     f();
@@ -12,4 +14,18 @@ pub fn millis(seconds: f64, mut f: impl FnMut()) -> f64 {
         calls += 1;
     }
     start.elapsed().as_secs_f64() * 1e3 / calls as f64
+}
+
+/// A tensor of values in [lo, hi) from a fixed pattern, shifted by `seed`.
+#[allow(dead_code)] // not every bench builds tensors
+pub fn filled<const D: usize>(
+    shape: [usize; D],
+    (lo, hi): (f32, f32),
+    seed: usize,
+    device: &Device,
+) -> Tensor<D> {
+    let count: usize = shape.iter().product();
+    let values =
+        (0..count).map(|i| lo + (hi - lo) * (((i * 7919 + seed) % 1009) as f32 / 1009.0)).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
 }
