@@ -29,6 +29,7 @@
 //! ```
 
 pub mod augment;
+mod cpu;
 pub mod error;
 #[cfg(feature = "decode")]
 pub mod input;

@@ -25,14 +25,14 @@
 //! below compare them, and the golden-value and finite-difference tests of `tests/golden.rs` and
 //! `tests/objective.rs` run on this path.
 
-use burn::backend::DispatchDevice;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::amcl::{AmclObjectiveConfig, NegativeReduction};
-use crate::model::cpu_buffer::{contiguous, f32s};
+use crate::cpu::buffer::{contiguous, f32s};
+use crate::cpu::{FlexPath, flex_path};
 
 /// The per-anchor terms [C, N] by the fused kernel when the tensors are f32 on the CPU backend
 /// (with or without autodiff); `None` otherwise, for the caller's tensor ops. Shapes are checked
@@ -56,12 +56,10 @@ pub(super) fn fused_terms(
     let column = |t: &Tensor<2>| t.clone().reshape([c * n, 1]);
     let rows = |t: &Tensor<3>| t.clone().reshape([c * n, k]);
     let inputs = [column(pos_sim), rows(neg_sim), column(pos_tau), rows(neg_tau)];
-    let terms = match pos_sim.device().as_dispatch() {
-        DispatchDevice::Flex(_) => Some(untracked_forward(inputs, settings)),
+    let terms = match flex_path(&pos_sim.device()) {
+        FlexPath::Plain => Some(untracked_forward(inputs, settings)),
         #[cfg(feature = "autodiff")]
-        DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
-            tracked::forward(inputs, settings)
-        }
+        FlexPath::Tracked => tracked::forward(inputs, settings),
         _ => None,
     }?;
     Some(terms.reshape([c, n]))
@@ -197,7 +195,7 @@ mod kernel {
     use std::mem::MaybeUninit;
 
     use super::Settings;
-    use crate::model::cpu_buffer;
+    use crate::cpu::{buffer, math, widest_simd};
 
     /// An output slot the kernel writes before it is read.
     type Slot = MaybeUninit<f32>;
@@ -209,6 +207,9 @@ mod kernel {
 
     /// Anchor rows per parallel task.
     const ROWS_PER_TASK: usize = 8;
+
+    /// Negatives summed side by side in a row's loops (one AVX-512 register, two AVX2).
+    const LANES: usize = 16;
 
     /// Every row's inputs: s+ [R], s [R, K], t+ [R], t [R, K].
     pub struct Rows<'a> {
@@ -230,7 +231,7 @@ mod kernel {
     /// Omega(t) = (d/2) ln t + 1/t.
     #[inline(always)]
     fn omega(tau: f32, s: Settings) -> f32 {
-        s.half_dim * tau.ln() + 1.0 / tau
+        s.half_dim * math::ln(tau) + 1.0 / tau
     }
 
     /// Omega'(t) = d/(2t) - 1/t^2.
@@ -248,7 +249,7 @@ mod kernel {
             for (i, (term, stats)) in
                 terms.iter_mut().zip(stats.chunks_exact_mut(STATS)).enumerate()
             {
-                let (value, row_stats) = forward_row(x, t * ROWS_PER_TASK + i, s);
+                let (value, row_stats) = forward_row_simd(x, t * ROWS_PER_TASK + i, s);
                 *term = value;
                 stats.copy_from_slice(&row_stats);
             }
@@ -268,37 +269,111 @@ mod kernel {
         (terms, stats)
     }
 
+    widest_simd!(fn forward_row_simd => forward_row(x: &Rows, r: usize, s: Settings) -> (f32, [f32; STATS]));
+
     /// Row r's term L (module equations) and statistics.
+    #[inline(always)]
     fn forward_row(x: &Rows, r: usize, s: Settings) -> (f32, [f32; STATS]) {
         let (sims, taus) = x.negatives(r);
         let (l_0, tau_0) = (x.pos_sim[r] / x.pos_tau[r], x.pos_tau[r]);
         let positive = -l_0 + s.beta * omega(tau_0, s);
         if s.max {
-            let (mut hardest, mut at) = (f32::NEG_INFINITY, 0);
-            for (n, (&sim, &tau)) in sims.iter().zip(taus).enumerate() {
-                let l = sim / tau;
-                if l > hardest {
-                    (hardest, at) = (l, n);
-                }
-            }
+            let (hardest, at) = hardest_negative(sims, taus);
             return (positive + hardest - s.beta * omega(taus[at], s), [at as f32, 0.0, 0.0, 0.0]);
         }
         // p is normalised by the negatives' own maximum, so that it stays finite when the
         // positive's logit dwarfs every negative's (e^(l_n - m) would all underflow to 0).
-        let m_neg = sims.iter().zip(taus).fold(f32::NEG_INFINITY, |m, (&s, &t)| m.max(s / t));
-        let (mut z_neg, mut weighted) = (0.0f32, 0.0f32);
-        for (&sim, &tau) in sims.iter().zip(taus) {
-            let e = (sim / tau - m_neg).exp();
-            z_neg += e;
-            if s.beta != 0.0 {
-                weighted += e * omega(tau, s);
-            }
-        }
+        let m_neg = largest_logit(sims, taus);
+        let (z_neg, weighted) = if s.beta != 0.0 {
+            exp_sums::<true>(sims, taus, m_neg, s)
+        } else {
+            exp_sums::<false>(sims, taus, m_neg, s)
+        };
         let w = if s.beta != 0.0 { weighted / z_neg } else { 0.0 };
         let m = l_0.max(m_neg);
-        let z = z_neg * (m_neg - m).exp() + (l_0 - m).exp();
-        let q_scale = (m_neg - m).exp() / z;
-        (positive + m + z.ln() - s.beta * w, [m_neg, q_scale, 1.0 / z_neg, w])
+        let z = z_neg * math::exp(m_neg - m) + math::exp(l_0 - m);
+        let q_scale = math::exp(m_neg - m) / z;
+        (positive + m + math::ln(z) - s.beta * w, [m_neg, q_scale, 1.0 / z_neg, w])
+    }
+
+    /// The largest l_n = s_n / t_n and the first n where it is (0 when there is none, as when
+    /// every l_n is NaN), from [`LANES`] running maxima and their indices, so that the loop
+    /// vectorises.
+    #[inline(always)]
+    pub(super) fn hardest_negative(sims: &[f32], taus: &[f32]) -> (f32, usize) {
+        let (sim_lanes, tau_lanes) = (sims.chunks_exact(LANES), taus.chunks_exact(LANES));
+        let whole = sims.len() - sim_lanes.remainder().len();
+        let rest = sim_lanes.remainder().iter().zip(tau_lanes.remainder());
+        let (mut best, mut at) = ([f32::NEG_INFINITY; LANES], [0u32; LANES]);
+        for (chunk, (sims, taus)) in sim_lanes.zip(tau_lanes).enumerate() {
+            for l in 0..LANES {
+                let v = sims[l] / taus[l];
+                let n = (chunk * LANES + l) as u32;
+                (best[l], at[l]) = if v > best[l] { (v, n) } else { (best[l], at[l]) };
+            }
+        }
+        // Across lanes, the largest value, and of equal ones the first index.
+        let (mut hardest, mut index) = (f32::NEG_INFINITY, 0usize);
+        for (&v, &n) in best.iter().zip(&at) {
+            if v > hardest || (v == hardest && (n as usize) < index) {
+                (hardest, index) = (v, n as usize);
+            }
+        }
+        for (n, (&sim, &tau)) in rest.enumerate() {
+            let v = sim / tau;
+            if v > hardest {
+                (hardest, index) = (v, whole + n);
+            }
+        }
+        (hardest, index)
+    }
+
+    /// max_n s_n / t_n, kept in [`LANES`] running maxima so that the loop vectorises.
+    #[inline(always)]
+    fn largest_logit(sims: &[f32], taus: &[f32]) -> f32 {
+        let (sim_lanes, tau_lanes) = (sims.chunks_exact(LANES), taus.chunks_exact(LANES));
+        let rest = sim_lanes.remainder().iter().zip(tau_lanes.remainder());
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        for (sims, taus) in sim_lanes.zip(tau_lanes) {
+            for l in 0..LANES {
+                let v = sims[l] / taus[l];
+                lanes[l] = if v > lanes[l] { v } else { lanes[l] };
+            }
+        }
+        let lanes = lanes.into_iter().fold(f32::NEG_INFINITY, f32::max);
+        rest.fold(lanes, |m, (&sim, &tau)| m.max(sim / tau))
+    }
+
+    /// sum_n e^(l_n - m) and, when `WEIGHTED`, sum_n e^(l_n - m) Omega(t_n), each summed in
+    /// [`LANES`] partial sums so that the loop vectorises.
+    #[inline(always)]
+    fn exp_sums<const WEIGHTED: bool>(
+        sims: &[f32],
+        taus: &[f32],
+        m: f32,
+        s: Settings,
+    ) -> (f32, f32) {
+        let term = |sim: f32, tau: f32| {
+            let e = math::exp(sim / tau - m);
+            (e, if WEIGHTED { e * omega(tau, s) } else { 0.0 })
+        };
+        let (sim_lanes, tau_lanes) = (sims.chunks_exact(LANES), taus.chunks_exact(LANES));
+        let rest = sim_lanes.remainder().iter().zip(tau_lanes.remainder());
+        let (mut z, mut weighted) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for (sims, taus) in sim_lanes.zip(tau_lanes) {
+            for l in 0..LANES {
+                let (e, we) = term(sims[l], taus[l]);
+                z[l] += e;
+                weighted[l] += we;
+            }
+        }
+        let (mut z, mut weighted) = (z.iter().sum::<f32>(), weighted.iter().sum::<f32>());
+        for (&sim, &tau) in rest {
+            let (e, we) = term(sim, tau);
+            z += e;
+            weighted += we;
+        }
+        (z, weighted)
     }
 
     /// Gradients of s+, s, t+ and t.
@@ -320,13 +395,12 @@ mod kernel {
             (pos_sim[r], pos_tau[r]) = positive_grads(x, r, stats_of(r), g[r], s);
         }
         // Every slot is written below, so the [R, K] gradients need no zeroing first.
-        let (mut neg_sim, mut neg_tau) =
-            (cpu_buffer::uninit(rows * k), cpu_buffer::uninit(rows * k));
+        let (mut neg_sim, mut neg_tau) = (buffer::uninit(rows * k), buffer::uninit(rows * k));
         let task = |(t, (d_sim, d_tau)): (usize, (&mut [Slot], &mut [Slot]))| {
             let rows = d_sim.chunks_exact_mut(k).zip(d_tau.chunks_exact_mut(k));
             for (i, (d_sim, d_tau)) in rows.enumerate() {
                 let r = t * ROWS_PER_TASK + i;
-                negative_grads(x, r, stats_of(r), g[r], s, d_sim, d_tau);
+                negative_grads_simd(x, r, stats_of(r), g[r], s, d_sim, d_tau);
             }
         };
         let chunk = (ROWS_PER_TASK * k).max(1);
@@ -336,7 +410,7 @@ mod kernel {
         neg_sim.chunks_mut(chunk).zip(neg_tau.chunks_mut(chunk)).enumerate().for_each(task);
         // SAFETY: `negative_grads` wrote every slot of every row.
         let (neg_sim, neg_tau) =
-            unsafe { (cpu_buffer::assume_init(neg_sim), cpu_buffer::assume_init(neg_tau)) };
+            unsafe { (buffer::assume_init(neg_sim), buffer::assume_init(neg_tau)) };
         Grads { pos_sim, neg_sim, pos_tau, neg_tau }
     }
 
@@ -348,7 +422,18 @@ mod kernel {
         (d_l / tau, -d_l * l_0 / tau + g * s.beta * omega_prime(tau, s))
     }
 
+    widest_simd!(fn negative_grads_simd => negative_grads(
+        x: &Rows,
+        r: usize,
+        stats: [f32; STATS],
+        g: f32,
+        s: Settings,
+        d_sim: &mut [Slot],
+        d_tau: &mut [Slot]
+    ));
+
     /// dL/ds_n and dL/dt_n of row r, times g, written to every slot of `d_sim` and `d_tau` [K].
+    #[inline(always)]
     fn negative_grads(
         x: &Rows,
         r: usize,
@@ -360,7 +445,7 @@ mod kernel {
     ) {
         let (sims, taus) = x.negatives(r);
         if s.max {
-            let (d_sim, d_tau) = (cpu_buffer::zeroed(d_sim), cpu_buffer::zeroed(d_tau));
+            let (d_sim, d_tau) = (buffer::zeroed(d_sim), buffer::zeroed(d_tau));
             let at = stats[0] as usize;
             let (tau, l) = (taus[at], sims[at] / taus[at]);
             d_sim[at] = g / tau;
@@ -368,18 +453,38 @@ mod kernel {
             return;
         }
         let [m_neg, q_scale, inv_z_neg, w] = stats;
-        for n in 0..sims.len() {
-            let (tau, l) = (taus[n], sims[n] / taus[n]);
-            let e = (l - m_neg).exp();
+        let row = (m_neg, q_scale, inv_z_neg, w, g);
+        if s.beta != 0.0 {
+            softmax_grads::<true>(sims, taus, row, s, d_sim, d_tau);
+        } else {
+            softmax_grads::<false>(sims, taus, row, s, d_sim, d_tau);
+        }
+    }
+
+    /// The log-sum-exp form's dL/ds_n and dL/dt_n of one row, given its statistics
+    /// (m', e^m' / Z, 1 / Z', W) and g; `WEIGHTED` when b != 0.
+    #[inline(always)]
+    fn softmax_grads<const WEIGHTED: bool>(
+        sims: &[f32],
+        taus: &[f32],
+        (m_neg, q_scale, inv_z_neg, w, g): (f32, f32, f32, f32, f32),
+        s: Settings,
+        d_sim: &mut [Slot],
+        d_tau: &mut [Slot],
+    ) {
+        let outputs = d_sim.iter_mut().zip(d_tau.iter_mut());
+        for ((&sim, &tau), (d_sim, d_tau)) in sims.iter().zip(taus).zip(outputs) {
+            let l = sim / tau;
+            let e = math::exp(l - m_neg);
             let mut d_l = g * e * q_scale;
             let mut direct = 0.0;
-            if s.beta != 0.0 {
+            if WEIGHTED {
                 let p = e * inv_z_neg;
                 d_l -= g * s.beta * p * (omega(tau, s) - w);
                 direct = -g * s.beta * p * omega_prime(tau, s);
             }
-            d_sim[n].write(d_l / tau);
-            d_tau[n].write(direct - d_l * l / tau);
+            d_sim.write(d_l / tau);
+            d_tau.write(direct - d_l * l / tau);
         }
     }
 }
@@ -438,6 +543,21 @@ mod tests {
                 let what = format!("{:?} {cfg:?}", [c, n, k]);
                 assert_close(to_vec(fused), to_vec(composed), &what);
             }
+        }
+    }
+
+    /// The hard negative is the first of equal logits, wherever they sit among the lanes and
+    /// the remainder, as the tensor ops' argmax.
+    #[test]
+    fn hardest_negative_is_the_first_of_equal_logits() {
+        for (k, ties) in [(37, vec![3, 20, 35]), (37, vec![33, 36]), (48, vec![17, 1, 40])] {
+            let mut sims = vec![0.1f32; k];
+            for &n in &ties {
+                sims[n] = 0.9;
+            }
+            let taus = vec![0.5; k];
+            let first = *ties.iter().min().unwrap();
+            assert_eq!(kernel::hardest_negative(&sims, &taus), (1.8, first), "K = {k}, {ties:?}");
         }
     }
 

@@ -38,9 +38,8 @@ impl Columns {
 pub fn select_columns(x: Tensor<3>, columns: &Columns) -> Tensor<3> {
     #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
     if x.dtype() == burn::tensor::DType::F32 {
-        use burn::backend::DispatchDevice;
-        if let DispatchDevice::Autodiff(inner) = x.device().as_dispatch()
-            && matches!(**inner, DispatchDevice::Flex(_))
+        use crate::cpu::{FlexPath, flex_path};
+        if flex_path(&x.device()) == FlexPath::Tracked
             && let Some(y) = tracked::forward(x.clone(), columns)
         {
             return y;
@@ -73,7 +72,7 @@ mod tracked {
     use rayon::prelude::*;
 
     use super::Columns;
-    use crate::model::cpu_buffer::{contiguous, f32s};
+    use crate::cpu::buffer::{contiguous, f32s};
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
 

@@ -33,11 +33,8 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
         && x.dtype() == burn::tensor::DType::F32
         && bn.gamma.dims() == [x.dims()[1]]
     {
-        use burn::backend::DispatchDevice;
-        let device = x.device();
-        if let DispatchDevice::Autodiff(inner) = device.as_dispatch()
-            && matches!(**inner, DispatchDevice::Flex(_))
-        {
+        use crate::cpu::{FlexPath, flex_path};
+        if flex_path(&x.device()) == FlexPath::Tracked {
             // None under another checkpointing strategy: burn's batch norm then.
             if let Some((y, mean, variance)) =
                 tracked::forward(x.clone(), bn.gamma.val(), bn.beta.val(), bn.epsilon, relu)
@@ -80,7 +77,7 @@ mod tracked {
     use burn::prelude::*;
 
     use super::kernel;
-    use crate::model::cpu_buffer::{contiguous, f32s};
+    use crate::cpu::buffer::{contiguous, f32s};
 
     type Ad = Autodiff<Flex, NoCheckpointing>;
 
@@ -183,7 +180,7 @@ mod kernel {
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
-    use crate::model::cpu_buffer;
+    use crate::cpu::buffer;
 
     pub struct Forward {
         pub y: Vec<f32>,
@@ -234,7 +231,7 @@ mod kernel {
         [b, c, s]: [usize; 3],
         g: impl Fn(usize, usize, &mut [MaybeUninit<f32>]) + Sync + Send,
     ) -> Vec<f32> {
-        let mut out = cpu_buffer::uninit(b * c * s);
+        let mut out = buffer::uninit(b * c * s);
         let image = |(i, out_i): (usize, &mut [MaybeUninit<f32>])| {
             for (ch, run) in out_i.chunks_exact_mut(s.max(1)).enumerate() {
                 g(ch, (i * c + ch) * s, run);
@@ -245,7 +242,7 @@ mod kernel {
         #[cfg(target_arch = "wasm32")]
         out.chunks_mut((c * s).max(1)).enumerate().for_each(image);
         // SAFETY: the runs (i, c) cover out, and every g below writes its whole run.
-        unsafe { cpu_buffer::assume_init(out) }
+        unsafe { buffer::assume_init(out) }
     }
 
     /// Sums of f(x, y) = (u, v) over two runs, both in one pass, with independent partial sums

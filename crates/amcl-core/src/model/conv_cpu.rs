@@ -25,14 +25,14 @@
 //! (tests below).
 #![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
-use burn::backend::DispatchDevice;
+use crate::cpu::{FlexPath, flex_path};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 
-use super::cpu_buffer::{self, contiguous, f32s};
+use crate::cpu::buffer::{self, contiguous, f32s};
 
 /// A convolution's sizes: input [batch, c_in, h, w], output channels, kernel, stride, padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,10 +78,10 @@ pub fn conv2d(
 ) -> Tensor<4> {
     #[cfg(not(target_arch = "wasm32"))]
     if x.dtype() == DType::F32 && weight.dtype() == DType::F32 && fits(&x, &weight, padding) {
-        match x.device().as_dispatch() {
-            DispatchDevice::Flex(_) => return flex_forward(x, weight, stride, padding),
+        match flex_path(&x.device()) {
+            FlexPath::Plain => return flex_forward(x, weight, stride, padding),
             #[cfg(feature = "autodiff")]
-            DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
+            FlexPath::Tracked => {
                 // None under another checkpointing strategy: burn's convolution then.
                 if let Some(y) = tracked::forward(x.clone(), weight.clone(), stride, padding) {
                     return y;
@@ -222,7 +222,7 @@ pub fn matrix_product(
     rhs: (&[f32], [usize; 2]),
 ) {
     // SAFETY: the product writes f32 values only.
-    kernel::Product { dims, lhs, rhs }.write_to(unsafe { cpu_buffer::as_uninit(dst) });
+    kernel::Product { dims, lhs, rhs }.write_to(unsafe { buffer::as_uninit(dst) });
 }
 
 /// The kernels on plain row-major f32 slices.
@@ -231,7 +231,7 @@ mod kernel {
     use std::mem::MaybeUninit;
 
     use super::ConvShape;
-    use crate::model::cpu_buffer;
+    use crate::cpu::buffer;
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
@@ -588,7 +588,7 @@ mod kernel {
         let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
         let image_in = shape.c_in * shape.h * shape.w;
         let per_group = images_per_group(shape);
-        let mut y = cpu_buffer::uninit(shape.batch * c_out * p);
+        let mut y = buffer::uninit(shape.batch * c_out * p);
         let group = |scratch: &mut Scratch,
                      (y_group, x_group): (&mut [MaybeUninit<f32>], &[f32])| {
             let images = x_group.len() / image_in;
@@ -604,10 +604,10 @@ mod kernel {
             // The product's columns are (image, position): scatter them to [image, c_out, P].
             scratch.product.resize(c_out * n, 0.0);
             // SAFETY: the product writes f32 values only.
-            product.write_to(unsafe { cpu_buffer::as_uninit(&mut scratch.product) });
+            product.write_to(unsafe { buffer::as_uninit(&mut scratch.product) });
             for (c, row) in scratch.product.chunks_exact(n).enumerate() {
                 for (image, src) in row.chunks_exact(p).enumerate() {
-                    cpu_buffer::write(&mut y_group[(image * c_out + c) * p..][..p], src);
+                    buffer::write(&mut y_group[(image * c_out + c) * p..][..p], src);
                 }
             }
         };
@@ -623,7 +623,7 @@ mod kernel {
                 .for_each(|pair| group(&mut scratch, pair));
         }
         // SAFETY: the groups cover y, and each wrote all of its part (product or scatter).
-        unsafe { cpu_buffer::assume_init(y) }
+        unsafe { buffer::assume_init(y) }
     }
 
     /// Whether the weight gradient is accumulated as dw^T [K, c_out] rather than dw [c_out, K]:
@@ -673,7 +673,7 @@ mod kernel {
         let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
         let image_in = shape.c_in * shape.h * shape.w;
         let per_group = images_per_group(shape);
-        let mut dx = cpu_buffer::uninit(if want_x { x.len() } else { 0 });
+        let mut dx = buffer::uninit(if want_x { x.len() } else { 0 });
         // (first image, its dx when wanted) for every group.
         let groups: Vec<(usize, Option<&mut [MaybeUninit<f32>]>)> = if want_x {
             dx.chunks_mut(per_group * image_in)
@@ -714,8 +714,8 @@ mod kernel {
                     let dcols = &mut scratch.cols;
                     // SAFETY: the product writes f32 values only.
                     Product { dims: [k, n, c_out], lhs: (w, [1, k]), rhs: (dy_cols, [n, 1]) }
-                        .write_to(unsafe { cpu_buffer::as_uninit(dcols) });
-                    col2im(dcols, shape, images, cpu_buffer::zeroed(dx_group));
+                        .write_to(unsafe { buffer::as_uninit(dcols) });
+                    col2im(dcols, shape, images, buffer::zeroed(dx_group));
                 }
                 (scratch, dw)
             };
@@ -737,7 +737,7 @@ mod kernel {
         let dw = groups.into_iter().fold(zeros(), group).1;
         let dw = if dw_transposed(c_out, k) { transpose(&dw, [k, c_out]) } else { dw };
         // SAFETY: with want_x the groups cover dx and each zeroed its part before adding to it.
-        (want_x.then(|| unsafe { cpu_buffer::assume_init(dx) }), dw)
+        (want_x.then(|| unsafe { buffer::assume_init(dx) }), dw)
     }
 }
 

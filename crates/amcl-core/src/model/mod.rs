@@ -4,7 +4,6 @@
 mod backbone;
 mod batch_norm_cpu;
 mod conv_cpu;
-pub(crate) mod cpu_buffer;
 mod normalize;
 mod pairwise_phi;
 mod projection;

@@ -22,7 +22,6 @@
 //! Other backends (WebGPU, CUDA, wgpu), and autodiff with gradient checkpointing, use the tensor
 //! ops, which their kernel fusion handles; both paths give the same numbers (tests below).
 
-use burn::backend::DispatchDevice;
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
@@ -30,7 +29,8 @@ use burn::tensor::DType;
 use burn::tensor::activation::relu;
 
 use super::TemperatureRange;
-use super::cpu_buffer::{contiguous, f32s};
+use crate::cpu::buffer::{contiguous, f32s};
+use crate::cpu::{FlexPath, flex_path};
 
 /// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]) for a [N, H], b [M, H], w [H]: [N, M].
 pub fn pairwise_relu_dot(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
@@ -59,13 +59,11 @@ fn fused(
     squash: Option<TemperatureRange>,
 ) -> Tensor<2> {
     let all_f32 = [a.dtype(), b.dtype(), w.dtype(), bias.dtype()].iter().all(|&t| t == DType::F32);
-    match a.device().as_dispatch() {
+    match flex_path(&a.device()) {
         _ if !all_f32 => composed_squashed(a, b, w, bias, squash),
-        DispatchDevice::Flex(_) => flex_forward(a, b, w, bias, squash),
+        FlexPath::Plain => flex_forward(a, b, w, bias, squash),
         #[cfg(feature = "autodiff")]
-        DispatchDevice::Autodiff(inner) if matches!(**inner, DispatchDevice::Flex(_)) => {
-            tracked::forward(a, b, w, bias, squash)
-        }
+        FlexPath::Tracked => tracked::forward(a, b, w, bias, squash),
         _ => composed_squashed(a, b, w, bias, squash),
     }
 }
@@ -229,6 +227,8 @@ mod kernel {
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
+    use crate::cpu::{math, widest_simd};
+
     /// Rows of `a` per parallel task in the backward pass (each task keeps a partial [m, h]).
     const ROWS_PER_TASK: usize = 16;
 
@@ -243,45 +243,14 @@ mod kernel {
     /// take the row-by-row loop.
     const H: usize = crate::model::TEMPERATURE_HIDDEN;
 
-    /// Defines `$name`, which calls `$body` (an `#[inline(always)]` function) through a copy of it
-    /// compiled for the widest vector instructions the CPU has.
-    macro_rules! widest_simd {
-        ($name:ident => $body:ident($($arg:ident: $ty:ty),*)) => {
-            fn $name($($arg: $ty),*) {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    #[target_feature(enable = "avx512f")]
-                    fn v4($($arg: $ty),*) {
-                        $body($($arg),*)
-                    }
-                    #[target_feature(enable = "avx2,fma")]
-                    fn v3($($arg: $ty),*) {
-                        $body($($arg),*)
-                    }
-                    if std::arch::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: the CPU has AVX-512F.
-                        return unsafe { v4($($arg),*) };
-                    }
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                    {
-                        // SAFETY: the CPU has AVX2 and FMA.
-                        return unsafe { v3($($arg),*) };
-                    }
-                }
-                $body($($arg),*)
-            }
-        };
-    }
-
-    widest_simd!(forward_rows_simd => forward_rows(
+    widest_simd!(fn forward_rows_simd => forward_rows(
         a_rows: &[f32],
         b: &[f32],
         panels: &[f32],
         w: &[f32],
         out_rows: &mut [f32]
     ));
-    widest_simd!(backward_rows_simd => backward_rows(
+    widest_simd!(fn backward_rows_simd => backward_rows(
         a_rows: &[f32],
         b: &[f32],
         g_rows: &[f32],
@@ -369,16 +338,26 @@ mod kernel {
 
     /// logits -> lo + (hi - lo) sigmoid(logit + bias), in place.
     pub fn squash(out: &mut [f32], bias: f32, range: super::TemperatureRange) {
-        let span = range.hi - range.lo;
-        let apply = |chunk: &mut [f32]| {
-            for v in chunk {
-                *v = range.lo + span / (1.0 + (-(*v + bias)).exp());
-            }
-        };
+        let apply = |chunk: &mut [f32]| squash_chunk_simd(chunk, bias, range);
         #[cfg(not(target_arch = "wasm32"))]
         out.par_chunks_mut(4096).for_each(apply);
         #[cfg(target_arch = "wasm32")]
         out.chunks_mut(4096).for_each(apply);
+    }
+
+    widest_simd!(fn squash_chunk_simd => squash_chunk(
+        chunk: &mut [f32],
+        bias: f32,
+        range: super::TemperatureRange
+    ));
+
+    /// One chunk of [`squash`], with an exponential that vectorises.
+    #[inline(always)]
+    fn squash_chunk(chunk: &mut [f32], bias: f32, range: super::TemperatureRange) {
+        let span = range.hi - range.lo;
+        for v in chunk {
+            *v = range.lo + span / (1.0 + math::exp(-(*v + bias)));
+        }
     }
 
     /// The gradient of the temperatures -> that of the logits (in place), given the
