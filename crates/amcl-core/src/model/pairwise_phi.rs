@@ -254,8 +254,9 @@ mod kernel {
         a_rows: &[f32],
         b: &[f32],
         g_rows: &[f32],
+        h: usize,
         grad_a_rows: &mut [f32],
-        partial: &mut Partial
+        grad_b: &mut [f32]
     ));
 
     /// The number of threads that share the work.
@@ -387,25 +388,26 @@ mod kernel {
         pub w: Vec<f32>,
     }
 
-    /// One worker's partial sums of grad b [m, h] and grad w [h] (before the factor w[k]).
+    /// One worker's partial sums B [m, h] (see [`backward`]).
     struct Partial {
         b: Vec<f32>,
-        w: Vec<f32>,
     }
 
     impl Partial {
         fn zeros(m: usize, h: usize) -> Partial {
-            Partial { b: vec![0.0; m * h], w: vec![0.0; h] }
+            Partial { b: vec![0.0; m * h] }
         }
 
         fn add(mut self, other: Partial) -> Partial {
             self.b.iter_mut().zip(&other.b).for_each(|(x, y)| *x += y);
-            self.w.iter_mut().zip(&other.w).for_each(|(x, y)| *x += y);
             self
         }
     }
 
-    /// The backward pass: see the module's equations.
+    /// The backward pass (the module's equations). The all-pairs loop sums only
+    /// A[i, k] = sum_j g[i, j] [a[i, k] + b[j, k] > 0] and B[j, k] = sum_i (the same). Then
+    /// grad a = w A, grad b = w B, and, since relu(x) = [x > 0] x,
+    /// grad w[k] = sum_ij g[i, j] relu(a[i, k] + b[j, k]) = sum_i a[i, k] A[i, k] + sum_j b[j, k] B[j, k].
     pub fn backward(
         a: &[f32],
         b: &[f32],
@@ -421,12 +423,12 @@ mod kernel {
             let rows = grad_a_rows.len() / h.max(1);
             let a_rows = &a[first * h..(first + rows) * h];
             let g_rows = &g[first * m..(first + rows) * m];
-            backward_rows_simd(a_rows, b, g_rows, grad_a_rows, &mut partial);
+            backward_rows_simd(a_rows, b, g_rows, h, grad_a_rows, &mut partial.b);
             partial
         };
         let chunk = (ROWS_PER_TASK * h).max(1);
         let zeros = || Partial::zeros(m, h);
-        // Runs of consecutive tasks, one per core, so that there are as many partial grad b
+        // Runs of consecutive tasks, one per core, so that there are as many partial B
         // ([m, h]: 512 kB against a MoCo queue) to zero and add up as there are cores.
         #[cfg(not(target_arch = "wasm32"))]
         let tasks = n.div_ceil(ROWS_PER_TASK);
@@ -439,29 +441,31 @@ mod kernel {
             .reduce(zeros, Partial::add);
         #[cfg(target_arch = "wasm32")]
         let total = grad_a.chunks_mut(chunk).enumerate().fold(zeros(), task);
-        for grad_a_i in grad_a.chunks_mut(h.max(1)) {
-            grad_a_i.iter_mut().zip(w).for_each(|(x, w_k)| *x *= w_k);
-        }
         let mut grad_b = total.b;
-        for grad_b_j in grad_b.chunks_mut(h.max(1)) {
-            grad_b_j.iter_mut().zip(w).for_each(|(x, w_k)| *x *= w_k);
+        let mut grad_w = vec![0.0f32; h];
+        for (x, sums) in [(a, &grad_a[..]), (b, &grad_b[..])] {
+            for (x_i, sums_i) in x.chunks_exact(h.max(1)).zip(sums.chunks_exact(h.max(1))) {
+                grad_w.iter_mut().zip(x_i).zip(sums_i).for_each(|((gw, x), s)| *gw += x * s);
+            }
         }
-        Grads { a: grad_a, b: grad_b, w: total.w }
+        for sums in grad_a.chunks_mut(h.max(1)).chain(grad_b.chunks_mut(h.max(1))) {
+            sums.iter_mut().zip(w).for_each(|(x, w_k)| *x *= w_k);
+        }
+        Grads { a: grad_a, b: grad_b, w: grad_w }
     }
 
-    /// Some rows of the backward pass before the factor w[k]: their grad a (complete) and their
-    /// share of grad b and w. Blocks of [`BLOCK`] rows share each read and update of b_j and
-    /// grad b_j.
+    /// Some rows' A (complete) and their share of B (see [`backward`]). Blocks of [`BLOCK`]
+    /// rows share each read of b_j and update of B_j.
     #[inline(always)]
     fn backward_rows(
         a_rows: &[f32],
         b: &[f32],
         g_rows: &[f32],
+        h: usize,
         grad_a_rows: &mut [f32],
-        partial: &mut Partial,
+        grad_b: &mut [f32],
     ) {
-        let h = partial.w.len();
-        let m = partial.b.len() / h.max(1);
+        let m = grad_b.len() / h.max(1);
         let blocks = a_rows
             .chunks(BLOCK * h)
             .zip(g_rows.chunks(BLOCK * m))
@@ -475,13 +479,13 @@ mod kernel {
                 && h == H
             {
                 for (j, (b_j, grad_b_j)) in
-                    b.chunks_exact(H).zip(partial.b.chunks_exact_mut(H)).enumerate()
+                    b.chunks_exact(H).zip(grad_b.chunks_exact_mut(H)).enumerate()
                 {
                     let g: [f32; BLOCK] = std::array::from_fn(|r| g_block[r * m + j]);
                     if g.iter().any(|&g| g != 0.0) {
                         let b_j = b_j.try_into().expect("h values");
                         let grad_b_j = grad_b_j.try_into().expect("h values");
-                        backward_block(a_block, b_j, g, grad_a_block, grad_b_j, &mut partial.w);
+                        backward_block(a_block, b_j, g, grad_a_block, grad_b_j);
                     }
                 }
                 continue;
@@ -492,25 +496,23 @@ mod kernel {
                 .zip(grad_a_block.chunks_exact_mut(h))
             {
                 for ((&g_ij, b_j), grad_b_j) in
-                    g_i.iter().zip(b.chunks_exact(h)).zip(partial.b.chunks_exact_mut(h))
+                    g_i.iter().zip(b.chunks_exact(h)).zip(grad_b.chunks_exact_mut(h))
                 {
                     if g_ij == 0.0 {
                         continue;
                     }
                     for k in 0..h {
-                        let x = a_i[k] + b_j[k];
-                        let active = if x > 0.0 { g_ij } else { 0.0 };
+                        let active = if a_i[k] + b_j[k] > 0.0 { g_ij } else { 0.0 };
                         grad_a_i[k] += active;
                         grad_b_j[k] += active;
-                        partial.w[k] += active * x;
                     }
                 }
             }
         }
     }
 
-    /// One b_j against a block of [`BLOCK`] rows: grad a_r += g_r [a_r + b_j > 0], and their sums
-    /// over the block into grad b_j (and of g_r relu(a_r + b_j) into grad w).
+    /// One b_j against a block of [`BLOCK`] rows: A_r += g_r [a_r + b_j > 0], and their sum
+    /// over the block into B_j.
     #[inline(always)]
     fn backward_block(
         a: &[f32; BLOCK * H],
@@ -518,25 +520,21 @@ mod kernel {
         g: [f32; BLOCK],
         grad_a: &mut [f32; BLOCK * H],
         grad_b_j: &mut [f32; H],
-        grad_w: &mut [f32],
     ) {
         for c in (0..H).step_by(LANES) {
             let y = &b_j[c..c + LANES];
-            let (mut sum_b, mut sum_w) = ([0.0f32; LANES], [0.0f32; LANES]);
+            let mut sum_b = [0.0f32; LANES];
             for (r, &g_r) in g.iter().enumerate() {
                 let x = &a[r * H + c..r * H + c + LANES];
                 let grad_a = &mut grad_a[r * H + c..r * H + c + LANES];
                 for l in 0..LANES {
-                    let v = x[l] + y[l];
-                    let active = if v > 0.0 { g_r } else { 0.0 };
+                    let active = if x[l] + y[l] > 0.0 { g_r } else { 0.0 };
                     grad_a[l] += active;
                     sum_b[l] += active;
-                    sum_w[l] += active * v;
                 }
             }
             for l in 0..LANES {
                 grad_b_j[c + l] += sum_b[l];
-                grad_w[c + l] += sum_w[l];
             }
         }
     }
