@@ -24,14 +24,22 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 # The demo's wasm-only code (bindings, browser tests) is compiled for wasm32 alone.
 cargo clippy -p amcl-web --target wasm32-unknown-unknown --all-targets --release -- -D warnings
 
-step "cargo test (native, release profile)"
-cargo test --workspace --release
+# Native tests run on the CPU backend, so they are built without amcl-train's default `wgpu`
+# feature: burn's GPU stack (cubecl, wgpu, naga; a third of a cold build) is left out here. The
+# default features are still linted above, and compiled, linked and run below in the CUDA build,
+# which has them too.
+step "cargo test (native, release profile, CPU backend)"
+cargo test --workspace --release --no-default-features --features amcl-train/x86-v4
 
 step "CUDA build, offline with Debian's LLVM 22 (scripts/build-cuda-offline.sh; compile and link)"
 bash scripts/build-cuda-offline.sh --profile cuda-link-check
-# It runs here: on the CPU, and `--device cuda` without a GPU is a clean error, not a panic.
+# It runs here (the default features, wgpu included, plus cuda): on the CPU; `--device auto`
+# probes CUDA and wgpu's hardware adapters and takes the CPU when it finds none (as here); and
+# `--device cuda` without a GPU is a clean error, not a panic.
 cuda_bin=target/cuda-link-check/amcl-train
 "$cuda_bin" score web/examples/disc.png web/examples/ring.png --weights web/model.bpk --device cpu --json >/dev/null
+"$cuda_bin" score web/examples/disc.png web/examples/ring.png --weights web/model.bpk --device auto --json >target/auto.json
+grep '"backend"' target/auto.json || { cat target/auto.json; echo "amcl-train --device auto: no backend" >&2; exit 1; }
 if "$cuda_bin" score web/examples/disc.png --augs a --weights web/model.bpk --device cuda 2>target/cuda-err.txt \
    || ! grep -q "no CUDA GPU could be initialised" target/cuda-err.txt || grep -q panicked target/cuda-err.txt; then
   cat target/cuda-err.txt; echo "amcl-train --features cuda: expected a clean 'no CUDA GPU' error" >&2; exit 1
