@@ -297,38 +297,56 @@ mod kernel {
         panels
     }
 
-    /// Some rows of the logits. A block of [`BLOCK`] rows and a panel of [`LANES`] columns j
-    /// keeps its sums in registers, one lane per j, while k runs over the hidden units: each step
-    /// broadcasts a[i, k] and w[k] against b[j..j + LANES, k], so no sum has to be gathered
-    /// across lanes. Columns past the last whole panel, and a last block of fewer rows, take the
-    /// plain loop.
+    /// Some rows of the logits. With the hidden width [`H`], each block of [`BLOCK`] rows takes
+    /// the panels ([`forward_block`]); columns past the last whole panel, a last block of fewer
+    /// rows, and other widths take the plain loop.
     #[inline(always)]
     fn forward_rows(a_rows: &[f32], b: &[f32], panels: &[f32], w: &[f32], out_rows: &mut [f32]) {
         let h = w.len();
         let m = b.len() / h.max(1);
         let whole = panels.len() / (LANES * h).max(1);
         for (a_block, out_block) in a_rows.chunks(BLOCK * h).zip(out_rows.chunks_mut(BLOCK * m)) {
-            let done = if a_block.len() == BLOCK * h { whole * LANES } else { 0 };
-            for (p, panel) in panels.chunks_exact(LANES * h).enumerate().take(done / LANES) {
-                let mut acc = [[0.0f32; LANES]; BLOCK];
-                for ((k, &w_k), y) in w.iter().enumerate().zip(panel.chunks_exact(LANES)) {
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let x = a_block[r * h + k];
-                        for l in 0..LANES {
-                            acc[l] += w_k * relu(x + y[l]);
+            let done = match (<&[f32; BLOCK * H]>::try_from(a_block), <&[f32; H]>::try_from(w)) {
+                (Ok(a_block), Ok(w)) => {
+                    for (p, panel) in panels.chunks_exact(LANES * H).enumerate() {
+                        let panel = panel.try_into().expect("a whole panel");
+                        for (r, sums) in forward_block(a_block, panel, w).iter().enumerate() {
+                            out_block[r * m + p * LANES..][..LANES].copy_from_slice(sums);
                         }
                     }
+                    whole * LANES
                 }
-                for (r, acc) in acc.iter().enumerate() {
-                    out_block[r * m + p * LANES..r * m + (p + 1) * LANES].copy_from_slice(acc);
-                }
-            }
+                _ => 0,
+            };
             for (a_i, out_row) in a_block.chunks_exact(h).zip(out_block.chunks_exact_mut(m)) {
                 for (out_ij, b_j) in out_row.iter_mut().zip(b.chunks_exact(h)).skip(done) {
                     *out_ij = a_i.iter().zip(b_j).zip(w).map(|((x, y), w)| w * relu(x + y)).sum();
                 }
             }
         }
+    }
+
+    /// The logits of a block of [`BLOCK`] rows against one panel of [`LANES`] columns j. The
+    /// sums stay in registers, one lane per j, while k runs over the hidden units: each step
+    /// broadcasts a[i, k] and w[k] against b[j..j + LANES, k], so no sum has to be gathered
+    /// across lanes. Fixed sizes throughout, so that no index needs a bounds check.
+    #[inline(always)]
+    fn forward_block(
+        a: &[f32; BLOCK * H],
+        panel: &[f32; H * LANES],
+        w: &[f32; H],
+    ) -> [[f32; LANES]; BLOCK] {
+        let mut sums = [[0.0f32; LANES]; BLOCK];
+        for k in 0..H {
+            let y = &panel[k * LANES..(k + 1) * LANES];
+            for (r, sums) in sums.iter_mut().enumerate() {
+                let x = a[r * H + k];
+                for l in 0..LANES {
+                    sums[l] += w[k] * relu(x + y[l]);
+                }
+            }
+        }
+        sums
     }
 
     /// max(x, 0) as one compare-and-select (`f32::max` also orders NaNs, which costs a blend).
