@@ -1,7 +1,7 @@
-//! Buffers of the CPU kernels (conv_cpu, batch_norm_cpu, select_columns): flex tensors read as
-//! f32 slices, and output buffers that the kernels fill completely, so that they need no zeroing
-//! first (zeroing an activation-sized buffer on the calling thread, while the worker threads
-//! wait, cost about a twentieth of a training step).
+//! Buffers of the fused CPU kernels: flex tensors read as f32 slices, and output buffers that
+//! the kernels fill completely, so that they need no zeroing first (zeroing an activation-sized
+//! buffer on the calling thread, while the worker threads wait, cost about a twentieth of a
+//! training step).
 
 use std::mem::MaybeUninit;
 
