@@ -1,11 +1,14 @@
-//! One head's temperature network over all pairs, forward and backward, on the CPU (flex with
-//! autodiff; the fused kernel of src/model/pairwise_phi.rs), at the shapes of a training step:
-//! MoCo's 2N = 256 queries against a queue of 1,024, and SimCLR's 2N = 256 views against each
-//! other; d = 64, as `amcl-train bench`.
+//! The temperature networks on the CPU (flex with autodiff; the fused kernel of
+//! src/model/pairwise_phi.rs), forward and backward, at the shapes of a training step: MoCo's
+//! 2N = 256 queries against a queue of 1,024, and SimCLR's 2N = 256 views against each other;
+//! d = 64, as `amcl-train bench`. First one head alone, then what they add to a whole MoCo
+//! objective (C = 3): `moco_symmetric_objective` adaptive against plain, forward and backward.
 //!
 //!     cargo bench -p amcl-core --features autodiff --bench temperatures
 mod common;
 
+use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, l2_normalize};
+use amcl_core::methods::moco_symmetric_objective;
 use amcl_core::model::AmclModelConfig;
 use burn::prelude::*;
 use common::{filled, millis};
@@ -30,4 +33,30 @@ fn main() {
         });
         println!("| {name} | [{n}, {m}] | {forward:.2} | {both:.2} |");
     }
+    moco_objective(&model, &device);
+}
+
+/// The MoCo objective of one step (C = 3, 2N = 256 queries, queue 1,024), plain and adaptive:
+/// their difference is what the temperature networks cost a step.
+fn moco_objective(model: &amcl_core::model::AmclModel, device: &Device) {
+    let (c, n, len, dim) = (model.num_heads(), 128, 1024, model.heads[0].output_dim());
+    let unit =
+        |rows: usize, seed: usize| l2_normalize(filled([c, rows, dim], (-1.0, 1.0), seed, device));
+    let (q_a, q_b, k_a, k_b) = (unit(n, 1), unit(n, 2), unit(n, 3), unit(n, 4));
+    let queue = unit(len, 5).detach();
+    let cfg = AmclObjectiveConfig { beta: 0.1, dim, reduction: NegativeReduction::LogSumExp };
+    let step = |adaptive: bool| {
+        let (q_a, q_b) = (q_a.clone().detach().require_grad(), q_b.clone().detach().require_grad());
+        let keys = (k_a.clone().detach(), k_b.clone().detach());
+        let (loss, _) =
+            moco_symmetric_objective(model, (q_a.clone(), q_b), keys, &queue, adaptive, 0.2, &cfg)
+                .expect("valid shapes");
+        std::hint::black_box(q_a.grad(&loss.backward()));
+    };
+    let plain = millis(1.0, || step(false));
+    let adaptive = millis(1.0, || step(true));
+    println!();
+    println!("| MoCo objective, C = {c}, [2N, queue] | plain ms | adaptive ms | temperatures ms |");
+    println!("|---|---|---|---|");
+    println!("| [{}, {len}] | {plain:.2} | {adaptive:.2} | {:.2} |", 2 * n, adaptive - plain);
 }

@@ -39,6 +39,53 @@ fn temperatures_stay_within_bounds() {
     assert!((all[2 * 5 + 4] - row[0]).abs() < 1e-5 * all[2 * 5 + 4].max(1.0));
 }
 
+/// All heads' temperatures at once (the stacked networks a training step runs) equal each head's
+/// phi applied to every concatenated pair [z_a ; z_b], with one network per head and with one
+/// shared network.
+#[test]
+fn every_heads_temperatures_equal_its_phi_on_concatenated_pairs() {
+    let d = device();
+    let (c, n, m, dim) = (3, 4, 5, 8);
+    for shared in [false, true] {
+        let config = AmclModelConfig::new().with_width(4).with_dim(dim);
+        let model = config.with_shared_temperature(shared).init(&d).unwrap();
+        let z_a = from_vec(uniform(c * n * dim, -1.0, 1.0, 11), [c, n, dim], &d);
+        let z_b = from_vec(uniform(c * m * dim, -1.0, 1.0, 12), [c, m, dim], &d);
+        let all = values(model.pairwise_temperatures(z_a.clone(), z_b.clone()));
+        let aligned_b = z_b.clone().slice([0..c, 0..n, 0..dim]);
+        let aligned = values(model.paired_temperatures(z_a.clone(), aligned_b));
+        let head = |z: &Tensor<3>, h: usize, rows: usize| {
+            z.clone().slice([h..h + 1, 0..rows, 0..dim]).reshape([rows, dim])
+        };
+        let mut expected_heads = Vec::new();
+        for h in 0..c {
+            // Row i * m + j: [z_a[h, i] ; z_b[h, j]].
+            let left = head(&z_a, h, n).reshape([n, 1, dim]).repeat_dim(1, m);
+            let right = head(&z_b, h, m).reshape([1, m, dim]).repeat_dim(0, n);
+            let pairs = Tensor::cat(vec![left, right], 2).reshape([n * m, 2 * dim]);
+            let expected = values(model.range.squash(model.temperature_net(h).logits(pairs)));
+            for (k, e) in expected.iter().enumerate() {
+                let got = all[h * n * m + k];
+                assert!(
+                    (got - e).abs() < 1e-5,
+                    "shared {shared}, head {h}, pair {k}: {got} vs {e}"
+                );
+            }
+            for i in 0..n {
+                let (got, e) = (aligned[h * n + i], expected[i * m + i]);
+                assert!((got - e).abs() < 1e-5, "shared {shared}, head {h}, aligned {i}");
+            }
+            expected_heads.push(expected);
+        }
+        // Heads with their own networks score the same pair differently; a shared one does not.
+        let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6);
+        let z_same = Tensor::stack::<3>(vec![head(&z_a, 0, n); c], 0);
+        let taus = values(model.pairwise_temperatures(z_same.clone(), z_same));
+        let (t0, t1) = (&taus[..n * n], &taus[n * n..2 * n * n]);
+        assert_eq!(same(t0, t1), shared, "shared {shared}");
+    }
+}
+
 #[test]
 fn backbones_give_the_documented_feature_sizes() {
     let d = device();

@@ -278,12 +278,12 @@ mod kernel {
         let (l_0, tau_0) = (x.pos_sim[r] / x.pos_tau[r], x.pos_tau[r]);
         let positive = -l_0 + s.beta * omega(tau_0, s);
         if s.max {
-            let (hardest, at) = hardest_negative(sims, taus);
+            let (hardest, at) = largest_logit::<true>(sims, taus);
             return (positive + hardest - s.beta * omega(taus[at], s), [at as f32, 0.0, 0.0, 0.0]);
         }
         // p is normalised by the negatives' own maximum, so that it stays finite when the
         // positive's logit dwarfs every negative's (e^(l_n - m) would all underflow to 0).
-        let m_neg = largest_logit(sims, taus);
+        let (m_neg, _) = largest_logit::<false>(sims, taus);
         let (z_neg, weighted) = if s.beta != 0.0 {
             exp_sums::<true>(sims, taus, m_neg, s)
         } else {
@@ -291,16 +291,17 @@ mod kernel {
         };
         let w = if s.beta != 0.0 { weighted / z_neg } else { 0.0 };
         let m = l_0.max(m_neg);
-        let z = z_neg * math::exp(m_neg - m) + math::exp(l_0 - m);
-        let q_scale = math::exp(m_neg - m) / z;
+        let negatives_scale = math::exp(m_neg - m);
+        let z = z_neg * negatives_scale + math::exp(l_0 - m);
+        let q_scale = negatives_scale / z;
         (positive + m + math::ln(z) - s.beta * w, [m_neg, q_scale, 1.0 / z_neg, w])
     }
 
-    /// The largest l_n = s_n / t_n and the first n where it is (0 when there is none, as when
-    /// every l_n is NaN), from [`LANES`] running maxima and their indices, so that the loop
-    /// vectorises.
+    /// The largest l_n = s_n / t_n and, with `INDEX`, the first n where it is (0 when there is
+    /// none, as when every l_n is NaN; always 0 without `INDEX`), from [`LANES`] running maxima
+    /// (and their indices), so that the loop vectorises.
     #[inline(always)]
-    pub(super) fn hardest_negative(sims: &[f32], taus: &[f32]) -> (f32, usize) {
+    pub(super) fn largest_logit<const INDEX: bool>(sims: &[f32], taus: &[f32]) -> (f32, usize) {
         let (sim_lanes, tau_lanes) = (sims.chunks_exact(LANES), taus.chunks_exact(LANES));
         let whole = sims.len() - sim_lanes.remainder().len();
         let rest = sim_lanes.remainder().iter().zip(tau_lanes.remainder());
@@ -308,40 +309,28 @@ mod kernel {
         for (chunk, (sims, taus)) in sim_lanes.zip(tau_lanes).enumerate() {
             for l in 0..LANES {
                 let v = sims[l] / taus[l];
-                let n = (chunk * LANES + l) as u32;
-                (best[l], at[l]) = if v > best[l] { (v, n) } else { (best[l], at[l]) };
+                if INDEX {
+                    let n = (chunk * LANES + l) as u32;
+                    (best[l], at[l]) = if v > best[l] { (v, n) } else { (best[l], at[l]) };
+                } else {
+                    best[l] = if v > best[l] { v } else { best[l] };
+                }
             }
         }
         // Across lanes, the largest value, and of equal ones the first index.
-        let (mut hardest, mut index) = (f32::NEG_INFINITY, 0usize);
+        let (mut largest, mut index) = (f32::NEG_INFINITY, 0usize);
         for (&v, &n) in best.iter().zip(&at) {
-            if v > hardest || (v == hardest && (n as usize) < index) {
-                (hardest, index) = (v, n as usize);
+            if v > largest || (v == largest && (n as usize) < index) {
+                (largest, index) = (v, n as usize);
             }
         }
         for (n, (&sim, &tau)) in rest.enumerate() {
             let v = sim / tau;
-            if v > hardest {
-                (hardest, index) = (v, whole + n);
+            if v > largest {
+                (largest, index) = (v, if INDEX { whole + n } else { 0 });
             }
         }
-        (hardest, index)
-    }
-
-    /// max_n s_n / t_n, kept in [`LANES`] running maxima so that the loop vectorises.
-    #[inline(always)]
-    fn largest_logit(sims: &[f32], taus: &[f32]) -> f32 {
-        let (sim_lanes, tau_lanes) = (sims.chunks_exact(LANES), taus.chunks_exact(LANES));
-        let rest = sim_lanes.remainder().iter().zip(tau_lanes.remainder());
-        let mut lanes = [f32::NEG_INFINITY; LANES];
-        for (sims, taus) in sim_lanes.zip(tau_lanes) {
-            for l in 0..LANES {
-                let v = sims[l] / taus[l];
-                lanes[l] = if v > lanes[l] { v } else { lanes[l] };
-            }
-        }
-        let lanes = lanes.into_iter().fold(f32::NEG_INFINITY, f32::max);
-        rest.fold(lanes, |m, (&sim, &tau)| m.max(sim / tau))
+        (largest, index)
     }
 
     /// sum_n e^(l_n - m) and, when `WEIGHTED`, sum_n e^(l_n - m) Omega(t_n), each summed in
@@ -549,7 +538,7 @@ mod tests {
     /// The hard negative is the first of equal logits, wherever they sit among the lanes and
     /// the remainder, as the tensor ops' argmax.
     #[test]
-    fn hardest_negative_is_the_first_of_equal_logits() {
+    fn the_hardest_negative_is_the_first_of_equal_logits() {
         for (k, ties) in [(37, vec![3, 20, 35]), (37, vec![33, 36]), (48, vec![17, 1, 40])] {
             let mut sims = vec![0.1f32; k];
             for &n in &ties {
@@ -557,7 +546,9 @@ mod tests {
             }
             let taus = vec![0.5; k];
             let first = *ties.iter().min().unwrap();
-            assert_eq!(kernel::hardest_negative(&sims, &taus), (1.8, first), "K = {k}, {ties:?}");
+            let hardest = kernel::largest_logit::<true>(&sims, &taus);
+            assert_eq!(hardest, (1.8, first), "K = {k}, {ties:?}");
+            assert_eq!(kernel::largest_logit::<false>(&sims, &taus).0, 1.8, "K = {k}, {ties:?}");
         }
     }
 

@@ -184,20 +184,17 @@ pub fn moco_symmetric_objective(
     moco_objective(queries, keys, queue.clone(), taus, temperature, cfg)
 }
 
-/// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head.
+/// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head, all heads at once;
+/// the queries' side of phi's first layer is projected once for both.
 fn moco_temperatures(
     model: &AmclModel,
     q: &Tensor<3>,
     k: &Tensor<3>,
     queue: &Tensor<3>,
 ) -> MocoTemperatures {
-    let [c, n, d] = q.dims();
-    let [_, len, _] = queue.dims();
-    let head = |t: &Tensor<3>, h: usize, rows: usize| {
-        t.clone().slice([h..h + 1, 0..rows, 0..d]).reshape([rows, d])
-    };
-    let pos = (0..c).map(|h| model.paired_temperature(h, head(q, h, n), head(k, h, n))).collect();
-    let neg =
-        (0..c).map(|h| model.pairwise_temperature(h, head(q, h, n), head(queue, h, len))).collect();
-    (Tensor::stack(pos, 0), Tensor::stack(neg, 0))
+    let phi = model.stacked_temperatures();
+    let queries = phi.project_a(q.clone());
+    let positive = phi.paired_temperatures(queries.clone(), phi.project_b(k.clone()), &model.range);
+    let negative = phi.pairwise_temperatures(queries, phi.project_b(queue.clone()), &model.range);
+    (positive, negative)
 }

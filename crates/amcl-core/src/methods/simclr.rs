@@ -101,18 +101,7 @@ pub fn simclr_amcl_step(
     z_b: Tensor<3>,
     cfg: &AmclObjectiveConfig,
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
-    let [c, n, d] = z_a.dims();
-    let taus = (0..c)
-        .map(|head| {
-            let z = Tensor::cat(
-                vec![
-                    z_a.clone().slice([head..head + 1, 0..n, 0..d]).reshape([n, d]),
-                    z_b.clone().slice([head..head + 1, 0..n, 0..d]).reshape([n, d]),
-                ],
-                0,
-            );
-            model.pairwise_temperature(head, z.clone(), z)
-        })
-        .collect();
-    simclr_amcl_objective(z_a, z_b, Tensor::stack(taus, 0), cfg)
+    let views = Tensor::cat(vec![z_a.clone(), z_b.clone()], 1);
+    let taus = model.pairwise_temperatures(views.clone(), views);
+    simclr_amcl_objective(z_a, z_b, taus, cfg)
 }

@@ -63,17 +63,10 @@ pub fn simsiam_step(
     };
     let (p1, p2) = (predict(&z1), predict(&z2));
     let taus = adaptive.then(|| {
-        let tau = |p: &[Tensor<2>], z: &[Tensor<2>]| -> Tensor<2> {
-            let per_head = (0..p.len())
-                .map(|c| {
-                    model.paired_temperature(
-                        c,
-                        l2_normalize(p[c].clone()),
-                        l2_normalize(z[c].clone().detach()),
-                    )
-                })
-                .collect();
-            Tensor::stack(per_head, 0)
+        let stack_normalized =
+            |t: &[Tensor<2>]| Tensor::stack::<3>(t.iter().cloned().map(l2_normalize).collect(), 0);
+        let tau = |p: &[Tensor<2>], z: &[Tensor<2>]| {
+            model.paired_temperatures(stack_normalized(p), stack_normalized(z).detach())
         };
         (tau(&p1, &z2), tau(&p2, &z1))
     });

@@ -14,7 +14,9 @@ pub use backbone::{Backbone, BackboneKind, BasicBlock, ConvBn, ResNet18, SmallCn
 pub use conv_cpu::matrix_product;
 pub use normalize::Normalization;
 pub use projection::ProjectionHead;
-pub use temperature::{TEMPERATURE_HIDDEN, TemperatureNet, TemperatureRange};
+pub use temperature::{
+    StackedTemperatureNets, TEMPERATURE_HIDDEN, TemperatureNet, TemperatureRange,
+};
 
 use burn::module::Param;
 use burn::prelude::*;
@@ -226,6 +228,27 @@ impl AmclModel {
     /// The temperature network of head `c`.
     pub fn temperature_net(&self, c: usize) -> &TemperatureNet {
         &self.temperatures[c.min(self.temperatures.len() - 1)]
+    }
+
+    /// Every head's temperature network, stacked in head order (a shared network once per head).
+    pub fn stacked_temperatures(&self) -> StackedTemperatureNets {
+        let nets: Vec<&TemperatureNet> =
+            (0..self.num_heads()).map(|c| self.temperature_net(c)).collect();
+        StackedTemperatureNets::new(&nets)
+    }
+
+    /// Adaptive temperatures of aligned pairs in every head, each by its own network:
+    /// [C, N, d] x [C, N, d] -> [C, N], in (lo, hi).
+    pub fn paired_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<2> {
+        let phi = self.stacked_temperatures();
+        phi.paired_temperatures(phi.project_a(z_a), phi.project_b(z_b), &self.range)
+    }
+
+    /// Adaptive temperatures of all pairs in every head, each by its own network:
+    /// [C, N, d] x [C, M, d] -> [C, N, M], in (lo, hi).
+    pub fn pairwise_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<3> {
+        let phi = self.stacked_temperatures();
+        phi.pairwise_temperatures(phi.project_a(z_a), phi.project_b(z_b), &self.range)
     }
 
     /// Adaptive temperatures of aligned pairs in head `c`: [B, d] x [B, d] -> [B], in (lo, hi).

@@ -2,16 +2,17 @@
 //!
 //! phi_c's first layer is linear, so for views i (side a) and j (side b) its hidden units are
 //! relu(a_i + b_j), with a = W_a z_a + bias and b = W_b z_b projected once per view
-//! ([`super::TemperatureNet`]). What remains is, for every pair,
+//! ([`super::StackedTemperatureNets`]). What remains is, for every pair in every head c,
 //!
 //! ```text
-//! logit[i, j] = sum_k w[k] * relu(a[i, k] + b[j, k])        a: [N, H], b: [M, H], w: [H]
+//! logit[c, i, j] = sum_k w[c, k] * relu(a[c, i, k] + b[c, j, k])   a: [C, N, H], b: [C, M, H], w: [C, H]
 //! ```
 //!
 //! Written with tensor ops this materialises an [N, M, H] activation (H = 128; 33 MB per head
 //! for SimCLR at batch 128, 67 MB against a MoCo queue of 1,024) and about ten passes over it
 //! forward and backward, which on the CPU cost as much as the small CNN itself. Here the CPU
-//! backend (flex) computes it in one pass forward and one backward without that activation:
+//! backend (flex) computes it in one pass forward and one backward without that activation, all
+//! heads in one op, with these gradients (one head; c left out):
 //!
 //! ```text
 //! d logit / d a[i, k] = sum_j g[i, j] * w[k] * [a[i, k] + b[j, k] > 0]
@@ -32,32 +33,34 @@ use super::TemperatureRange;
 use crate::cpu::buffer::{contiguous, f32s};
 use crate::cpu::{FlexPath, flex_path};
 
-/// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]) for a [N, H], b [M, H], w [H]: [N, M].
-pub fn pairwise_relu_dot(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
-    let bias = Tensor::zeros([1], &a.device());
+/// logit[c, i, j] = sum_k w[c, k] relu(a[c, i, k] + b[c, j, k]) for a [C, N, H], b [C, M, H],
+/// w [C, H]: [C, N, M], every head c at once.
+pub fn pairwise_relu_dot(a: Tensor<3>, b: Tensor<3>, w: Tensor<2>) -> Tensor<3> {
+    let [c, _, _] = a.dims();
+    let bias = Tensor::zeros([c], &a.device());
     fused(a, b, w, bias, None)
 }
 
-/// tau[i, j] = range.squash(logit[i, j] + bias): the temperatures themselves, with phi's output
-/// bias and the squashing into (lo, hi) in the same pass over the pairs (bias: [1]).
+/// tau[c, i, j] = range.squash(logit[c, i, j] + bias[c]): the temperatures themselves, with
+/// phi's output bias and the squashing in the same pass over the pairs (bias: [C]).
 pub fn pairwise_temperature(
-    a: Tensor<2>,
-    b: Tensor<2>,
-    w: Tensor<1>,
+    a: Tensor<3>,
+    b: Tensor<3>,
+    w: Tensor<2>,
     bias: Tensor<1>,
     range: TemperatureRange,
-) -> Tensor<2> {
+) -> Tensor<3> {
     fused(a, b, w, bias, Some(range))
 }
 
 /// The fused op where there is one (f32 on flex), else the tensor ops.
 fn fused(
-    a: Tensor<2>,
-    b: Tensor<2>,
-    w: Tensor<1>,
+    a: Tensor<3>,
+    b: Tensor<3>,
+    w: Tensor<2>,
     bias: Tensor<1>,
     squash: Option<TemperatureRange>,
-) -> Tensor<2> {
+) -> Tensor<3> {
     let all_f32 = [a.dtype(), b.dtype(), w.dtype(), bias.dtype()].iter().all(|&t| t == DType::F32);
     match flex_path(&a.device()) {
         _ if !all_f32 => composed_squashed(a, b, w, bias, squash),
@@ -68,52 +71,54 @@ fn fused(
     }
 }
 
-/// The same with tensor ops: an [N, M, H] activation and a matrix product.
-pub fn composed(a: Tensor<2>, b: Tensor<2>, w: Tensor<1>) -> Tensor<2> {
-    let [n, h] = a.dims();
-    let [m, _] = b.dims();
-    let hidden = relu(a.reshape([n, 1, h]) + b.reshape([1, m, h]));
-    hidden.matmul(w.reshape([1, h, 1])).reshape([n, m])
+/// The same with tensor ops: a [C, N, M, H] activation and a batched matrix product.
+pub fn composed(a: Tensor<3>, b: Tensor<3>, w: Tensor<2>) -> Tensor<3> {
+    let [c, n, h] = a.dims();
+    let [_, m, _] = b.dims();
+    let hidden = relu(a.reshape([c, n, 1, h]) + b.reshape([c, 1, m, h]));
+    hidden.reshape([c, n * m, h]).matmul(w.reshape([c, h, 1])).reshape([c, n, m])
 }
 
 /// [`composed`], then the bias and the squashing when asked for.
 fn composed_squashed(
-    a: Tensor<2>,
-    b: Tensor<2>,
-    w: Tensor<1>,
+    a: Tensor<3>,
+    b: Tensor<3>,
+    w: Tensor<2>,
     bias: Tensor<1>,
     squash: Option<TemperatureRange>,
-) -> Tensor<2> {
+) -> Tensor<3> {
+    let [c, _, _] = a.dims();
     let logits = composed(a, b, w);
     match squash {
-        Some(range) => range.squash(logits + bias.reshape([1, 1])),
+        Some(range) => range.squash(logits + bias.reshape([c, 1, 1])),
         None => logits,
     }
 }
 
 /// Forward on flex tensors without autodiff.
 fn flex_forward(
-    a: Tensor<2>,
-    b: Tensor<2>,
-    w: Tensor<1>,
+    a: Tensor<3>,
+    b: Tensor<3>,
+    w: Tensor<2>,
     bias: Tensor<1>,
     squash: Option<TemperatureRange>,
-) -> Tensor<2> {
-    let primitive =
-        |t: Tensor<2>| contiguous(t.try_into_primitive::<Flex>().expect("a flex tensor"));
-    let (w, bias) = (primitive(w.unsqueeze_dim::<2>(0)), primitive(bias.unsqueeze_dim::<2>(0)));
-    let output = forward_primitive(&primitive(a), &primitive(b), &w, &bias, squash);
+) -> Tensor<3> {
+    fn primitive<const D: usize>(t: Tensor<D>) -> FlexTensor {
+        contiguous(t.try_into_primitive::<Flex>().expect("a flex tensor"))
+    }
+    let (a, b, w, bias) = (primitive(a), primitive(b), primitive(w), primitive(bias));
+    let output = forward_primitive(&a, &b, &w, &bias, squash);
     Tensor::from_primitive::<Flex>(output)
 }
 
-/// A 2-D tensor's [rows, cols].
-fn dims(t: &FlexTensor) -> [usize; 2] {
+/// A 3-D tensor's [heads, rows, cols].
+fn dims(t: &FlexTensor) -> [usize; 3] {
     let shape = t.layout().shape();
-    [shape[0], shape[1]]
+    [shape[0], shape[1], shape[2]]
 }
 
-/// The logits or temperatures [N, M] of a [N, H], b [M, H], w [1, H] and bias [1, 1]
-/// (contiguous f32 tensors, read in place).
+/// The logits or temperatures [C, N, M] of a [C, N, H], b [C, M, H], w [C, H] and bias [C]
+/// (contiguous f32 tensors, read in place), one head after the other.
 fn forward_primitive(
     a: &FlexTensor,
     b: &FlexTensor,
@@ -121,34 +126,52 @@ fn forward_primitive(
     bias: &FlexTensor,
     squash: Option<TemperatureRange>,
 ) -> FlexTensor {
-    let ([n, h], [m, _]) = (dims(a), dims(b));
-    let mut out = kernel::forward(f32s(a), f32s(b), f32s(w), n, m, h);
-    if let Some(range) = squash {
-        kernel::squash(&mut out, f32s(bias)[0], range);
+    let ([c, n, h], [_, m, _]) = (dims(a), dims(b));
+    let mut out = vec![0.0; c * n * m];
+    let heads = out.chunks_exact_mut((n * m).max(1)).take(c).enumerate();
+    for (head, out) in heads {
+        let (a, b, w) = (head_of(a, head, n * h), head_of(b, head, m * h), head_of(w, head, h));
+        kernel::forward(a, b, w, m, h, out);
+        if let Some(range) = squash {
+            kernel::squash(out, f32s(bias)[head], range);
+        }
     }
-    FlexTensor::from_data(TensorData::new(out, [n, m]))
+    FlexTensor::from_data(TensorData::new(out, [c, n, m]))
 }
 
-/// The gradients of a, b, w (as [1, H]) and the bias (as [1, 1]) given the gradient of the
-/// output; `output` is the forward's (the temperatures, when squashed).
+/// Head `c`'s `len` values of a tensor whose heads lie one after the other.
+fn head_of(t: &FlexTensor, c: usize, len: usize) -> &[f32] {
+    &f32s(t)[c * len..(c + 1) * len]
+}
+
+/// The gradients of a, b, w and the bias given the gradient of the output; `output` is the
+/// forward's (the temperatures, when squashed). Shapes as [`forward_primitive`]'s inputs.
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))]
 fn backward_primitive(
     [a, b, w, output]: &[FlexTensor; 4],
     squash: Option<TemperatureRange>,
     grad: FlexTensor,
 ) -> [FlexTensor; 4] {
-    let ([n, h], [m, _]) = (dims(a), dims(b));
+    let ([c, n, h], [_, m, _]) = (dims(a), dims(b));
     let mut g = f32s(&contiguous(grad)).to_vec();
-    let grad_bias = match squash {
-        Some(range) => kernel::unsquash_grad(&mut g, f32s(output), range),
-        None => 0.0,
-    };
-    let grads = kernel::backward(f32s(a), f32s(b), f32s(w), &g, n, m, h);
+    let (mut grad_a, mut grad_b, mut grad_w) =
+        (Vec::with_capacity(c * n * h), Vec::with_capacity(c * m * h), Vec::with_capacity(c * h));
+    let mut grad_bias = vec![0.0; c];
+    for (head, g) in g.chunks_exact_mut((n * m).max(1)).take(c).enumerate() {
+        if let Some(range) = squash {
+            grad_bias[head] = kernel::unsquash_grad(g, head_of(output, head, n * m), range);
+        }
+        let (a, b, w) = (head_of(a, head, n * h), head_of(b, head, m * h), head_of(w, head, h));
+        let grads = kernel::backward(a, b, w, g, n, m, h);
+        grad_a.extend_from_slice(&grads.a);
+        grad_b.extend_from_slice(&grads.b);
+        grad_w.extend_from_slice(&grads.w);
+    }
     [
-        FlexTensor::from_data(TensorData::new(grads.a, [n, h])),
-        FlexTensor::from_data(TensorData::new(grads.b, [m, h])),
-        FlexTensor::from_data(TensorData::new(grads.w, [1, h])),
-        FlexTensor::from_data(TensorData::new(vec![grad_bias], [1, 1])),
+        FlexTensor::from_data(TensorData::new(grad_a, [c, n, h])),
+        FlexTensor::from_data(TensorData::new(grad_b, [c, m, h])),
+        FlexTensor::from_data(TensorData::new(grad_w, [c, h])),
+        FlexTensor::from_data(TensorData::new(grad_bias, [c])),
     ]
 }
 
@@ -191,18 +214,17 @@ mod tracked {
     }
 
     pub(super) fn forward(
-        a: Tensor<2>,
-        b: Tensor<2>,
-        w: Tensor<1>,
+        a: Tensor<3>,
+        b: Tensor<3>,
+        w: Tensor<2>,
         bias: Tensor<1>,
         squash: Option<TemperatureRange>,
-    ) -> Tensor<2> {
-        let (w2, bias2) = (w.clone().unsqueeze_dim::<2>(0), bias.clone().unsqueeze_dim::<2>(0));
+    ) -> Tensor<3> {
         let (Ok(pa), Ok(pb), Ok(pw), Ok(pbias)) = (
             a.clone().try_into_primitive::<Ad>(),
             b.clone().try_into_primitive::<Ad>(),
-            w2.try_into_primitive::<Ad>(),
-            bias2.try_into_primitive::<Ad>(),
+            w.clone().try_into_primitive::<Ad>(),
+            bias.clone().try_into_primitive::<Ad>(),
         ) else {
             // Gradient checkpointing (another strategy type): the tensor-op path.
             return composed_squashed(a, b, w, bias, squash);
@@ -265,10 +287,10 @@ mod kernel {
         rayon::current_num_threads()
     }
 
-    /// logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]).
-    pub fn forward(a: &[f32], b: &[f32], w: &[f32], n: usize, m: usize, h: usize) -> Vec<f32> {
+    /// out[i, j] = logit[i, j] = sum_k w[k] relu(a[i, k] + b[j, k]) for the n = out.len() / m
+    /// rows of a.
+    pub fn forward(a: &[f32], b: &[f32], w: &[f32], m: usize, h: usize, out: &mut [f32]) {
         let panels = panels(b, m, h);
-        let mut out = vec![0.0; n * m];
         let block = |(t, out_rows): (usize, &mut [f32])| {
             let rows = out_rows.len() / m.max(1);
             let first = t * BLOCK;
@@ -278,7 +300,6 @@ mod kernel {
         out.par_chunks_mut((BLOCK * m).max(1)).enumerate().for_each(block);
         #[cfg(target_arch = "wasm32")]
         out.chunks_mut((BLOCK * m).max(1)).enumerate().for_each(block);
-        out
     }
 
     /// b [m, h] as panels of [`LANES`] rows, each transposed to [h, LANES], so that
@@ -562,41 +583,50 @@ mod kernel {
 mod tests {
     use super::*;
 
-    fn random(shape: [usize; 2], seed: u64, device: &Device) -> Tensor<2> {
+    fn random<const D: usize>(shape: [usize; D], seed: u64, device: &Device) -> Tensor<D> {
         let mut rng = crate::rng::Rng::new(seed);
-        let values: Vec<f32> = (0..shape[0] * shape[1]).map(|_| rng.normal()).collect();
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.normal()).collect();
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
-    fn max_diff(x: Tensor<2>, y: Tensor<2>) -> f32 {
+    fn max_diff(x: Tensor<3>, y: Tensor<3>) -> f32 {
         (x - y).abs().max().into_scalar()
+    }
+
+    /// An output bias per head: -0.7, -0.2, 0.3, ...
+    fn biases(c: usize, device: &Device) -> Tensor<1> {
+        let values = (0..c).map(|head| head as f32 * 0.5 - 0.7).collect();
+        Tensor::from_data(TensorData::new(values, [c]), device)
     }
 
     #[test]
     fn fused_forward_equals_the_tensor_ops() {
         let device = Device::flex();
         // M = 37: two panels of 16 columns and a remainder; N = 9: two blocks of 4 rows and a
-        // remainder; H = 13 and 19: odd widths; M = 1 and N = 1: the edges.
-        for (n, m, h) in [(7, 5, 13), (1, 9, 16), (6, 1, 128), (9, 37, 19), (8, 32, 128)] {
-            let a = random([n, h], 1, &device);
-            let b = random([m, h], 2, &device);
-            let w = random([1, h], 3, &device).reshape([h]);
+        // remainder; H = 13 and 19: odd widths; M = 1 and N = 1: the edges; C = 2 and 3: heads
+        // with their own weights.
+        let shapes =
+            [(1, 7, 5, 13), (2, 1, 9, 16), (1, 6, 1, 128), (3, 9, 37, 19), (2, 8, 32, 128)];
+        for (c, n, m, h) in shapes {
+            let a = random([c, n, h], 1, &device);
+            let b = random([c, m, h], 2, &device);
+            let w = random([c, h], 3, &device);
             let fused = pairwise_relu_dot(a.clone(), b.clone(), w.clone());
-            assert_eq!(fused.dims(), [n, m]);
+            assert_eq!(fused.dims(), [c, n, m]);
             assert!(max_diff(fused, composed(a, b, w)) < 1e-5);
         }
     }
 
-    /// The temperatures (bias and squashing fused) equal the composed ops too.
+    /// The temperatures (each head's bias and the squashing fused) equal the composed ops too.
     #[test]
     fn fused_temperatures_equal_the_tensor_ops() {
         let device = Device::flex();
         let range = TemperatureRange { lo: 0.05, hi: 1.5 };
-        let (n, m, h) = (6, 9, 128);
-        let a = random([n, h], 1, &device);
-        let b = random([m, h], 2, &device);
-        let w = random([1, h], 3, &device).reshape([h]).mul_scalar(0.1);
-        let bias = Tensor::from_data(TensorData::new(vec![-0.7f32], [1]), &device);
+        let (c, n, m, h) = (3, 6, 9, 128);
+        let a = random([c, n, h], 1, &device);
+        let b = random([c, m, h], 2, &device);
+        let w = random([c, h], 3, &device).mul_scalar(0.1);
+        let bias = biases(c, &device);
         let fused = pairwise_temperature(a.clone(), b.clone(), w.clone(), bias.clone(), range);
         let expected = composed_squashed(a, b, w, bias, Some(range));
         assert!(max_diff(fused, expected) < 1e-5);
@@ -610,19 +640,17 @@ mod tests {
         let device = Device::flex().autodiff();
         let range = TemperatureRange { lo: 0.05, hi: 1.5 };
         // H = 19: the row-by-row loops; H = 128 with 10 rows: two blocks of four and a remainder.
-        // Each without and with the bias and squashing of `pairwise_temperature`.
-        for ((n, m, h), squash) in
-            [((37, 21, 19), None), ((10, 23, 128), None), ((10, 23, 128), Some(range))]
+        // Each without and with the bias and squashing of `pairwise_temperature`; two heads.
+        for ((c, n, m, h), squash) in
+            [((2, 37, 21, 19), None), ((2, 10, 23, 128), None), ((2, 10, 23, 128), Some(range))]
         {
             let grads_of = |fused: bool| {
-                let a = random([n, h], 4, &device).require_grad();
-                let b = random([m, h], 5, &device).require_grad();
-                let w =
-                    random([1, h], 6, &device).reshape([h]).mul_scalar(0.1).detach().require_grad();
-                let bias =
-                    Tensor::from_data(TensorData::new(vec![0.3f32], [1]), &device).require_grad();
-                // A non-uniform upstream gradient, so that each g[i, j] matters.
-                let g = random([n, m], 7, &device);
+                let a = random([c, n, h], 4, &device).require_grad();
+                let b = random([c, m, h], 5, &device).require_grad();
+                let w = random([c, h], 6, &device).mul_scalar(0.1).detach().require_grad();
+                let bias = biases(c, &device).require_grad();
+                // A non-uniform upstream gradient, so that each g[c, i, j] matters.
+                let g = random([c, n, m], 7, &device);
                 let out = match (fused, squash) {
                     (true, Some(range)) => {
                         pairwise_temperature(a.clone(), b.clone(), w.clone(), bias.clone(), range)
@@ -633,12 +661,16 @@ mod tests {
                     }
                 };
                 let grads = (out * g).sum().backward();
-                let bias_grad = bias.grad(&grads).map(|g| g.reshape([1, 1]));
+                let values = |t: Option<Tensor<1>>| match t {
+                    Some(t) => t.into_data().try_to_vec::<f32>().unwrap(),
+                    None => vec![0.0; c],
+                };
+                let flat = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().unwrap();
                 (
-                    a.grad(&grads).unwrap(),
-                    b.grad(&grads).unwrap(),
-                    w.grad(&grads).unwrap().reshape([1, h]),
-                    bias_grad.unwrap_or_else(|| Tensor::zeros([1, 1], &Device::flex())),
+                    flat(a.grad(&grads).unwrap()),
+                    flat(b.grad(&grads).unwrap()),
+                    w.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap(),
+                    values(bias.grad(&grads)),
                 )
             };
             let (fused, composed) = (grads_of(true), grads_of(false));
@@ -649,8 +681,7 @@ mod tests {
                 ("bias", fused.3, composed.3),
             ];
             for (name, x, y) in pairs {
-                let x = x.into_data().try_to_vec::<f32>().unwrap();
-                let y = y.into_data().try_to_vec::<f32>().unwrap();
+                assert_eq!(x.len(), y.len(), "grad {name}");
                 let diff = x.iter().zip(&y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
                 let scale = y.iter().fold(1.0f32, |s, v| s.max(v.abs()));
                 assert!(

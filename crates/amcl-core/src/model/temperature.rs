@@ -4,7 +4,8 @@
 //! Scoring every pair of a batch naively would run the MLP on B^2 concatenated inputs. The first
 //! layer is linear, so W [z_a ; z_b] + b = W_a z_a + (W_b z_b + b): each view is projected once
 //! ([B, 128]) and pairs only add and ReLU, which makes all-pairs temperatures ~2d times cheaper;
-//! [`super::pairwise_phi`] fuses that remaining all-pairs part on the CPU.
+//! [`super::pairwise_phi`] fuses that remaining all-pairs part on the CPU. A training step runs
+//! all heads' networks at once, stacked ([`StackedTemperatureNets`]).
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -72,36 +73,33 @@ impl TemperatureNet {
         self
     }
 
-    /// W_a z_a + b and W_b z_b: the first layer applied to each side separately, [B, 128] each.
-    fn project_sides(&self, z_a: Tensor<2>, z_b: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let [d2, h] = self.hidden.weight.dims();
-        let weight = self.hidden.weight.val();
-        let w_a = weight.clone().slice([0..d2 / 2, 0..h]);
-        let w_b = weight.slice([d2 / 2..d2, 0..h]);
-        let mut a = z_a.matmul(w_a);
-        if let Some(bias) = &self.hidden.bias {
-            a = a + bias.val().unsqueeze_dim(0);
-        }
-        (a, z_b.matmul(w_b))
+    /// phi itself on concatenated pairs [z_a ; z_b]: [P, 2d] -> [P] logits. The definition, which
+    /// the methods below compute without concatenating every pair (tests check they agree).
+    pub fn logits(&self, pairs: Tensor<2>) -> Tensor<1> {
+        let [p, _] = pairs.dims();
+        self.output.forward(relu(self.hidden.forward(pairs))).reshape([p])
+    }
+
+    /// This network alone, as a stack of one head.
+    fn alone(&self) -> StackedTemperatureNets {
+        StackedTemperatureNets::new(&[self])
     }
 
     /// Temperature logits of the aligned pairs (z_a[i], z_b[i]): [B, d] x [B, d] -> [B].
     pub fn paired_logits(&self, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
-        let (a, b) = self.project_sides(z_a, z_b);
-        let [n, _] = a.dims();
-        self.output.forward(relu(a + b)).reshape([n])
+        let [n, _] = z_a.dims();
+        let phi = self.alone();
+        let (a, b) = (phi.project_a(z_a.unsqueeze()), phi.project_b(z_b.unsqueeze()));
+        phi.paired_logits(a, b).reshape([n])
     }
 
     /// Temperature logits of every pair (z_a[i], z_b[j]): [N, d] x [M, d] -> [N, M].
     /// The [N, M, 128] hidden layer is fused on the CPU ([`pairwise_relu_dot`]).
     pub fn pairwise_logits(&self, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
-        let (a, b) = self.project_sides(z_a, z_b);
-        let [h, _] = self.output.weight.dims();
-        let mut logits = pairwise_relu_dot(a, b, self.output.weight.val().reshape([h]));
-        if let Some(bias) = &self.output.bias {
-            logits = logits + bias.val().reshape([1, 1]);
-        }
-        logits
+        let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
+        let phi = self.alone();
+        let (a, b) = (phi.project_a(z_a.unsqueeze()), phi.project_b(z_b.unsqueeze()));
+        phi.pairwise_logits(a, b).reshape([n, m])
     }
 
     /// Temperatures of every pair, `range.squash(pairwise_logits(z_a, z_b))`, with the output
@@ -112,13 +110,116 @@ impl TemperatureNet {
         z_b: Tensor<2>,
         range: &TemperatureRange,
     ) -> Tensor<2> {
-        let (a, b) = self.project_sides(z_a, z_b);
-        let [h, _] = self.output.weight.dims();
-        let w = self.output.weight.val().reshape([h]);
-        let bias = match &self.output.bias {
-            Some(bias) => bias.val().reshape([1]),
-            None => Tensor::zeros([1], &a.device()),
+        let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
+        let phi = self.alone();
+        let (a, b) = (phi.project_a(z_a.unsqueeze()), phi.project_b(z_b.unsqueeze()));
+        phi.pairwise_temperatures(a, b, range).reshape([n, m])
+    }
+}
+
+/// The temperature networks of all C heads with their parameters stacked along a leading head
+/// axis, so that a step runs each layer once for every head (batched matrix products and one
+/// fused all-pairs op) instead of a dozen small ops per head. Stacked afresh from the networks
+/// each step: gradients flow back to each network's own parameters.
+///
+/// phi's first layer on a pair is W [z_a ; z_b] + bias = (W_a z_a + bias) + W_b z_b, so each side
+/// is projected once ([`project_a`](Self::project_a), [`project_b`](Self::project_b)) and pairs
+/// only add them.
+#[derive(Debug, Clone)]
+pub struct StackedTemperatureNets {
+    /// The hidden layer's rows that act on z_a, [C, d, H].
+    w_a: Tensor<3>,
+    /// The hidden layer's rows that act on z_b, [C, d, H].
+    w_b: Tensor<3>,
+    /// The hidden layer's bias, [C, 1, H].
+    hidden_bias: Option<Tensor<3>>,
+    /// The output layer's weights, [C, H].
+    w_out: Tensor<2>,
+    /// The output layer's bias, [C].
+    output_bias: Option<Tensor<1>>,
+}
+
+impl StackedTemperatureNets {
+    /// Stacks one network per head, in head order (a shared network is passed once per head).
+    pub fn new(nets: &[&TemperatureNet]) -> Self {
+        let hidden =
+            Tensor::stack::<3>(nets.iter().map(|net| net.hidden.weight.val()).collect(), 0);
+        let [c, d2, h] = hidden.dims();
+        let biases = |layer: fn(&TemperatureNet) -> &Linear| {
+            let biases: Option<Vec<Tensor<1>>> =
+                nets.iter().map(|net| layer(net).bias.as_ref().map(|b| b.val())).collect();
+            biases.map(|b| Tensor::stack::<2>(b, 0))
         };
-        pairwise_temperature(a, b, w, bias, *range)
+        let output =
+            Tensor::stack::<3>(nets.iter().map(|net| net.output.weight.val()).collect(), 0);
+        Self {
+            w_a: hidden.clone().slice([0..c, 0..d2 / 2, 0..h]),
+            w_b: hidden.slice([0..c, d2 / 2..d2, 0..h]),
+            hidden_bias: biases(|net| &net.hidden).map(|b| b.unsqueeze_dim(1)),
+            w_out: output.reshape([c, h]),
+            output_bias: biases(|net| &net.output).map(|b| b.reshape([c])),
+        }
+    }
+
+    /// Number of heads C.
+    pub fn heads(&self) -> usize {
+        self.w_a.dims()[0]
+    }
+
+    /// Side a of every pair, a = W_a z_a + bias: [C, N, d] -> [C, N, H].
+    pub fn project_a(&self, z_a: Tensor<3>) -> Tensor<3> {
+        let a = z_a.matmul(self.w_a.clone());
+        match &self.hidden_bias {
+            Some(bias) => a + bias.clone(),
+            None => a,
+        }
+    }
+
+    /// Side b of every pair, b = W_b z_b: [C, M, d] -> [C, M, H].
+    pub fn project_b(&self, z_b: Tensor<3>) -> Tensor<3> {
+        z_b.matmul(self.w_b.clone())
+    }
+
+    /// The output bias of each head, [C] (zeros without one).
+    fn output_bias(&self, device: &Device) -> Tensor<1> {
+        self.output_bias.clone().unwrap_or_else(|| Tensor::zeros([self.heads()], device))
+    }
+
+    /// Logits of the aligned pairs (a[c, i], b[c, i]): [C, N, H] twice -> [C, N].
+    pub fn paired_logits(&self, a: Tensor<3>, b: Tensor<3>) -> Tensor<2> {
+        let [c, n, h] = a.dims();
+        let bias = self.output_bias(&a.device()).reshape([c, 1, 1]);
+        let logits = relu(a + b).matmul(self.w_out.clone().reshape([c, h, 1])) + bias;
+        logits.reshape([c, n])
+    }
+
+    /// Temperatures of the aligned pairs, `range.squash(paired_logits(a, b))`: [C, N].
+    pub fn paired_temperatures(
+        &self,
+        a: Tensor<3>,
+        b: Tensor<3>,
+        range: &TemperatureRange,
+    ) -> Tensor<2> {
+        range.squash(self.paired_logits(a, b))
+    }
+
+    /// Logits of every pair (a[c, i], b[c, j]): [C, N, H] x [C, M, H] -> [C, N, M]. The
+    /// [C, N, M, H] hidden layer is fused on the CPU ([`pairwise_relu_dot`]).
+    pub fn pairwise_logits(&self, a: Tensor<3>, b: Tensor<3>) -> Tensor<3> {
+        let [c, _, _] = a.dims();
+        let bias = self.output_bias(&a.device()).reshape([c, 1, 1]);
+        pairwise_relu_dot(a, b, self.w_out.clone()) + bias
+    }
+
+    /// Temperatures of every pair, `range.squash(pairwise_logits(a, b))`, with the output bias
+    /// and the squashing fused into the all-pairs pass on the CPU: [C, N, M].
+    pub fn pairwise_temperatures(
+        &self,
+        a: Tensor<3>,
+        b: Tensor<3>,
+        range: &TemperatureRange,
+    ) -> Tensor<3> {
+        let bias = self.output_bias(&a.device());
+        pairwise_temperature(a, b, self.w_out.clone(), bias, *range)
     }
 }
