@@ -5,6 +5,7 @@
 #
 #   benches/compare-pytorch.sh            # markdown table on stdout, raw JSON in target/bench/
 #   ROUNDS=5 PYTHON=python3 benches/compare-pytorch.sh
+#   BUILD_FLAGS="--no-default-features --features x86-v4" benches/compare-pytorch.sh   # a CPU-only build (no GPU stack)
 #
 # PYTHON defaults to target/venv-torch/bin/python, made by scripts/setup-pytorch.sh when missing.
 set -euo pipefail
@@ -15,7 +16,8 @@ if ! "$python" -c "import torch" 2>/dev/null; then
     scripts/setup-pytorch.sh
     python=target/venv-torch/bin/python
 fi
-cargo build --release -p amcl-train
+# shellcheck disable=SC2086
+cargo build --release -p amcl-train ${BUILD_FLAGS:-}
 out=target/bench
 mkdir -p "$out"
 rm -f "$out"/compare-*.json

@@ -5,11 +5,13 @@
 #
 #   benches/cpu.sh              # about 10 minutes on 2 cores
 #   ROUNDS=5 benches/cpu.sh
+#   BUILD_FLAGS="--no-default-features --features x86-v4" benches/cpu.sh   # a CPU-only build (no GPU stack)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-3}"
 zip="${CIFAR10_ZIP:-../shared/data/cifar10-jpg.zip}"
-cargo build --release -p amcl-train
+# shellcheck disable=SC2086
+cargo build --release -p amcl-train ${BUILD_FLAGS:-}
 bin=target/release/amcl-train
 out=target/bench
 mkdir -p "$out"

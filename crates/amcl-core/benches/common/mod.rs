@@ -5,6 +5,7 @@ use std::time::Instant;
 use burn::prelude::*;
 
 /// Milliseconds per call of f, after one call to warm up, over about `seconds`.
+#[allow(dead_code)] // not every bench takes means
 pub fn millis(seconds: f64, mut f: impl FnMut()) -> f64 {
     f();
     let start = Instant::now();
@@ -14,6 +15,20 @@ pub fn millis(seconds: f64, mut f: impl FnMut()) -> f64 {
         calls += 1;
     }
     start.elapsed().as_secs_f64() * 1e3 / calls as f64
+}
+
+/// The fastest of `calls` calls of f in milliseconds, after one to warm up: on a shared host,
+/// where the mean of a second's calls moves by 10-20 % between runs, the minimum moves far less.
+#[allow(dead_code)] // not every bench takes minima
+pub fn best_millis(calls: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..calls)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// A tensor of values in [lo, hi) from a fixed pattern, shifted by `seed`.

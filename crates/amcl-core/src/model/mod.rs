@@ -11,7 +11,7 @@ mod temperature;
 
 pub use backbone::{Backbone, BackboneKind, BasicBlock, ConvBn, ResNet18, SmallCnn};
 #[doc(hidden)]
-pub use conv_cpu::matrix_product;
+pub use conv_cpu::{conv2d, matrix_product};
 pub use normalize::Normalization;
 pub use projection::ProjectionHead;
 pub use temperature::{
