@@ -3,6 +3,7 @@
 //! 2N = 256 queries against a queue of 1,024, and SimCLR's 2N = 256 views against each other;
 //! d = 64, as `amcl-train bench`. First one head alone, then what they add to a whole MoCo
 //! objective (C = 3): `moco_symmetric_objective` adaptive against plain, forward and backward.
+//! Each figure is the fastest of 50 calls (on a shared host steadier than a mean).
 //!
 //!     cargo bench -p amcl-core --features autodiff --bench temperatures
 mod common;
@@ -11,7 +12,7 @@ use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, l2_normalize};
 use amcl_core::methods::moco_symmetric_objective;
 use amcl_core::model::AmclModelConfig;
 use burn::prelude::*;
-use common::{filled, millis};
+use common::{best_millis, filled};
 
 fn main() {
     let device = Device::flex().autodiff();
@@ -22,10 +23,10 @@ fn main() {
     for (name, n, m) in [("MoCo, queue 1024", 256, 1024), ("SimCLR", 256, 256)] {
         let (z_a, z_b) =
             (filled([n, dim], (-1.0, 1.0), 1, &device), filled([m, dim], (-1.0, 1.0), 2, &device));
-        let forward = millis(1.0, || {
+        let forward = best_millis(50, || {
             std::hint::black_box(model.pairwise_temperature(0, z_a.clone(), z_b.clone()));
         });
-        let both = millis(1.0, || {
+        let both = best_millis(50, || {
             let z_a = z_a.clone().detach().require_grad();
             let tau = model.pairwise_temperature(0, z_a.clone(), z_b.clone());
             let grads = (tau * filled([n, m], (-1.0, 1.0), 3, &device)).sum().backward();
@@ -53,8 +54,8 @@ fn moco_objective(model: &amcl_core::model::AmclModel, device: &Device) {
                 .expect("valid shapes");
         std::hint::black_box(q_a.grad(&loss.backward()));
     };
-    let plain = millis(1.0, || step(false));
-    let adaptive = millis(1.0, || step(true));
+    let plain = best_millis(50, || step(false));
+    let adaptive = best_millis(50, || step(true));
     println!();
     println!("| MoCo objective, C = {c}, [2N, queue] | plain ms | adaptive ms | temperatures ms |");
     println!("|---|---|---|---|");
