@@ -1,7 +1,9 @@
 //! Each convolution layer of both backbones on the CPU (src/model/conv_cpu.rs, flex with
 //! autodiff), forward alone and forward + backward (dx, except for the first layer, and dw), at
-//! the batch of `amcl-train bench`: the small CNN of width 16 at 128 images, ResNet-18 at 32. Each figure is the fastest
-//! of several calls, which on a shared host is steadier than a mean.
+//! the batch of `amcl-train bench`: the small CNN of width 16 at 128 images, ResNet-18 at 32.
+//! Each figure is the fastest of several calls, which on a shared host is steadier than a mean.
+//! The backward starts from `y.sum()`, so it also makes and copies y's gradient (one pass over
+//! y) and adds burn's autodiff bookkeeping.
 //!
 //!     cargo bench -p amcl-core --features autodiff,x86-v4 --bench conv_layers
 mod common;
