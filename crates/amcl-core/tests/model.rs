@@ -345,7 +345,10 @@ fn moco_symmetric_objective_is_the_mean_of_its_two_directions() {
             let ba = one_direction(&q_b, &k_a, adaptive, &cfg);
             let got = loss.into_scalar::<f32>();
             let what = format!("{reduction:?}, adaptive {adaptive}");
-            assert!((ab - ba).abs() > 1e-3, "{what}: the directions should differ ({ab}, {ba})");
+            // One direction alone would miss the mean by |ab - ba| / 2, which must stay well
+            // above the tolerance below (the weights, drawn from the tests' shared generator,
+            // vary with the order the tests run in).
+            assert!((ab - ba).abs() > 1e-4, "{what}: the directions should differ ({ab}, {ba})");
             let expected = 0.5 * (ab + ba);
             assert!(
                 (got - expected).abs() < 1e-5 * expected.abs().max(1.0),
