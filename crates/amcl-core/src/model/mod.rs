@@ -241,14 +241,16 @@ impl AmclModel {
     /// [C, N, d] x [C, N, d] -> [C, N], in (lo, hi).
     pub fn paired_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<2> {
         let phi = self.stacked_temperatures();
-        phi.paired_temperatures(phi.project_a(z_a), phi.project_b(z_b), &self.range)
+        let (a, b) = phi.project(z_a, z_b);
+        phi.paired_temperatures(a, b, &self.range)
     }
 
     /// Adaptive temperatures of all pairs in every head, each by its own network:
     /// [C, N, d] x [C, M, d] -> [C, N, M], in (lo, hi).
     pub fn pairwise_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<3> {
         let phi = self.stacked_temperatures();
-        phi.pairwise_temperatures(phi.project_a(z_a), phi.project_b(z_b), &self.range)
+        let (a, b) = phi.project(z_a, z_b);
+        phi.pairwise_temperatures(a, b, &self.range)
     }
 
     /// Adaptive temperatures of aligned pairs in head `c`: [B, d] x [B, d] -> [B], in (lo, hi).

@@ -80,16 +80,22 @@ impl TemperatureNet {
         self.output.forward(relu(self.hidden.forward(pairs))).reshape([p])
     }
 
-    /// This network alone, as a stack of one head.
-    fn alone(&self) -> StackedTemperatureNets {
-        StackedTemperatureNets::new(&[self])
+    /// This network alone, as a stack of one head, and both sides of the pairs of z_a [N, d] and
+    /// z_b [M, d] ([1, N, H], [1, M, H]).
+    fn alone(
+        &self,
+        z_a: Tensor<2>,
+        z_b: Tensor<2>,
+    ) -> (StackedTemperatureNets, Tensor<3>, Tensor<3>) {
+        let phi = StackedTemperatureNets::new(&[self]);
+        let (a, b) = phi.project(z_a.unsqueeze(), z_b.unsqueeze());
+        (phi, a, b)
     }
 
     /// Temperature logits of the aligned pairs (z_a[i], z_b[i]): [B, d] x [B, d] -> [B].
     pub fn paired_logits(&self, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
         let [n, _] = z_a.dims();
-        let phi = self.alone();
-        let (a, b) = (phi.project_a(z_a.unsqueeze()), phi.project_b(z_b.unsqueeze()));
+        let (phi, a, b) = self.alone(z_a, z_b);
         phi.paired_logits(a, b).reshape([n])
     }
 
@@ -97,8 +103,7 @@ impl TemperatureNet {
     /// The [N, M, 128] hidden layer is fused on the CPU ([`pairwise_relu_dot`]).
     pub fn pairwise_logits(&self, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
         let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
-        let phi = self.alone();
-        let (a, b) = (phi.project_a(z_a.unsqueeze()), phi.project_b(z_b.unsqueeze()));
+        let (phi, a, b) = self.alone(z_a, z_b);
         phi.pairwise_logits(a, b).reshape([n, m])
     }
 
@@ -111,8 +116,7 @@ impl TemperatureNet {
         range: &TemperatureRange,
     ) -> Tensor<2> {
         let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
-        let phi = self.alone();
-        let (a, b) = (phi.project_a(z_a.unsqueeze()), phi.project_b(z_b.unsqueeze()));
+        let (phi, a, b) = self.alone(z_a, z_b);
         phi.pairwise_temperatures(a, b, range).reshape([n, m])
     }
 }
@@ -182,6 +186,11 @@ impl StackedTemperatureNets {
     /// Side b of every pair, b = W_b z_b: [C, M, d] -> [C, M, H].
     pub fn project_b(&self, z_b: Tensor<3>) -> Tensor<3> {
         z_b.matmul(self.w_b.clone())
+    }
+
+    /// Both sides, ([`project_a`](Self::project_a)(z_a), [`project_b`](Self::project_b)(z_b)).
+    pub fn project(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
+        (self.project_a(z_a), self.project_b(z_b))
     }
 
     /// The output bias of each head, [C] (zeros without one).
