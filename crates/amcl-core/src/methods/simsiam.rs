@@ -61,15 +61,14 @@ pub fn simsiam_step(
     let predict = |z: &[Tensor<2>]| -> Vec<Tensor<2>> {
         z.iter().zip(&model.predictors).map(|(z, p)| p.forward(z.clone())).collect()
     };
-    let (p1, p2) = (predict(&z1), predict(&z2));
+    let stack = |v: Vec<Tensor<2>>| Tensor::stack::<3>(v, 0);
+    let (p1, p2) = (stack(predict(&z1)), stack(predict(&z2)));
+    let (z1, z2) = (stack(z1), stack(z2));
     let taus = adaptive.then(|| {
-        let stack_normalized =
-            |t: &[Tensor<2>]| Tensor::stack::<3>(t.iter().cloned().map(l2_normalize).collect(), 0);
-        let tau = |p: &[Tensor<2>], z: &[Tensor<2>]| {
-            model.paired_temperatures(stack_normalized(p), stack_normalized(z).detach())
+        let tau = |p: &Tensor<3>, z: &Tensor<3>| {
+            model.paired_temperatures(l2_normalize(p.clone()), l2_normalize(z.clone()).detach())
         };
         (tau(&p1, &z2), tau(&p2, &z1))
     });
-    let stack = |v: Vec<Tensor<2>>| Tensor::stack::<3>(v, 0);
-    simsiam_objective(stack(p1), stack(p2), stack(z1), stack(z2), taus, beta, dim)
+    simsiam_objective(p1, p2, z1, z2, taus, beta, dim)
 }
