@@ -200,10 +200,9 @@ pub fn pretrain(
             position.step_in_epoch += 1;
             loss_sum += loss as f64;
             loss_count += 1;
-            writeln!(
-                metrics,
-                "{}",
-                serde_json::json!({"kind": "step", "epoch": epoch + 1, "step": position.step, "loss": loss, "lr": lr})
+            append_record(
+                &mut metrics,
+                serde_json::json!({"kind": "step", "epoch": epoch + 1, "step": position.step, "loss": loss, "lr": lr}),
             )?;
             let rate = ((position.step_in_epoch - first_step) * config.batch_size) as f64
                 / started.elapsed().as_secs_f64();
@@ -250,11 +249,10 @@ pub fn pretrain(
             taus(&heads),
             knn.map_or("-".into(), |k| format!("{:.2}%", k * 100.0)),
         );
-        writeln!(
-            metrics,
-            "{}",
+        append_record(
+            &mut metrics,
             serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "step": position.step, "loss": mean_loss,
-                "images_per_s": images_per_s, "seconds": seconds, "heads": heads, "knn_top1": knn})
+                "images_per_s": images_per_s, "seconds": seconds, "heads": heads, "knn_top1": knn}),
         )?;
         metrics.flush()?;
         let valid = model.valid();
@@ -352,6 +350,13 @@ fn non_finite_message(
         detail.join("; "),
         run.display()
     )
+}
+
+/// Appends one record to metrics.jsonl as one write of the whole line, so that a reader (a
+/// test or a user following the run) never sees part of one: `writeln!` of a JSON value writes
+/// it in many small pieces, and a test that read the file mid-record failed on the fragment.
+fn append_record(metrics: &mut std::fs::File, record: serde_json::Value) -> std::io::Result<()> {
+    metrics.write_all(format!("{record}\n").as_bytes())
 }
 
 /// Opens metrics.jsonl for appending, first dropping records past `step` (left by an
