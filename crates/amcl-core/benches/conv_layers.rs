@@ -6,6 +6,7 @@
 //! y) and adds burn's autodiff bookkeeping.
 //!
 //!     cargo bench -p amcl-core --features autodiff,x86-v4 --bench conv_layers
+//!     cargo bench -p amcl-core --features autodiff,x86-v4 --bench conv_layers -- layer4  # names containing it
 mod common;
 
 use amcl_core::model::conv2d;
@@ -13,6 +14,7 @@ use burn::prelude::*;
 use common::{best_millis, filled};
 
 fn main() {
+    common::keep_freed_memory();
     let device = Device::flex().autodiff();
     // (name, batch, C_in, side, C_out, stride): every distinct 3x3 layer, and ResNet's 1x1
     // shortcuts.
@@ -31,9 +33,14 @@ fn main() {
         ("ResNet-18 layer4", 32, 512, 4, 512, 1),
         ("ResNet-18 shortcut 2", 32, 64, 32, 128, 2),
     ];
+    // Layers whose name contains the first argument (all without one; cargo bench passes --bench).
+    let only = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
     println!("| layer | x | C_out, stride | forward ms | forward + backward ms |");
     println!("|---|---|---|---|---|");
     for (name, batch, c_in, side, c_out, stride) in layers {
+        if !name.contains(&only) {
+            continue;
+        }
         let kernel = if name.contains("shortcut") { 1 } else { 3 };
         let x = filled([batch, c_in, side, side], (-1.0, 1.0), 1, &device);
         let w = filled([c_out, c_in, kernel, kernel], (-0.1, 0.1), 2, &device);

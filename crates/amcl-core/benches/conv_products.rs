@@ -19,6 +19,7 @@ use amcl_core::model::matrix_product as product;
 use common::millis;
 
 fn main() {
+    common::keep_freed_memory();
     // (name, C_out, K, n): n = the columns of one group (512 per product in conv_cpu.rs, at
     // least one image).
     let layers = [

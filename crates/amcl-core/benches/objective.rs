@@ -13,6 +13,7 @@ use burn::prelude::*;
 use common::{filled, millis};
 
 fn main() {
+    common::keep_freed_memory();
     let device = Device::flex().autodiff();
     // (name, C, rows, K): MoCo's 2N queries (both directions) against a queue of 1,024, and
     // SimCLR's 2N anchors against their 2N - 2 in-batch negatives.

@@ -15,6 +15,7 @@ use burn::prelude::*;
 use common::{best_millis, filled};
 
 fn main() {
+    common::keep_freed_memory();
     let device = Device::flex().autodiff();
     let dim = 64;
     let model = AmclModelConfig::new().with_dim(dim).init(&device).expect("a valid config");

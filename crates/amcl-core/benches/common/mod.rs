@@ -4,6 +4,20 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
+/// The allocator amcl-train uses (crates/amcl-train/src/main.rs): with the system allocator
+/// every call of a bench paid page faults for its large buffers, which a training step does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc 3's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc.h).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Never return freed memory to the OS, as amcl-train does: call first in `main`.
+pub fn keep_freed_memory() {
+    // SAFETY: sets a process-wide allocator option, before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 /// Milliseconds per call of f, after one call to warm up, over about `seconds`.
 #[allow(dead_code)] // not every bench takes means
 pub fn millis(seconds: f64, mut f: impl FnMut()) -> f64 {
