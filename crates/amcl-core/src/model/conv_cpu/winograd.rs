@@ -1,0 +1,396 @@
+//! The Winograd convolution F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional
+//! Neural Networks", CVPR 2016) for 3x3 kernels with stride 1 and padding 1 on planes of even
+//! height and width, 32 channels or more ([`applies`]): every such layer of both backbones, in
+//! the forward pass, and for dx in the backward pass, which is the same kind of convolution of dy
+//! with the kernels rotated by 180 degrees. (The weight gradient stays with im2col.)
+//!
+//! Each 2x2 block of outputs (a "tile") comes from the 4x4 block of input around it:
+//!
+//! ```text
+//! U = G g G^T       [4, 4] for each (c_out, c_in)   g the 3x3 kernel, transformed once per call
+//! V = B^T d B       [4, 4] for each (c_in, tile)    d the tile's 4x4 input (zeros off the plane)
+//! M = sum_c U . V   [4, 4] for each (c_out, tile)   16 products [c_out, c_in] [c_in, tiles]
+//! Y = A^T M A       [2, 2] for each (c_out, tile)
+//!
+//!       | 1    0    0  |          | 1  0 -1  0 |
+//!   G = | 1/2  1/2  1/2|   B^T =  | 0  1  1  0 |   A^T = | 1  1  1  0 |
+//!       | 1/2 -1/2  1/2|          | 0 -1  1  0 |         | 0  1 -1 -1 |
+//!       | 0    0    1  |          | 0  1  0 -1 |
+//! ```
+//!
+//! The 16 products make 16 c_out c_in multiply-adds per tile of four outputs, where im2col's
+//! one product makes 36: 2.25x fewer. The transforms are additions (and halvings, for U), so
+//! the results differ from the direct sum by rounding only (tests in `conv_cpu`).
+//!
+//! The rotated kernels need no transform of their own: G J = P G for the reversal J and the
+//! permutation P of rows (3, 1, 2, 0), so U of a rotated kernel is U with its rows and columns
+//! permuted ([`ROTATED`]); and the swapped channels are the product's transposed operand.
+
+use std::mem::MaybeUninit;
+
+use super::ConvShape;
+use super::kernel::Product;
+use crate::cpu::widest_simd;
+#[cfg(not(target_arch = "wasm32"))]
+use rayon::prelude::*;
+
+/// The 16 entries of a transformed 4x4 tile, row-major: index 4 row + column.
+const ENTRIES: usize = 16;
+
+/// Entry (r, c) of a rotated kernel's U is entry (p(r), p(c)) of U, p = (3, 1, 2, 0).
+const ROTATED: [usize; ENTRIES] = {
+    let p = [3, 1, 2, 0];
+    let mut rotated = [0; ENTRIES];
+    let mut e = 0;
+    while e < ENTRIES {
+        rotated[e] = 4 * p[e / 4] + p[e % 4];
+        e += 1;
+    }
+    rotated
+};
+
+/// Tiles each group of images aims for (the columns of its 16 products). ResNet-18's layers ran
+/// 3-6 % faster with 128 or 256 than with 512 (`conv_layers` bench), the small CNN's the same.
+const TILES_PER_PRODUCT: usize = 256;
+
+/// Input and output channels a layer needs at least for this module to compute it. The
+/// transforms cost in proportion to c_in + c_out per pixel and save in proportion to c_in c_out,
+/// so narrow layers gain nothing: the small CNN's first layer (3 -> 16 channels) took 1.4x as
+/// long forward as im2col's, its 32 -> 32 layer the same time, the 64- and 128-channel layers
+/// 0.8x (`conv_layers` bench).
+const MIN_CHANNELS: usize = 32;
+
+/// Whether the convolution of `shape` is one this module computes: a 3x3 kernel, stride 1,
+/// padding 1, an even height and width, and at least [`MIN_CHANNELS`] in and out.
+pub(super) fn applies(shape: &ConvShape) -> bool {
+    shape.c_in.min(shape.c_out) >= MIN_CHANNELS
+        && shape.kernel == [3, 3]
+        && shape.stride == [1, 1]
+        && shape.padding == [1, 1]
+        && shape.h.is_multiple_of(2)
+        && shape.w.is_multiple_of(2)
+        && shape.h > 0
+        && shape.w > 0
+}
+
+/// y [B, c_out, h, w] = conv2d(x [B, c_in, h, w], w [c_out, c_in, 3, 3]), for [`applies`].
+pub(super) fn forward(x: &[f32], w: &[f32], shape: &ConvShape) -> Vec<f32> {
+    let kernels = Kernels::new(w, shape.c_out, shape.c_in);
+    convolve(x, shape, &kernels, false)
+}
+
+/// dx [B, c_in, h, w] for dy [B, c_out, h, w]: the adjoint of [`forward`], the convolution of
+/// dy with the kernels rotated by 180 degrees and their channels swapped.
+pub(super) fn input_gradient(dy: &[f32], w: &[f32], shape: &ConvShape) -> Vec<f32> {
+    let kernels = Kernels::new(w, shape.c_out, shape.c_in);
+    convolve(dy, shape, &kernels, true)
+}
+
+/// U = G g G^T of every kernel g [3, 3] of w [c_out, c_in, 3, 3], stored as [c_out][16][c_in]
+/// so that each output channel's entries are written together.
+struct Kernels {
+    u: Vec<f32>,
+    c_out: usize,
+    c_in: usize,
+}
+
+impl Kernels {
+    fn new(w: &[f32], c_out: usize, c_in: usize) -> Self {
+        let mut u = vec![0.0; c_out * ENTRIES * c_in];
+        let transform = |(o, u_o): (usize, &mut [f32])| {
+            transform_kernels_simd(&w[o * c_in * 9..][..c_in * 9], u_o);
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        u.par_chunks_mut(ENTRIES * c_in).enumerate().for_each(transform);
+        #[cfg(target_arch = "wasm32")]
+        u.chunks_mut(ENTRIES * c_in).enumerate().for_each(transform);
+        Self { u, c_out, c_in }
+    }
+
+    /// The left operand of entry e's product, with its (row, column) strides: U_e [c_out, c_in]
+    /// for the convolution, or for its adjoint U of the rotated kernels with the channels
+    /// swapped, [c_in, c_out].
+    fn operand(&self, e: usize, adjoint: bool) -> (&[f32], [usize; 2]) {
+        let row = ENTRIES * self.c_in;
+        if adjoint {
+            (&self.u[ROTATED[e] * self.c_in..], [1, row])
+        } else {
+            (&self.u[e * self.c_in..], [row, 1])
+        }
+    }
+}
+
+widest_simd!(fn transform_kernels_simd => transform_kernels(w: &[f32], u: &mut [f32]));
+
+/// u [16, c_in] = G g G^T for one output channel's kernels w [c_in, 3, 3], a block of input
+/// channels at a time (their taps gathered first, so that the arithmetic runs across channels).
+#[inline(always)]
+fn transform_kernels(w: &[f32], u: &mut [f32]) {
+    const LANES: usize = 16;
+    let c_in = w.len() / 9;
+    for first in (0..c_in).step_by(LANES) {
+        let lanes = LANES.min(c_in - first);
+        let mut g = [[0.0f32; LANES]; 9];
+        for (l, taps) in w[first * 9..][..lanes * 9].chunks_exact(9).enumerate() {
+            for (t, &v) in taps.iter().enumerate() {
+                g[t][l] = v;
+            }
+        }
+        // G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 of the kernel's rows.
+        let mut gg = [[[0.0f32; LANES]; 3]; 4];
+        for l in 0..LANES {
+            for c in 0..3 {
+                let (a, b, d) = (g[c][l], g[3 + c][l], g[6 + c][l]);
+                gg[0][c][l] = a;
+                gg[1][c][l] = 0.5 * (a + b + d);
+                gg[2][c][l] = 0.5 * (a - b + d);
+                gg[3][c][l] = d;
+            }
+        }
+        // (G g) G^T: the same combination of each row's three columns.
+        let mut out = [[0.0f32; LANES]; ENTRIES];
+        for r in 0..4 {
+            for l in 0..LANES {
+                let (a, b, d) = (gg[r][0][l], gg[r][1][l], gg[r][2][l]);
+                out[4 * r][l] = a;
+                out[4 * r + 1][l] = 0.5 * (a + b + d);
+                out[4 * r + 2][l] = 0.5 * (a - b + d);
+                out[4 * r + 3][l] = d;
+            }
+        }
+        for (e, values) in out.iter().enumerate() {
+            u[e * c_in + first..][..lanes].copy_from_slice(&values[..lanes]);
+        }
+    }
+}
+
+/// The sizes of one convolution as this module sees it: `from` channels in, `to` out.
+#[derive(Clone, Copy)]
+struct Planes {
+    from: usize,
+    to: usize,
+    h: usize,
+    w: usize,
+}
+
+impl Planes {
+    /// Tiles across a row (w / 2) and in a plane.
+    fn tiles(&self) -> (usize, usize) {
+        (self.w / 2, self.h / 2 * (self.w / 2))
+    }
+}
+
+/// Reused buffers of one worker: the transformed input V [16][from][tiles], the products
+/// M [16][to][tiles], and the transforms' intermediate values.
+#[derive(Default)]
+struct Scratch {
+    v: Vec<f32>,
+    m: Vec<f32>,
+    work: Vec<f32>,
+}
+
+/// out [B, to, h, w] = the convolution of x [B, from, h, w] with `kernels` (or, with `adjoint`,
+/// with their rotations and swapped channels), group by group of images.
+fn convolve(x: &[f32], shape: &ConvShape, kernels: &Kernels, adjoint: bool) -> Vec<f32> {
+    let (from, to) =
+        if adjoint { (kernels.c_out, kernels.c_in) } else { (kernels.c_in, kernels.c_out) };
+    let planes = Planes { from, to, h: shape.h, w: shape.w };
+    let (plane_in, plane_out) = (from * shape.h * shape.w, to * shape.h * shape.w);
+    let (_, tiles) = planes.tiles();
+    let by_tiles = (TILES_PER_PRODUCT / tiles).max(1);
+    let by_cores = (shape.batch / super::kernel::threads()).max(1);
+    let per_group = by_tiles.min(by_cores);
+    let mut out = crate::cpu::buffer::uninit(shape.batch * plane_out);
+    let group = |scratch: &mut Scratch, (out, x): (&mut [MaybeUninit<f32>], &[f32])| {
+        let images = x.len() / plane_in;
+        let n = images * tiles;
+        scratch.v.resize(ENTRIES * from * n, 0.0);
+        scratch.m.resize(ENTRIES * to * n, 0.0);
+        transform_input_simd(x, planes, &mut scratch.v, &mut scratch.work);
+        for e in 0..ENTRIES {
+            let product = Product {
+                dims: [to, n, from],
+                lhs: kernels.operand(e, adjoint),
+                rhs: (&scratch.v[e * from * n..][..from * n], [n, 1]),
+            };
+            let m = &mut scratch.m[e * to * n..][..to * n];
+            // SAFETY: the product writes f32 values only.
+            product.write_to(unsafe { crate::cpu::buffer::as_uninit(m) });
+        }
+        transform_output_simd(&scratch.m, planes, images, out, &mut scratch.work);
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    out.par_chunks_mut(per_group * plane_out)
+        .zip(x.par_chunks(per_group * plane_in))
+        .for_each_init(Scratch::default, group);
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut scratch = Scratch::default();
+        out.chunks_mut(per_group * plane_out)
+            .zip(x.chunks(per_group * plane_in))
+            .for_each(|pair| group(&mut scratch, pair));
+    }
+    // SAFETY: the groups cover `out`, and each output transform writes every value of its part.
+    unsafe { crate::cpu::buffer::assume_init(out) }
+}
+
+widest_simd!(fn transform_input_simd => transform_input(
+    x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>
+));
+
+/// v [16][from][images tiles] = B^T d B of every tile d of the images x [images, from, h, w],
+/// tile t = (image, tile row, tile column) in row-major order.
+///
+/// One input channel at a time, all images of the group together, so that the arithmetic runs
+/// over long rows even for 4x4 planes. The padded planes (p[y][x] = x[y - 1][x - 1], zero off
+/// the plane) are split into four phases q_ab[i][k] = p[2i + a][2k + b], the images stacked
+/// as blocks of rows and each row one longer than a row of tiles: entry (j, c) of tile
+/// (ty, tx) is then q_{j mod 2, c mod 2} one row or one column on from (ty, tx) for j, c >= 2,
+/// so each step of the transform is one pass over the stacked phases. The last row of each
+/// image block and the last column of each row are computed and never read.
+#[inline(always)]
+fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>) {
+    let Planes { from, h, w, .. } = planes;
+    let (across, tiles) = planes.tiles();
+    let images = x.len() / (from * h * w);
+    let n = images * tiles;
+    let (rows, stride) = (h / 2 + 1, across + 1);
+    let len = images * rows * stride;
+    // q: 4 phases, then d B: [a][c] for row phase a, then B^T d B: [r][c], each `len` long.
+    work.resize((4 + 8 + 16) * len, 0.0);
+    let (q, rest) = work.split_at_mut(4 * len);
+    let (db, btdb) = rest.split_at_mut(8 * len);
+    for ch in 0..from {
+        for image in 0..images {
+            for i in 0..rows {
+                for a in 0..2 {
+                    let at = (image * rows + i) * stride;
+                    let (even, odd) = (2 * a * len + at, (2 * a + 1) * len + at);
+                    // Input row 2i + a - 1: p's even columns are [0, x1, x3, ...], its odd
+                    // columns [x0, x2, ..., 0].
+                    match (2 * i + a).checked_sub(1).filter(|&y| y < h) {
+                        Some(y) => {
+                            let row = &x[((image * from + ch) * h + y) * w..][..w];
+                            q[even] = 0.0;
+                            q[odd + across] = 0.0;
+                            let (q_even, q_odd) = q.split_at_mut(odd);
+                            let q_even = &mut q_even[even + 1..][..across];
+                            let q_odd = &mut q_odd[..across];
+                            for ((e, o), pair) in
+                                q_even.iter_mut().zip(q_odd.iter_mut()).zip(row.chunks_exact(2))
+                            {
+                                *o = pair[0];
+                                *e = pair[1];
+                            }
+                        }
+                        None => {
+                            q[even..][..stride].fill(0.0);
+                            q[odd..][..stride].fill(0.0);
+                        }
+                    }
+                }
+            }
+        }
+        // d B along the columns: (a0, a1, a2, a3) = (q_a0[k], q_a1[k], q_a0[k + 1], q_a1[k + 1]).
+        let last = len - 1;
+        for a in 0..2 {
+            let (q0, q1) = (&q[2 * a * len..][..len], &q[(2 * a + 1) * len..][..len]);
+            let (a0, a1, a2, a3) = (&q0[..last], &q1[..last], &q0[1..], &q1[1..]);
+            let out = |c: usize| (4 * a + c) * len;
+            combine(&mut db[out(0)..][..last], a0, a2, |a0, a2| a0 - a2);
+            combine(&mut db[out(1)..][..last], a1, a2, |a1, a2| a1 + a2);
+            combine(&mut db[out(2)..][..last], a2, a1, |a2, a1| a2 - a1);
+            combine(&mut db[out(3)..][..last], a1, a3, |a1, a3| a1 - a3);
+        }
+        // B^T along the rows: rows j = 0..4 of a tile are phase (j mod 2), (j / 2) rows on.
+        let span = len - 1 - stride;
+        for c in 0..4 {
+            let (d0, d1) = (&db[c * len..][..span], &db[(4 + c) * len..][..span]);
+            let (d2, d3) = (&db[c * len + stride..][..span], &db[(4 + c) * len + stride..][..span]);
+            let out = |r: usize| (4 * r + c) * len;
+            combine(&mut btdb[out(0)..][..span], d0, d2, |d0, d2| d0 - d2);
+            combine(&mut btdb[out(1)..][..span], d1, d2, |d1, d2| d1 + d2);
+            combine(&mut btdb[out(2)..][..span], d2, d1, |d2, d1| d2 - d1);
+            combine(&mut btdb[out(3)..][..span], d1, d3, |d1, d3| d1 - d3);
+        }
+        // The tiles, in their order, to v.
+        for e in 0..ENTRIES {
+            let to = &mut v[(e * from + ch) * n..][..n];
+            for (image, to) in to.chunks_exact_mut(tiles).enumerate() {
+                for (ty, to) in to.chunks_exact_mut(across).enumerate() {
+                    to.copy_from_slice(&btdb[e * len + (image * rows + ty) * stride..][..across]);
+                }
+            }
+        }
+    }
+}
+
+/// out[i] = f(a[i], b[i]).
+#[inline(always)]
+fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b));
+}
+
+widest_simd!(fn transform_output_simd => transform_output(
+    m: &[f32], planes: Planes, images: usize, out: &mut [MaybeUninit<f32>], work: &mut Vec<f32>
+));
+
+/// out [images, to, h, w] = A^T M A of every tile, from m [16][to][images tiles]: one output
+/// channel at a time, over all tiles of the group at once.
+#[inline(always)]
+fn transform_output(
+    m: &[f32],
+    planes: Planes,
+    images: usize,
+    out: &mut [MaybeUninit<f32>],
+    work: &mut Vec<f32>,
+) {
+    let Planes { to, h, w, .. } = planes;
+    let (across, tiles) = planes.tiles();
+    let n = images * tiles;
+    // A^T M: [r][c] for rows r = 0, 1; then (A^T M) A: [r][c] for r, c = 0, 1; each n long.
+    work.resize((8 + 4) * n, 0.0);
+    let (atm, y) = work.split_at_mut(8 * n);
+    for o in 0..to {
+        let entry = |r: usize, c: usize| &m[((4 * r + c) * to + o) * n..][..n];
+        // Row 0 = M0 + M1 + M2, row 1 = M1 - M2 - M3 (M's rows, column by column).
+        for c in 0..4 {
+            let (m0, m1, m2, m3) = (entry(0, c), entry(1, c), entry(2, c), entry(3, c));
+            let (row0, row1) = atm.split_at_mut(4 * n);
+            let (row0, row1) = (&mut row0[c * n..][..n], &mut row1[c * n..][..n]);
+            for (((s0, s1), (&a, &b)), (&c, &d)) in
+                row0.iter_mut().zip(row1.iter_mut()).zip(m0.iter().zip(m1)).zip(m2.iter().zip(m3))
+            {
+                *s0 = a + b + c;
+                *s1 = b - c - d;
+            }
+        }
+        // The same combination of each row's columns.
+        for r in 0..2 {
+            let column = |c: usize| &atm[(4 * r + c) * n..][..n];
+            let (c0, c1, c2, c3) = (column(0), column(1), column(2), column(3));
+            let (left, right) = y[2 * r * n..][..2 * n].split_at_mut(n);
+            for (((l, r), (&a, &b)), (&c, &d)) in
+                left.iter_mut().zip(right.iter_mut()).zip(c0.iter().zip(c1)).zip(c2.iter().zip(c3))
+            {
+                *l = a + b + c;
+                *r = b - c - d;
+            }
+        }
+        // Each tile's 2x2 outputs to its place: rows 2 ty and 2 ty + 1, columns 2 tx, 2 tx + 1.
+        for image in 0..images {
+            let plane = &mut out[(image * to + o) * h * w..][..h * w];
+            for (ty, rows) in plane.chunks_exact_mut(2 * w).enumerate() {
+                let first = image * tiles + ty * across;
+                for (r, row) in rows.chunks_exact_mut(w).enumerate() {
+                    let left = &y[2 * r * n + first..][..across];
+                    let right = &y[(2 * r + 1) * n + first..][..across];
+                    for (pair, (&l, &r)) in row.chunks_exact_mut(2).zip(left.iter().zip(right)) {
+                        pair[0].write(l);
+                        pair[1].write(r);
+                    }
+                }
+            }
+        }
+    }
+}
