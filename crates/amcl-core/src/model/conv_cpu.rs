@@ -272,7 +272,7 @@ mod kernel {
 
     impl Product<'_> {
         /// dst [m, n] += lhs rhs.
-        fn add_to(&self, dst: &mut [f32]) {
+        pub(super) fn add_to(&self, dst: &mut [f32]) {
             // SAFETY: dst is a live slice of f32 of the given length.
             unsafe { self.run(dst.as_mut_ptr(), dst.len(), true) }
         }
@@ -721,13 +721,13 @@ mod kernel {
         shape: &ConvShape,
         want_x: bool,
     ) -> (Option<Vec<f32>>, Vec<f32>) {
+        if winograd::applies(shape) {
+            let dx = want_x.then(|| winograd::input_gradient(dy, w, shape));
+            return (dx, winograd::weight_gradient(x, dy, shape));
+        }
         let (k, p, c_out) = (shape.k(), shape.p(), shape.c_out);
         let image_in = shape.c_in * shape.h * shape.w;
         let per_group = images_per_group(shape);
-        // dx by the Winograd convolution where it applies; below, the groups then make dw only.
-        let winograd_dx =
-            (want_x && winograd::applies(shape)).then(|| winograd::input_gradient(dy, w, shape));
-        let want_x = want_x && winograd_dx.is_none();
         let mut dx = buffer::uninit(if want_x { x.len() } else { 0 });
         // (first image, its dx when wanted) for every group.
         let groups: Vec<(usize, Option<&mut [MaybeUninit<f32>]>)> = if want_x {
@@ -790,7 +790,7 @@ mod kernel {
         let partials = vec![groups.into_iter().fold(zeros(), group).1];
         let dw = weight_gradient(&partials, [c_out, k]);
         // SAFETY: with want_x the groups cover dx and each zeroed its part before adding to it.
-        (winograd_dx.or_else(|| want_x.then(|| unsafe { buffer::assume_init(dx) })), dw)
+        (want_x.then(|| unsafe { buffer::assume_init(dx) }), dw)
     }
 }
 
