@@ -20,6 +20,9 @@
 //! and col2im work a kernel tap and a plane at a time, as shifted block copies and adds where
 //! the stride allows (see `im2col`).
 //!
+//! The 3x3 layers with stride 1 and 32 channels or more (most of both backbones' work) take
+//! the Winograd convolution instead, in all three passes: see [`winograd`].
+//!
 //! Used on flex, with or without autodiff, in f32 and on native targets (the browser keeps
 //! burn's convolution); every other case takes burn's `conv2d`, and both give the same numbers
 //! (tests below).

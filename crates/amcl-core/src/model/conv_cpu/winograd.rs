@@ -1,8 +1,8 @@
 //! The Winograd convolution F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional
 //! Neural Networks", CVPR 2016) for 3x3 kernels with stride 1 and padding 1 on planes of even
-//! height and width, 32 channels or more ([`applies`]): every such layer of both backbones, in
-//! the forward pass, and for dx in the backward pass, which is the same kind of convolution of dy
-//! with the kernels rotated by 180 degrees. (The weight gradient stays with im2col.)
+//! height and width, 32 channels or more ([`applies`]): every such layer of both backbones but
+//! the small CNN's first. All three passes: the forward; dx, which is the same kind of
+//! convolution of dy with the kernels rotated by 180 degrees; and dw ([`weight_gradient`]).
 //!
 //! Each 2x2 block of outputs (a "tile") comes from the 4x4 block of input around it:
 //!
