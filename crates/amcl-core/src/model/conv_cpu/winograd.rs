@@ -110,17 +110,27 @@ pub(super) fn weight_gradient(x: &[f32], dy: &[f32], shape: &ConvShape) -> Vec<f
         scratch.m.resize(ENTRIES * c_out * n, 0.0);
         transform_input_simd(x, planes, &mut scratch.v, &mut scratch.work);
         transform_output_adjoint_simd(dy, planes, &mut scratch.m, &mut scratch.work);
-        for (e, du) in du.chunks_exact_mut(c_out * c_in).enumerate() {
-            Product {
-                dims: [c_out, c_in, n],
-                lhs: (&scratch.m[e * c_out * n..][..c_out * n], [n, 1]),
-                rhs: (&scratch.v[e * c_in * n..][..c_in * n], [1, n]),
+        let product = |e: usize| Product {
+            dims: [c_out, c_in, n],
+            lhs: (&scratch.m[e * c_out * n..][..c_out * n], [n, 1]),
+            rhs: (&scratch.v[e * c_in * n..][..c_in * n], [1, n]),
+        };
+        if du.is_empty() {
+            // A core's first group writes its sums, so that they need no zeroing.
+            let mut first = crate::cpu::buffer::uninit(size);
+            for (e, du) in first.chunks_exact_mut(c_out * c_in).enumerate() {
+                product(e).write_to(du);
             }
-            .add_to(du);
+            // SAFETY: the 16 products wrote every value.
+            du = unsafe { crate::cpu::buffer::assume_init(first) };
+        } else {
+            for (e, du) in du.chunks_exact_mut(c_out * c_in).enumerate() {
+                product(e).add_to(du);
+            }
         }
         (scratch, du)
     };
-    let zeros = || (Scratch::default(), vec![0.0; size]);
+    let zeros = || (Scratch::default(), Vec::new());
     let pairs = x.chunks(per_group * plane_in).zip(dy.chunks(per_group * plane_out));
     // One run of consecutive groups per core, each with its own dU.
     #[cfg(not(target_arch = "wasm32"))]
@@ -131,6 +141,8 @@ pub(super) fn weight_gradient(x: &[f32], dy: &[f32], shape: &ConvShape) -> Vec<f
     };
     #[cfg(target_arch = "wasm32")]
     let partials = vec![pairs.fold(zeros(), group).1];
+    // A fold that met no group (an empty batch) has no sums.
+    let partials: Vec<Vec<f32>> = partials.into_iter().filter(|du| !du.is_empty()).collect();
     let mut dw = vec![0.0; c_out * c_in * 9];
     let back = |(o, dw_o): (usize, &mut [f32])| {
         transform_kernels_adjoint_simd(&partials, [o, c_out, c_in], dw_o);
@@ -350,8 +362,8 @@ widest_simd!(fn transform_input_simd => transform_input(
 /// the plane) are split into four phases q_ab[i][k] = p[2i + a][2k + b], the images stacked
 /// as blocks of rows and each row one longer than a row of tiles: entry (j, c) of tile
 /// (ty, tx) is then q_{j mod 2, c mod 2} one row or one column on from (ty, tx) for j, c >= 2,
-/// so each step of the transform is one pass over the stacked phases. The last row of each
-/// image block and the last column of each row are computed and never read.
+/// so d B is one pass over the stacked phases (its last column in each row is never read), and
+/// B^T (d B) one pass per row of tiles.
 #[inline(always)]
 fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>) {
     let Planes { from, h, w, .. } = planes;
@@ -360,10 +372,9 @@ fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>
     let n = images * tiles;
     let (rows, stride) = (h / 2 + 1, across + 1);
     let len = images * rows * stride;
-    // q: 4 phases, then d B: [a][c] for row phase a, then B^T d B: [r][c], each `len` long.
-    work.resize((4 + 8 + 16) * len, 0.0);
-    let (q, rest) = work.split_at_mut(4 * len);
-    let (db, btdb) = rest.split_at_mut(8 * len);
+    // q: 4 phases, then d B: [a][c] for row phase a, each `len` long.
+    work.resize((4 + 8) * len, 0.0);
+    let (q, db) = work.split_at_mut(4 * len);
     for ch in 0..from {
         for image in 0..images {
             for i in 0..rows {
@@ -406,23 +417,20 @@ fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>
             combine(&mut db[out(2)..][..last], a2, a1, |a2, a1| a2 - a1);
             combine(&mut db[out(3)..][..last], a1, a3, |a1, a3| a1 - a3);
         }
-        // B^T along the rows: rows j = 0..4 of a tile are phase (j mod 2), (j / 2) rows on.
-        let span = len - 1 - stride;
-        for c in 0..4 {
-            let (d0, d1) = (&db[c * len..][..span], &db[(4 + c) * len..][..span]);
-            let (d2, d3) = (&db[c * len + stride..][..span], &db[(4 + c) * len + stride..][..span]);
-            let out = |r: usize| (4 * r + c) * len;
-            combine(&mut btdb[out(0)..][..span], d0, d2, |d0, d2| d0 - d2);
-            combine(&mut btdb[out(1)..][..span], d1, d2, |d1, d2| d1 + d2);
-            combine(&mut btdb[out(2)..][..span], d2, d1, |d2, d1| d2 - d1);
-            combine(&mut btdb[out(3)..][..span], d1, d3, |d1, d3| d1 - d3);
-        }
-        // The tiles, in their order, to v.
-        for e in 0..ENTRIES {
-            let to = &mut v[(e * from + ch) * n..][..n];
-            for (image, to) in to.chunks_exact_mut(tiles).enumerate() {
-                for (ty, to) in to.chunks_exact_mut(across).enumerate() {
-                    to.copy_from_slice(&btdb[e * len + (image * rows + ty) * stride..][..across]);
+        // B^T along the rows, a row of tiles at a time into its place in v: rows j = 0..4 of
+        // a tile are phase (j mod 2), (j / 2) rows on.
+        for image in 0..images {
+            for ty in 0..h / 2 {
+                let (at, first) = ((image * rows + ty) * stride, image * tiles + ty * across);
+                for c in 0..4 {
+                    let d =
+                        |a: usize, on: usize| &db[(4 * a + c) * len + at + on * stride..][..across];
+                    let (d0, d1, d2, d3) = (d(0, 0), d(1, 0), d(0, 1), d(1, 1));
+                    let out = |r: usize| ((4 * r + c) * from + ch) * n + first;
+                    combine(&mut v[out(0)..][..across], d0, d2, |d0, d2| d0 - d2);
+                    combine(&mut v[out(1)..][..across], d1, d2, |d1, d2| d1 + d2);
+                    combine(&mut v[out(2)..][..across], d2, d1, |d2, d1| d2 - d1);
+                    combine(&mut v[out(3)..][..across], d1, d3, |d1, d3| d1 - d3);
                 }
             }
         }
