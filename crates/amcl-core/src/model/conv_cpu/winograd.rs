@@ -285,6 +285,14 @@ struct Planes {
 }
 
 impl Planes {
+    /// The index of tile (ty, tx) of an image among a group's tiles: (ty, tx, image) in
+    /// row-major order, so that the same tile of every image sits together and the transforms
+    /// run over rows of w / 2 x images values, long even for 4x4 planes.
+    #[inline(always)]
+    fn tile(&self, images: usize, image: usize, ty: usize, tx: usize) -> usize {
+        (ty * (self.w / 2) + tx) * images + image
+    }
+
     /// Tiles across a row (w / 2) and in a plane.
     fn tiles(&self) -> (usize, usize) {
         (self.w / 2, self.h / 2 * (self.w / 2))
@@ -355,14 +363,14 @@ widest_simd!(fn transform_input_simd => transform_input(
 ));
 
 /// v [16][from][images tiles] = B^T d B of every tile d of the images x [images, from, h, w],
-/// tile t = (image, tile row, tile column) in row-major order.
+/// tiles in [`Planes::tile`]'s order.
 ///
 /// One input channel at a time, all images of the group together, so that the arithmetic runs
 /// over long rows even for 4x4 planes. The padded planes (p[y][x] = x[y - 1][x - 1], zero off
-/// the plane) are split into four phases q_ab[i][k] = p[2i + a][2k + b], the images stacked
-/// as blocks of rows and each row one longer than a row of tiles: entry (j, c) of tile
+/// the plane) are split into four phases q_ab[i][k] = p[2i + a][2k + b], laid out as
+/// [i][k][image] with k up to w / 2 (one past the last tile column): entry (j, c) of tile
 /// (ty, tx) is then q_{j mod 2, c mod 2} one row or one column on from (ty, tx) for j, c >= 2,
-/// so d B is one pass over the stacked phases (its last column in each row is never read), and
+/// so d B is one pass over the phases (the images of the last column are never read), and
 /// B^T (d B) one pass per row of tiles.
 #[inline(always)]
 fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>) {
@@ -370,47 +378,42 @@ fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>
     let (across, tiles) = planes.tiles();
     let images = x.len() / (from * h * w);
     let n = images * tiles;
-    let (rows, stride) = (h / 2 + 1, across + 1);
-    let len = images * rows * stride;
+    let column = images;
+    let row = (across + 1) * column;
+    let len = (h / 2 + 1) * row;
     // q: 4 phases, then d B: [a][c] for row phase a, each `len` long.
     work.resize((4 + 8) * len, 0.0);
     let (q, db) = work.split_at_mut(4 * len);
     for ch in 0..from {
-        for image in 0..images {
-            for i in 0..rows {
-                for a in 0..2 {
-                    let at = (image * rows + i) * stride;
-                    let (even, odd) = (2 * a * len + at, (2 * a + 1) * len + at);
-                    // Input row 2i + a - 1: p's even columns are [0, x1, x3, ...], its odd
-                    // columns [x0, x2, ..., 0].
-                    match (2 * i + a).checked_sub(1).filter(|&y| y < h) {
-                        Some(y) => {
-                            let row = &x[((image * from + ch) * h + y) * w..][..w];
-                            q[even] = 0.0;
-                            q[odd + across] = 0.0;
-                            let (q_even, q_odd) = q.split_at_mut(odd);
-                            let q_even = &mut q_even[even + 1..][..across];
-                            let q_odd = &mut q_odd[..across];
-                            for ((e, o), pair) in
-                                q_even.iter_mut().zip(q_odd.iter_mut()).zip(row.chunks_exact(2))
-                            {
-                                *o = pair[0];
-                                *e = pair[1];
-                            }
-                        }
-                        None => {
-                            q[even..][..stride].fill(0.0);
-                            q[odd..][..stride].fill(0.0);
-                        }
+        for i in 0..=h / 2 {
+            for a in 0..2 {
+                let (even, odd) = q[2 * a * len..][..2 * len].split_at_mut(len);
+                let (even, odd) = (&mut even[i * row..][..row], &mut odd[i * row..][..row]);
+                // Input row 2i + a - 1: p's even columns are [0, x1, x3, ...], its odd
+                // columns [x0, x2, ..., 0].
+                let Some(y) = (2 * i + a).checked_sub(1).filter(|&y| y < h) else {
+                    even.fill(0.0);
+                    odd.fill(0.0);
+                    continue;
+                };
+                even[..column].fill(0.0);
+                odd[across * column..].fill(0.0);
+                for image in 0..images {
+                    let input = &x[((image * from + ch) * h + y) * w..][..w];
+                    let even = even[column + image..].iter_mut().step_by(column);
+                    let odd = odd[image..].iter_mut().step_by(column);
+                    for ((e, o), pair) in even.zip(odd).zip(input.chunks_exact(2)) {
+                        *o = pair[0];
+                        *e = pair[1];
                     }
                 }
             }
         }
         // d B along the columns: (a0, a1, a2, a3) = (q_a0[k], q_a1[k], q_a0[k + 1], q_a1[k + 1]).
-        let last = len - 1;
+        let last = len - column;
         for a in 0..2 {
             let (q0, q1) = (&q[2 * a * len..][..len], &q[(2 * a + 1) * len..][..len]);
-            let (a0, a1, a2, a3) = (&q0[..last], &q1[..last], &q0[1..], &q1[1..]);
+            let (a0, a1, a2, a3) = (&q0[..last], &q1[..last], &q0[column..], &q1[column..]);
             let out = |c: usize| (4 * a + c) * len;
             combine(&mut db[out(0)..][..last], a0, a2, |a0, a2| a0 - a2);
             combine(&mut db[out(1)..][..last], a1, a2, |a1, a2| a1 + a2);
@@ -419,19 +422,16 @@ fn transform_input(x: &[f32], planes: Planes, v: &mut [f32], work: &mut Vec<f32>
         }
         // B^T along the rows, a row of tiles at a time into its place in v: rows j = 0..4 of
         // a tile are phase (j mod 2), (j / 2) rows on.
-        for image in 0..images {
-            for ty in 0..h / 2 {
-                let (at, first) = ((image * rows + ty) * stride, image * tiles + ty * across);
-                for c in 0..4 {
-                    let d =
-                        |a: usize, on: usize| &db[(4 * a + c) * len + at + on * stride..][..across];
-                    let (d0, d1, d2, d3) = (d(0, 0), d(1, 0), d(0, 1), d(1, 1));
-                    let out = |r: usize| ((4 * r + c) * from + ch) * n + first;
-                    combine(&mut v[out(0)..][..across], d0, d2, |d0, d2| d0 - d2);
-                    combine(&mut v[out(1)..][..across], d1, d2, |d1, d2| d1 + d2);
-                    combine(&mut v[out(2)..][..across], d2, d1, |d2, d1| d2 - d1);
-                    combine(&mut v[out(3)..][..across], d1, d3, |d1, d3| d1 - d3);
-                }
+        let span = across * column;
+        for ty in 0..h / 2 {
+            for c in 0..4 {
+                let d = |a: usize, on: usize| &db[(4 * a + c) * len + (ty + on) * row..][..span];
+                let (d0, d1, d2, d3) = (d(0, 0), d(1, 0), d(0, 1), d(1, 1));
+                let out = |r: usize| ((4 * r + c) * from + ch) * n + ty * span;
+                combine(&mut v[out(0)..][..span], d0, d2, |d0, d2| d0 - d2);
+                combine(&mut v[out(1)..][..span], d1, d2, |d1, d2| d1 + d2);
+                combine(&mut v[out(2)..][..span], d2, d1, |d2, d1| d2 - d1);
+                combine(&mut v[out(3)..][..span], d1, d3, |d1, d3| d1 - d3);
             }
         }
     }
@@ -458,7 +458,7 @@ fn transform_output(
     work: &mut Vec<f32>,
 ) {
     let Planes { to, h, w, .. } = planes;
-    let (across, tiles) = planes.tiles();
+    let (_, tiles) = planes.tiles();
     let n = images * tiles;
     // A^T M: [r][c] for rows r = 0, 1; then (A^T M) A: [r][c] for r, c = 0, 1; each n long.
     work.resize((8 + 4) * n, 0.0);
@@ -490,17 +490,18 @@ fn transform_output(
             }
         }
         // Each tile's 2x2 outputs to its place: rows 2 ty and 2 ty + 1, columns 2 tx, 2 tx + 1.
+        let [y00, y01, y10, y11] = [0, 1, 2, 3].map(|k| &y[k * n..][..n]);
         for image in 0..images {
             let plane = &mut out[(image * to + o) * h * w..][..h * w];
             for (ty, rows) in plane.chunks_exact_mut(2 * w).enumerate() {
-                let first = image * tiles + ty * across;
-                for (r, row) in rows.chunks_exact_mut(w).enumerate() {
-                    let left = &y[2 * r * n + first..][..across];
-                    let right = &y[(2 * r + 1) * n + first..][..across];
-                    for (pair, (&l, &r)) in row.chunks_exact_mut(2).zip(left.iter().zip(right)) {
-                        pair[0].write(l);
-                        pair[1].write(r);
-                    }
+                let (top, bottom) = rows.split_at_mut(w);
+                let (top, bottom) = (top.chunks_exact_mut(2), bottom.chunks_exact_mut(2));
+                for (tx, (top, bottom)) in top.zip(bottom).enumerate() {
+                    let t = planes.tile(images, image, ty, tx);
+                    top[0].write(y00[t]);
+                    top[1].write(y01[t]);
+                    bottom[0].write(y10[t]);
+                    bottom[1].write(y11[t]);
                 }
             }
         }
@@ -516,27 +517,24 @@ widest_simd!(fn transform_output_adjoint_simd => transform_output_adjoint(
 #[inline(always)]
 fn transform_output_adjoint(dy: &[f32], planes: Planes, dm: &mut [f32], work: &mut Vec<f32>) {
     let Planes { to, h, w, .. } = planes;
-    let (across, tiles) = planes.tiles();
+    let (_, tiles) = planes.tiles();
     let images = dy.len() / (to * h * w);
     let n = images * tiles;
     // The tiles' dY [r][c] (r, c = 0, 1), then A along the columns: [r][c] for c = 0..4.
     work.resize((4 + 8) * n, 0.0);
     let (tile, da) = work.split_at_mut(4 * n);
     for o in 0..to {
+        let (d00, rest) = tile.split_at_mut(n);
+        let (d01, rest) = rest.split_at_mut(n);
+        let (d10, d11) = rest.split_at_mut(n);
         for image in 0..images {
             let plane = &dy[(image * to + o) * h * w..][..h * w];
             for (ty, rows) in plane.chunks_exact(2 * w).enumerate() {
-                let first = image * tiles + ty * across;
-                for (r, row) in rows.chunks_exact(w).enumerate() {
-                    let (left, right) = tile[2 * r * n..][..2 * n].split_at_mut(n);
-                    let (left, right) =
-                        (&mut left[first..][..across], &mut right[first..][..across]);
-                    for ((l, r), pair) in
-                        left.iter_mut().zip(right.iter_mut()).zip(row.chunks_exact(2))
-                    {
-                        *l = pair[0];
-                        *r = pair[1];
-                    }
+                let (top, bottom) = rows.split_at(w);
+                let (top, bottom) = (top.chunks_exact(2), bottom.chunks_exact(2));
+                for (tx, (top, bottom)) in top.zip(bottom).enumerate() {
+                    let t = planes.tile(images, image, ty, tx);
+                    (d00[t], d01[t], d10[t], d11[t]) = (top[0], top[1], bottom[0], bottom[1]);
                 }
             }
         }
