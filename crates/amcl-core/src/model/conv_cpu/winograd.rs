@@ -55,9 +55,9 @@ const TILES_PER_PRODUCT: usize = 256;
 
 /// Input and output channels a layer needs at least for this module to compute it. The
 /// transforms cost in proportion to c_in + c_out per pixel and save in proportion to c_in c_out,
-/// so narrow layers gain nothing: the small CNN's first layer (3 -> 16 channels) took 1.4x as
-/// long forward as im2col's, its 32 -> 32 layer the same time, the 64- and 128-channel layers
-/// 0.8x (`conv_layers` bench).
+/// so narrow layers gain nothing: the small CNN's first layer (3 -> 16 channels) took 1.5x as
+/// long forward as with im2col, its 32-, 64- and 128-channel layers 0.8x, 0.6x and 0.5x
+/// (`conv_layers` bench). No layer of either backbone lies between.
 const MIN_CHANNELS: usize = 32;
 
 /// Whether the convolution of `shape` is one this module computes: a 3x3 kernel, stride 1,
