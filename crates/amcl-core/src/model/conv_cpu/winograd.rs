@@ -130,17 +130,17 @@ pub(super) fn weight_gradient(x: &[f32], dy: &[f32], shape: &ConvShape) -> Vec<f
         }
         (scratch, du)
     };
-    let zeros = || (Scratch::default(), Vec::new());
+    let no_sums = || (Scratch::default(), Vec::new());
     let pairs = x.chunks(per_group * plane_in).zip(dy.chunks(per_group * plane_out));
     // One run of consecutive groups per core, each with its own dU.
     #[cfg(not(target_arch = "wasm32"))]
     let partials: Vec<Vec<f32>> = {
         let groups: Vec<_> = pairs.collect();
         let runs = groups.len().div_ceil(super::kernel::threads()).max(1);
-        groups.into_par_iter().with_min_len(runs).fold(zeros, group).map(|(_, du)| du).collect()
+        groups.into_par_iter().with_min_len(runs).fold(no_sums, group).map(|(_, du)| du).collect()
     };
     #[cfg(target_arch = "wasm32")]
-    let partials = vec![pairs.fold(zeros(), group).1];
+    let partials = vec![pairs.fold(no_sums(), group).1];
     // A fold that met no group (an empty batch) has no sums.
     let partials: Vec<Vec<f32>> = partials.into_iter().filter(|du| !du.is_empty()).collect();
     let mut dw = vec![0.0; c_out * c_in * 9];
