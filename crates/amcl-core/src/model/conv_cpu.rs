@@ -821,8 +821,8 @@ mod tests {
     /// earlier taps where no padding hides a wrong first row or column (stride 2, padding 0).
     /// The Winograd path (3x3, stride 1, padding 1, even planes, 32 channels or more): one
     /// tile, rectangular planes, channel counts off the 16-lane blocks of its kernel transform,
-    /// and groups of images.
-    const CASES: [([usize; 4], usize, usize, usize, usize); 13] = [
+    /// groups of images, and a batch of one (a core without a group).
+    const CASES: [([usize; 4], usize, usize, usize, usize); 14] = [
         ([3, 3, 9, 9], 5, 3, 1, 1),
         ([40, 4, 8, 8], 6, 3, 2, 1),
         ([2, 5, 7, 6], 3, 3, 2, 1),
@@ -836,6 +836,7 @@ mod tests {
         ([4, 33, 6, 10], 32, 3, 1, 1),
         ([2, 37, 8, 4], 47, 3, 1, 1),
         ([9, 40, 4, 4], 33, 3, 1, 1),
+        ([1, 32, 4, 6], 36, 3, 1, 1),
     ];
 
     #[test]
