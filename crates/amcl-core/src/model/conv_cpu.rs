@@ -260,8 +260,14 @@ mod kernel {
 
     /// Images per group: about [`COLUMNS_PER_PRODUCT`] columns, and enough groups for the cores.
     fn images_per_group(shape: &ConvShape) -> usize {
-        let by_columns = (COLUMNS_PER_PRODUCT / shape.p().max(1)).max(1);
-        let by_cores = (shape.batch / (GROUPS_PER_CORE * threads())).max(1);
+        group_size(shape.batch, shape.p(), COLUMNS_PER_PRODUCT)
+    }
+
+    /// Images per group of a batch whose images each make `per_image` columns of a product:
+    /// about `per_group` columns, and at least [`GROUPS_PER_CORE`] groups for every core.
+    pub(super) fn group_size(batch: usize, per_image: usize, per_group: usize) -> usize {
+        let by_columns = (per_group / per_image.max(1)).max(1);
+        let by_cores = (batch / (GROUPS_PER_CORE * threads())).max(1);
         by_columns.min(by_cores)
     }
 

@@ -102,7 +102,7 @@ pub(super) fn weight_gradient(x: &[f32], dy: &[f32], shape: &ConvShape) -> Vec<f
     let planes = Planes { from: c_in, to: c_out, h: shape.h, w: shape.w };
     let (plane_in, plane_out) = (c_in * shape.h * shape.w, c_out * shape.h * shape.w);
     let (_, tiles) = planes.tiles();
-    let per_group = images_per_group(shape.batch, tiles);
+    let per_group = super::kernel::group_size(shape.batch, tiles, TILES_PER_PRODUCT);
     let size = ENTRIES * c_out * c_in;
     let group = |(mut scratch, mut du): (Scratch, Vec<f32>), (x, dy): (&[f32], &[f32])| {
         let n = x.len() / plane_in * tiles;
@@ -308,13 +308,6 @@ struct Scratch {
     work: Vec<f32>,
 }
 
-/// Images per group: about [`TILES_PER_PRODUCT`] tiles, and a group for every core.
-fn images_per_group(batch: usize, tiles: usize) -> usize {
-    let by_tiles = (TILES_PER_PRODUCT / tiles).max(1);
-    let by_cores = (batch / super::kernel::threads()).max(1);
-    by_tiles.min(by_cores)
-}
-
 /// out [B, to, h, w] = the convolution of x [B, from, h, w] with `kernels` (or, with `adjoint`,
 /// with their rotations and swapped channels), group by group of images.
 fn convolve(x: &[f32], shape: &ConvShape, kernels: &Kernels, adjoint: bool) -> Vec<f32> {
@@ -323,7 +316,7 @@ fn convolve(x: &[f32], shape: &ConvShape, kernels: &Kernels, adjoint: bool) -> V
     let planes = Planes { from, to, h: shape.h, w: shape.w };
     let (plane_in, plane_out) = (from * shape.h * shape.w, to * shape.h * shape.w);
     let (_, tiles) = planes.tiles();
-    let per_group = images_per_group(shape.batch, tiles);
+    let per_group = super::kernel::group_size(shape.batch, tiles, TILES_PER_PRODUCT);
     let mut out = crate::cpu::buffer::uninit(shape.batch * plane_out);
     let group = |scratch: &mut Scratch, (out, x): (&mut [MaybeUninit<f32>], &[f32])| {
         let images = x.len() / plane_in;
