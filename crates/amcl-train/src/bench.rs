@@ -4,7 +4,8 @@
 //! One method on one backbone is measured in this process. Several (`--method all`, `--backbone
 //! small-cnn,resnet18`) are each measured in a child process, so that every figure has its own
 //! peak memory; with `--rounds R` the children take turns R times and the median is reported,
-//! which keeps a busy machine from favouring whichever ran first.
+//! which keeps a busy machine from favouring whichever ran first. AMCL's overhead over its base
+//! method is the median of each round's ratio (see [`add_overheads`]).
 //!
 //! Warm-up steps are timed apart (`warmup_seconds`) and each is reported on stderr as it ends:
 //! on a GPU they compile and autotune the kernels, which can take minutes.
@@ -189,23 +190,30 @@ fn flag_name(value: &impl clap::ValueEnum) -> String {
     value.to_possible_value().expect("no skipped variants").get_name().to_string()
 }
 
-/// The round with the median training throughput, with every round's figure and the largest
-/// peak memory.
-fn median(mut rounds: Vec<Value>) -> Value {
+/// The round with the median training throughput, with every round's figure (in the order of
+/// the rounds) and the largest peak memory.
+fn median(rounds: Vec<Value>) -> Value {
     let rate = |v: &Value| v["images_per_s"].as_f64().unwrap_or(0.0);
-    rounds.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
     let all: Vec<f64> = rounds.iter().map(rate).collect();
     let peak = rounds.iter().filter_map(|v| v["peak_memory_bytes"].as_u64()).max();
-    let mut value = rounds[rounds.len() / 2].clone();
+    let mut sorted = rounds;
+    sorted.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+    let mut value = sorted[sorted.len() / 2].clone();
     value["rounds_images_per_s"] = json!(all);
     value["peak_memory_bytes"] = json!(peak);
     value
 }
 
 /// For every `amcl-X` measured with its base `X` on the same backbone: how much more a step
-/// costs, `rate(X) / rate(amcl-X) - 1`.
+/// costs, `rate(X) / rate(amcl-X) - 1` in each round (`overhead_rounds`) and its median over
+/// the rounds (`overhead_vs_base`). A round runs the two one after the other, so a machine
+/// that is slower for a while slows both: on a shared 2-core host the ratio of the two medians
+/// moved by more than the effect measured, the median of the rounds' own ratios much less.
 fn add_overheads(results: &mut [Value]) {
-    let rate = |v: &Value| v["images_per_s"].as_f64().unwrap_or(f64::NAN);
+    let rounds = |v: &Value| -> Vec<f64> {
+        let all = v["rounds_images_per_s"].as_array().cloned().unwrap_or_default();
+        all.iter().map(|r| r.as_f64().unwrap_or(f64::NAN)).collect()
+    };
     let snapshot = results.to_vec();
     for value in results.iter_mut() {
         let Some(base) = value["method"].as_str().and_then(|m| m.strip_prefix("amcl-")) else {
@@ -214,8 +222,25 @@ fn add_overheads(results: &mut [Value]) {
         let base =
             snapshot.iter().find(|v| v["method"] == base && v["backbone"] == value["backbone"]);
         if let Some(base) = base {
-            value["overhead_vs_base"] = json!(rate(base) / rate(value) - 1.0);
+            let ratios: Vec<f64> = rounds(base)
+                .iter()
+                .zip(rounds(value))
+                .map(|(base, ours)| base / ours - 1.0)
+                .collect();
+            value["overhead_vs_base"] = json!(median_of(&ratios));
+            value["overhead_rounds"] = json!(ratios);
         }
+    }
+}
+
+/// The median of some numbers (the mean of the middle two for an even count; NaN for none).
+fn median_of(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
     }
 }
 
