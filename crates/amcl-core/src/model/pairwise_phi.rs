@@ -578,11 +578,11 @@ mod kernel {
     }
 
     /// The all-pairs loops with their AVX-512 instructions written out, for the hidden width
-    /// [`H`]. Each is bound by its vector instructions (Zen 4 runs one 512-bit maximum,
-    /// multiply-add or compare and one add per cycle), so each pair and 16 hidden units take as
+    /// [`H`]. They do little but vector arithmetic on values in the cores' caches, so their time
+    /// follows the number of vector instructions per pair and 16 hidden units, which here is as
     /// few as the sums allow: a maximum and a multiply-add forward; a compare and two masked adds
-    /// backward (the portable loops: a sum more in each; in the backward pass the compiler's
-    /// selects cost another).
+    /// backward, with each row's sums kept in registers (the portable loops: a sum more forward;
+    /// a sum, a select and a load and store of the row's sums more backward).
     #[cfg(target_arch = "x86_64")]
     mod avx512 {
         use std::arch::x86_64::*;
@@ -606,8 +606,7 @@ mod kernel {
         /// ```
         ///
         /// a maximum and a multiply-add per pair and 16 hidden units, where relu(x + y) takes a
-        /// sum, a maximum and a multiply-add. Both compete for the same execution units on
-        /// Zen 4, so one instruction fewer is a third less time.
+        /// sum, a maximum and a multiply-add. -a and the offsets are made once per block.
         ///
         /// # Safety
         /// The CPU has AVX-512F ([`available`]).
@@ -876,8 +875,8 @@ mod tests {
             let fused = pairwise_relu_dot(a.clone(), b.clone(), w.clone());
             assert_eq!(fused.dims(), [c, n, m]);
             let expected = composed(a, b, w);
-            // Relative to the largest logit: the blocked form sums other terms (max(a, -b) and
-            // an offset per column), so its rounding grows with the logits (here up to ~30).
+            // Relative to the largest logit: the AVX-512 form sums other terms (max(b, -a) and
+            // an offset per row), so its rounding grows with the logits (here up to ~30).
             let scale = expected.clone().abs().max().into_scalar::<f32>().max(1.0);
             let diff = max_diff(fused, expected);
             assert!(diff < 1e-6 * scale, "({c}, {n}, {m}, {h}): max |diff| {diff}, scale {scale}");
