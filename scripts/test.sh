@@ -4,7 +4,8 @@
 # Installs what it needs (rustfmt, clippy, the wasm32 target; for the demo trunk, wasm-bindgen,
 # wasm-opt, playwright-core and chromium via scripts/setup-web.sh), then: format check, clippy
 # with warnings denied, every native test (release profile: burn's CPU kernels are slow
-# unoptimised), the demo's release build (wasm32), its download size, its unit tests in the
+# unoptimised; again with amcl-core's kernels capped at AVX2 and at x86-64's baseline), the
+# demo's release build (wasm32), its download size, its unit tests in the
 # browser (wasm-bindgen-test), and its end-to-end test in headless Chromium (WebGPU and the CPU
 # fallback).
 set -euo pipefail
@@ -30,6 +31,13 @@ cargo clippy -p amcl-web --target wasm32-unknown-unknown --all-targets --release
 # which has them too.
 step "cargo test (native, release profile, CPU backend)"
 cargo test --workspace --release --no-default-features --features amcl-train/x86-v4
+
+# amcl-core's CPU kernels pick the widest vector instructions the CPU has; AMCL_CPU_SIMD caps
+# them, so that the copies an AVX2-only or older x86-64 CPU runs are tested here too.
+for level in avx2 baseline; do
+  step "cargo test (native) with amcl-core's kernels capped at $level (AMCL_CPU_SIMD=$level)"
+  AMCL_CPU_SIMD=$level cargo test --workspace --release --no-default-features --features amcl-train/x86-v4
+done
 
 step "CUDA build, offline with Debian's LLVM 22 (scripts/build-cuda-offline.sh; compile and link)"
 bash scripts/build-cuda-offline.sh --profile cuda-link-check

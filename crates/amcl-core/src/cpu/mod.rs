@@ -1,13 +1,16 @@
 //! What the fused CPU kernels share (model/conv_cpu, batch_norm_cpu, pairwise_phi,
 //! methods/select_columns, loss/amcl_fused): which path a device takes ([`flex_path`]), their
 //! buffers ([`buffer`]), a vectorisable `exp` and `ln` ([`math`]), and [`widest_simd`], which
-//! compiles a kernel's loops for the widest vector instructions the CPU has.
+//! compiles a kernel's loops for the widest vector instructions the CPU has (on x86-64 capped by
+//! `AMCL_CPU_SIMD`: `simd`).
 //!
 //! Each kernel runs on flex (burn's CPU backend), plain or under autodiff; on every other device
 //! its caller uses burn's tensor ops, which compute the same values.
 
 pub(crate) mod buffer;
 pub(crate) mod math;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod simd;
 
 use burn::backend::DispatchDevice;
 use burn::prelude::*;
@@ -37,8 +40,8 @@ pub(crate) fn flex_path(device: &Device) -> FlexPath {
 }
 
 /// Defines `$name`, which calls `$body` (an `#[inline(always)]` function) through a copy of it
-/// compiled for the widest vector instructions the CPU has: AVX-512, else AVX2 with FMA, else
-/// the baseline (and the baseline alone off x86-64).
+/// compiled for the widest vector instructions of [`simd::simd_level`]: AVX-512, else AVX2 with FMA,
+/// else the baseline (and the baseline alone off x86-64).
 macro_rules! widest_simd {
     ($vis:vis fn $name:ident => $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
@@ -52,14 +55,13 @@ macro_rules! widest_simd {
                 fn v3($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F.
+                let level = $crate::cpu::simd::simd_level();
+                if level >= $crate::cpu::simd::SimdLevel::Avx512 {
+                    // SAFETY: the CPU has AVX-512F (`simd_level` is never above it).
                     return unsafe { v4($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has AVX2 and FMA.
+                if level >= $crate::cpu::simd::SimdLevel::Avx2 {
+                    // SAFETY: the CPU has AVX2 and FMA (as above).
                     return unsafe { v3($($arg),*) };
                 }
             }

@@ -244,16 +244,18 @@ mod tracked {
 }
 
 /// The kernels on plain f32 slices, row-major: a [n, h], b [m, h], w [h], g [n, m]. Rows of the
-/// output are split across the cores. Two sets of loops ([`kernel::Path`]): portable ones, compiled
-/// for AVX-512, for AVX2 and for the baseline (the widest this CPU has is picked at run time),
-/// and, on x86-64 CPUs with AVX-512 and for phi's hidden width, loops with the instructions
-/// written out, which take fewer per pair (`avx512`; a training step of AMCL-MoCo on the small
-/// CNN 0.185 -> 0.174 s). Tests run every path this CPU has against sums in f64.
+/// output are split across the cores. The loops come in paths ([`kernel::Path`]): portable ones,
+/// compiled for AVX-512, for AVX2 and for the baseline (the widest this CPU has is picked at run
+/// time), and, on x86-64 and for phi's hidden width, loops with the AVX-512 or AVX2 instructions
+/// written out, which take fewer per pair (`x86`; with AVX-512 a training step of AMCL-MoCo on
+/// the small CNN 0.185 -> 0.174 s). Tests run every path this CPU has against sums in f64.
 #[cfg_attr(not(feature = "autodiff"), allow(dead_code))] // the backward pass serves autodiff
 mod kernel {
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
+    #[cfg(target_arch = "x86_64")]
+    use crate::cpu::simd::{self, SimdLevel};
     use crate::cpu::{math, widest_simd};
 
     /// Rows of `a` per parallel task in the backward pass (each task keeps a partial [m, h]).
@@ -297,7 +299,10 @@ mod kernel {
     pub enum Path {
         /// Loops in plain Rust, compiled for the widest vector instructions ([`widest_simd`]).
         Portable,
-        /// The AVX-512 instructions written out ([`avx512`]), for the hidden width [`H`].
+        /// AVX2 and FMA instructions written out ([`x86`]), for the hidden width [`H`].
+        #[cfg(target_arch = "x86_64")]
+        Avx2,
+        /// AVX-512 instructions written out ([`x86`]), for the hidden width [`H`].
         #[cfg(target_arch = "x86_64")]
         Avx512,
     }
@@ -308,14 +313,20 @@ mod kernel {
             Path::available(h).pop().expect("the portable path")
         }
 
-        /// Every path that runs on this CPU for the hidden width `h`, slowest first.
+        /// Every path that runs on this CPU for the hidden width `h`, slowest first; the
+        /// written-out ones up to [`simd::simd_level`], and none with
+        /// `AMCL_CPU_LOOPS=portable` ([`simd::portable_loops_only`]).
         pub fn available(h: usize) -> Vec<Path> {
+            #[allow(unused_mut)] // only x86-64 has more paths
+            let mut paths = vec![Path::Portable];
             #[cfg(target_arch = "x86_64")]
-            if h == H && avx512::available() {
-                return vec![Path::Portable, Path::Avx512];
+            if h == H && !simd::portable_loops_only() {
+                let level = simd::simd_level();
+                paths.extend((level >= SimdLevel::Avx2).then_some(Path::Avx2));
+                paths.extend((level >= SimdLevel::Avx512).then_some(Path::Avx512));
             }
-            let _ = h; // only x86-64 has a second path
-            vec![Path::Portable]
+            let _ = h;
+            paths
         }
 
         /// Rows of a per block in the forward pass.
@@ -323,7 +334,7 @@ mod kernel {
             match self {
                 Path::Portable => BLOCK,
                 #[cfg(target_arch = "x86_64")]
-                Path::Avx512 => avx512::ROWS,
+                Path::Avx2 | Path::Avx512 => x86::FORWARD_ROWS,
             }
         }
     }
@@ -340,9 +351,14 @@ mod kernel {
             let a_rows = &a[first * h..(first + rows) * h];
             match path {
                 Path::Portable => forward_rows_simd(a_rows, b, &panels, w, out_rows),
+                // SAFETY: the path is available: the CPU has AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx2 => unsafe { x86::forward_rows_avx2(a_rows, b, &panels, w, out_rows) },
                 // SAFETY: the path is available: the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
-                Path::Avx512 => unsafe { avx512::forward_rows(a_rows, b, &panels, w, out_rows) },
+                Path::Avx512 => unsafe {
+                    x86::forward_rows_avx512(a_rows, b, &panels, w, out_rows)
+                },
             }
         };
         #[cfg(not(target_arch = "wasm32"))]
@@ -526,11 +542,11 @@ mod kernel {
     ) -> Grads {
         let h = w.len();
         let mut grad_a = vec![0.0; n * h];
-        // What the AVX-512 loop compares a with.
+        // What the written-out loops compare a with.
         #[cfg(target_arch = "x86_64")]
         let neg_b: Vec<f32> = match path {
-            Path::Avx512 => b.iter().map(|v| -v).collect(),
             Path::Portable => Vec::new(),
+            Path::Avx2 | Path::Avx512 => b.iter().map(|v| -v).collect(),
         };
         let task = |mut partial: Partial, (t, grad_a_rows): (usize, &mut [f32])| {
             let first = t * ROWS_PER_TASK;
@@ -541,10 +557,15 @@ mod kernel {
                 Path::Portable => {
                     backward_rows_simd(a_rows, b, g_rows, h, grad_a_rows, &mut partial.b)
                 }
+                // SAFETY: the path is available: the CPU has AVX2 and FMA.
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx2 => unsafe {
+                    x86::backward_rows_avx2(a_rows, &neg_b, g_rows, grad_a_rows, &mut partial.b)
+                },
                 // SAFETY: the path is available: the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 Path::Avx512 => unsafe {
-                    avx512::backward_rows(a_rows, &neg_b, g_rows, grad_a_rows, &mut partial.b)
+                    x86::backward_rows_avx512(a_rows, &neg_b, g_rows, grad_a_rows, &mut partial.b)
                 },
             }
             partial
@@ -577,182 +598,9 @@ mod kernel {
         Grads { a: grad_a, b: grad_b, w: grad_w }
     }
 
-    /// The all-pairs loops with their AVX-512 instructions written out, for the hidden width
-    /// [`H`]. They do little but vector arithmetic on values in the cores' caches, so their time
-    /// follows the number of vector instructions per pair and 16 hidden units, which here is as
-    /// few as the sums allow: a maximum and a multiply-add forward; a compare and two masked adds
-    /// backward, with each row's sums kept in registers (the portable loops: a sum more forward;
-    /// a sum, a select and a load and store of the row's sums more backward).
+    /// The loops with their x86 vector instructions written out (AVX-512, AVX2).
     #[cfg(target_arch = "x86_64")]
-    mod avx512 {
-        use std::arch::x86_64::*;
-
-        use super::{H, LANES};
-
-        /// Rows of a whose sums stay in registers: the logits against a panel in the forward
-        /// pass, A while j runs over every row of b in the backward pass.
-        pub const ROWS: usize = 8;
-
-        /// Whether this CPU runs these loops.
-        pub fn available() -> bool {
-            std::arch::is_x86_feature_detected!("avx512f")
-        }
-
-        /// Some rows of the logits, as the portable `forward_rows`, with blocks of [`ROWS`]
-        /// rows in the form relu(x + y) = max(y, -x) + x:
-        ///
-        /// ```text
-        /// logit[i, j] = sum_k w[k] max(b[j, k], -a[i, k]) + offset[i],   offset[i] = sum_k w[k] a[i, k]
-        /// ```
-        ///
-        /// a maximum and a multiply-add per pair and 16 hidden units, where relu(x + y) takes a
-        /// sum, a maximum and a multiply-add. -a and the offsets are made once per block.
-        ///
-        /// # Safety
-        /// The CPU has AVX-512F ([`available`]).
-        #[target_feature(enable = "avx512f")]
-        pub unsafe fn forward_rows(
-            a_rows: &[f32],
-            b: &[f32],
-            panels: &[f32],
-            w: &[f32],
-            out_rows: &mut [f32],
-        ) {
-            let m = b.len() / H;
-            let w: &[f32; H] = w.try_into().expect("the hidden width H");
-            for (a_block, out_block) in a_rows.chunks(ROWS * H).zip(out_rows.chunks_mut(ROWS * m)) {
-                let Ok(a_block) = <&[f32; ROWS * H]>::try_from(a_block) else {
-                    super::plain_logits(a_block, b, w, out_block, 0);
-                    continue;
-                };
-                let neg_a: [f32; ROWS * H] = std::array::from_fn(|x| -a_block[x]);
-                let offsets: [f32; ROWS] = std::array::from_fn(|r| {
-                    a_block[r * H..(r + 1) * H].iter().zip(w).map(|(a, w)| a * w).sum()
-                });
-                let panels = panels.chunks_exact(LANES * H);
-                let done = panels.len() * LANES;
-                for (p, panel) in panels.enumerate() {
-                    let panel = panel.try_into().expect("a whole panel");
-                    // SAFETY: this CPU has AVX-512F (the caller's promise).
-                    let sums = unsafe { forward_block(&neg_a, panel, w) };
-                    for (r, (sums, offset)) in sums.into_iter().zip(offsets).enumerate() {
-                        let out = &mut out_block[r * m + p * LANES..][..LANES];
-                        let logits = _mm512_add_ps(sums, _mm512_set1_ps(offset));
-                        // SAFETY: 16 values in the slice.
-                        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), logits) };
-                    }
-                }
-                super::plain_logits(a_block, b, w, out_block, done);
-            }
-        }
-
-        /// sum_k w[k] max(b[j, k], -a[r, k]) for [`ROWS`] rows r against a panel of 16
-        /// columns j: the sums in registers, one lane per j, as the portable `forward_block`.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        unsafe fn forward_block(
-            neg_a: &[f32; ROWS * H],
-            panel: &[f32; H * LANES],
-            w: &[f32; H],
-        ) -> [__m512; ROWS] {
-            let mut sums = [_mm512_setzero_ps(); ROWS];
-            for (k, y) in panel.chunks_exact(LANES).enumerate() {
-                // SAFETY: 16 values in the slice.
-                let y = unsafe { _mm512_loadu_ps(y.as_ptr()) };
-                let w_k = _mm512_set1_ps(w[k]);
-                for (r, sums) in sums.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(neg_a[r * H + k]);
-                    *sums = _mm512_fmadd_ps(w_k, _mm512_max_ps(y, x), *sums);
-                }
-            }
-            sums
-        }
-
-        /// Some rows' A (complete) and their share of B, as the portable `backward_rows`, from
-        /// neg_b = -b: [a[i, k] + b[j, k] > 0] = [a[i, k] > neg_b[j, k]].
-        ///
-        /// # Safety
-        /// The CPU has AVX-512F ([`available`]).
-        #[target_feature(enable = "avx512f")]
-        pub unsafe fn backward_rows(
-            a_rows: &[f32],
-            neg_b: &[f32],
-            g_rows: &[f32],
-            grad_a_rows: &mut [f32],
-            grad_b: &mut [f32],
-        ) {
-            let m = grad_b.len() / H;
-            let whole = a_rows.len() / (ROWS * H);
-            for c in (0..H).step_by(LANES) {
-                for r in (0..whole * ROWS).step_by(ROWS) {
-                    let (a, g, grad_a) = rows(a_rows, g_rows, grad_a_rows, r..r + ROWS, m);
-                    // SAFETY: this CPU has AVX-512F (the caller's promise).
-                    unsafe { block::<ROWS>(a, neg_b, g, c, grad_a, grad_b) };
-                }
-                for r in whole * ROWS..a_rows.len() / H {
-                    let (a, g, grad_a) = rows(a_rows, g_rows, grad_a_rows, r..r + 1, m);
-                    // SAFETY: as above.
-                    unsafe { block::<1>(a, neg_b, g, c, grad_a, grad_b) };
-                }
-            }
-        }
-
-        /// Rows `range` of a [_, H], g [_, m] and grad_a [_, H].
-        #[inline(always)]
-        fn rows<'a>(
-            a: &'a [f32],
-            g: &'a [f32],
-            grad_a: &'a mut [f32],
-            range: std::ops::Range<usize>,
-            m: usize,
-        ) -> (&'a [f32], &'a [f32], &'a mut [f32]) {
-            let (start, end) = (range.start, range.end);
-            (&a[start * H..end * H], &g[start * m..end * m], &mut grad_a[start * H..end * H])
-        }
-
-        /// Hidden units c..c + 16 of R rows against every b_j: A_r = sum_j g_rj [a_r > neg_b_j]
-        /// in registers, and B_j += sum_r g_rj [a_r > neg_b_j] through memory.
-        #[target_feature(enable = "avx512f")]
-        #[inline]
-        unsafe fn block<const R: usize>(
-            a: &[f32],
-            neg_b: &[f32],
-            g: &[f32],
-            c: usize,
-            grad_a: &mut [f32],
-            grad_b: &mut [f32],
-        ) {
-            let m = g.len() / R;
-            let lanes = |row: &[f32]| -> *const f32 { row[c..c + LANES].as_ptr() };
-            // SAFETY: each pointer starts 16 values that lie in its slice (the indexing above).
-            let x: [__m512; R] =
-                std::array::from_fn(|r| unsafe { _mm512_loadu_ps(lanes(&a[r * H..])) });
-            let g: [&[f32]; R] = std::array::from_fn(|r| &g[r * m..(r + 1) * m]);
-            let mut sums = [_mm512_setzero_ps(); R];
-            for (j, (y, grad_b_j)) in
-                neg_b.chunks_exact(H).zip(grad_b.chunks_exact_mut(H)).enumerate()
-            {
-                let grad_b_j = &mut grad_b_j[c..c + LANES];
-                // SAFETY: 16 values in the slices, as above.
-                let y = unsafe { _mm512_loadu_ps(lanes(y)) };
-                // B_j's sum in two chains (even and odd rows), which halves its latency.
-                let mut sum_b =
-                    [unsafe { _mm512_loadu_ps(grad_b_j.as_ptr()) }, _mm512_setzero_ps()];
-                for r in 0..R {
-                    let active = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x[r], y);
-                    let g_rj = _mm512_set1_ps(g[r][j]);
-                    sums[r] = _mm512_mask_add_ps(sums[r], active, sums[r], g_rj);
-                    sum_b[r % 2] = _mm512_mask_add_ps(sum_b[r % 2], active, sum_b[r % 2], g_rj);
-                }
-                let sum_b = _mm512_add_ps(sum_b[0], sum_b[1]);
-                unsafe { _mm512_storeu_ps(grad_b_j.as_mut_ptr(), sum_b) };
-            }
-            for (r, sums) in sums.iter().enumerate() {
-                let grad_a = &mut grad_a[r * H + c..r * H + c + LANES];
-                unsafe { _mm512_storeu_ps(grad_a.as_mut_ptr(), *sums) };
-            }
-        }
-    }
+    mod x86;
 
     /// Some rows' A (complete) and their share of B (see [`backward`]). Blocks of [`BLOCK`]
     /// rows share each read of b_j and update of B_j.
@@ -898,8 +746,8 @@ mod tests {
         assert!(max_diff(fused, expected) < 1e-5);
     }
 
-    /// Every kernel path this CPU has (on x86-64 with AVX-512 the portable loops and the
-    /// AVX-512 ones) against sums in f64, at the hidden width the AVX-512 path is made for:
+    /// Every kernel path this CPU has (on x86-64 with AVX-512 the portable loops, the AVX2 ones
+    /// and the AVX-512 ones) against sums in f64, at the hidden width the AVX-512 path is made for:
     /// N = 21 rows are two blocks of eight and five left over in the forward pass, and a task of
     /// 16 rows (two blocks) and one of five single rows in the backward pass; M = 37 columns are
     /// two panels of 16 and five left over.
@@ -933,8 +781,11 @@ mod tests {
         };
         let paths = kernel::Path::available(h);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            assert!(paths.contains(&kernel::Path::Avx512));
+        {
+            use crate::cpu::simd::{SimdLevel, portable_loops_only, simd_level};
+            let written_out = |level| simd_level() >= level && !portable_loops_only();
+            assert_eq!(written_out(SimdLevel::Avx512), paths.contains(&kernel::Path::Avx512));
+            assert_eq!(written_out(SimdLevel::Avx2), paths.contains(&kernel::Path::Avx2));
         }
         for path in paths {
             let mut out = vec![0.0; n * m];
