@@ -256,6 +256,15 @@ mod kernel {
 
     #[cfg(target_arch = "x86_64")]
     use crate::cpu::simd::{self, SimdLevel};
+
+    /// Whether `AMCL_CPU_LOOPS=portable` leaves out the written-out loops (never off x86-64,
+    /// which has none).
+    fn portable_loops_only() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return simd::portable_loops_only();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
     use crate::cpu::{math, widest_simd};
 
     /// Rows of `a` per parallel task in the backward pass (each task keeps a partial [m, h]).
@@ -313,20 +322,32 @@ mod kernel {
             Path::available(h).pop().expect("the portable path")
         }
 
-        /// Every path that runs on this CPU for the hidden width `h`, slowest first; the
-        /// written-out ones up to [`simd::simd_level`], and none with
-        /// `AMCL_CPU_LOOPS=portable` ([`simd::portable_loops_only`]).
+        /// Every path that runs on this CPU for the hidden width `h` ([`Path::runs_here`]),
+        /// slowest first; only the portable one with `AMCL_CPU_LOOPS=portable`.
         pub fn available(h: usize) -> Vec<Path> {
-            #[allow(unused_mut)] // only x86-64 has more paths
-            let mut paths = vec![Path::Portable];
-            #[cfg(target_arch = "x86_64")]
-            if h == H && !simd::portable_loops_only() {
-                let level = simd::simd_level();
-                paths.extend((level >= SimdLevel::Avx2).then_some(Path::Avx2));
-                paths.extend((level >= SimdLevel::Avx512).then_some(Path::Avx512));
+            let all = [
+                Path::Portable,
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx2,
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx512,
+            ];
+            let wanted = |path: &Path| *path == Path::Portable || !portable_loops_only();
+            all.into_iter().filter(|path| wanted(path) && path.runs_here(h)).collect()
+        }
+
+        /// Whether this path's loops run on this CPU for the hidden width `h`: the written-out
+        /// ones need their instructions (up to [`simd::simd_level`]) and phi's width [`H`].
+        /// [`forward`] and [`backward`] check it, since they run those instructions.
+        fn runs_here(self, h: usize) -> bool {
+            let _ = h; // read only by the x86-64 paths
+            match self {
+                Path::Portable => true,
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx2 => h == H && simd::simd_level() >= SimdLevel::Avx2,
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx512 => h == H && simd::simd_level() >= SimdLevel::Avx512,
             }
-            let _ = h;
-            paths
         }
 
         /// Rows of a per block in the forward pass.
@@ -343,6 +364,7 @@ mod kernel {
     /// rows of a, along `path` (one of [`Path::available`] for h).
     pub fn forward(path: Path, a: &[f32], b: &[f32], w: &[f32], m: usize, out: &mut [f32]) {
         let h = w.len();
+        assert!(path.runs_here(h), "{path:?} loops do not run here for width {h}");
         let panels = panels(b, m, h);
         let block_rows = path.block_rows();
         let block = |(t, out_rows): (usize, &mut [f32])| {
@@ -351,10 +373,10 @@ mod kernel {
             let a_rows = &a[first * h..(first + rows) * h];
             match path {
                 Path::Portable => forward_rows_simd(a_rows, b, &panels, w, out_rows),
-                // SAFETY: the path is available: the CPU has AVX2 and FMA.
+                // SAFETY: the path runs here (checked above): the CPU has AVX2 and FMA.
                 #[cfg(target_arch = "x86_64")]
                 Path::Avx2 => unsafe { x86::forward_rows_avx2(a_rows, b, &panels, w, out_rows) },
-                // SAFETY: the path is available: the CPU has AVX-512F.
+                // SAFETY: the path runs here (checked above): the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 Path::Avx512 => unsafe {
                     x86::forward_rows_avx512(a_rows, b, &panels, w, out_rows)
@@ -541,6 +563,7 @@ mod kernel {
         m: usize,
     ) -> Grads {
         let h = w.len();
+        assert!(path.runs_here(h), "{path:?} loops do not run here for width {h}");
         let mut grad_a = vec![0.0; n * h];
         // What the written-out loops compare a with.
         #[cfg(target_arch = "x86_64")]
@@ -557,12 +580,12 @@ mod kernel {
                 Path::Portable => {
                     backward_rows_simd(a_rows, b, g_rows, h, grad_a_rows, &mut partial.b)
                 }
-                // SAFETY: the path is available: the CPU has AVX2 and FMA.
+                // SAFETY: the path runs here (checked above): the CPU has AVX2 and FMA.
                 #[cfg(target_arch = "x86_64")]
                 Path::Avx2 => unsafe {
                     x86::backward_rows_avx2(a_rows, &neg_b, g_rows, grad_a_rows, &mut partial.b)
                 },
-                // SAFETY: the path is available: the CPU has AVX-512F.
+                // SAFETY: the path runs here (checked above): the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 Path::Avx512 => unsafe {
                     x86::backward_rows_avx512(a_rows, &neg_b, g_rows, grad_a_rows, &mut partial.b)
@@ -796,6 +819,18 @@ mod tests {
             check(&format!("{path:?} grad b"), &grads.b, &|x| grad_b(x / h, x % h), 1e-4);
             check(&format!("{path:?} grad w"), &grads.w, &grad_w, 1e-3);
         }
+    }
+
+    /// The written-out loops refuse a width they are not made for (and, on a CPU without
+    /// their instructions, every width) instead of running.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    #[should_panic(expected = "loops do not run here")]
+    fn written_out_loops_refuse_what_they_cannot_run() {
+        let (n, m, h) = (2, 3, 19);
+        let (a, b, w) = (vec![0.5; n * h], vec![0.5; m * h], vec![0.1; h]);
+        let mut out = vec![0.0; n * m];
+        kernel::forward(kernel::Path::Avx2, &a, &b, &w, m, &mut out);
     }
 
     /// Needs the `autodiff` feature, on in workspace builds (amcl-train enables it): without it
