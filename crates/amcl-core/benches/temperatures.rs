@@ -1,5 +1,6 @@
-//! The temperature networks on the CPU (flex with autodiff; the fused kernel of
-//! src/model/pairwise_phi.rs), forward and backward, at the shapes of a training step: MoCo's
+//! The temperature networks on the CPU (flex with autodiff), both forms: the authors' shared
+//! dot-product phi, and the concatenated-pair phi with the fused kernel of
+//! src/model/pairwise_phi.rs; forward and backward, at the shapes of a training step: MoCo's
 //! 2N = 256 queries against a queue of 1,024, and SimCLR's 2N = 256 views against each other;
 //! d = 64, as `amcl-train bench`. First one head alone, then what they add to a whole MoCo
 //! objective (C = 3): `moco_symmetric_objective` adaptive against plain, forward and backward.
@@ -10,7 +11,7 @@ mod common;
 
 use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, l2_normalize};
 use amcl_core::methods::moco_symmetric_objective;
-use amcl_core::model::AmclModelConfig;
+use amcl_core::model::{AmclModelConfig, TemperatureForm};
 use burn::prelude::*;
 use common::{best_millis, filled};
 
@@ -18,17 +19,28 @@ fn main() {
     common::keep_freed_memory();
     let device = Device::flex().autodiff();
     let dim = 64;
-    let model = AmclModelConfig::new().with_dim(dim).init(&device).expect("a valid config");
+    for form in [TemperatureForm::Dot, TemperatureForm::Concat] {
+        println!("\n### --temperature-net {form}\n");
+        let config = AmclModelConfig::new().with_dim(dim).with_temperature_form(form);
+        let model = config.init(&device).expect("a valid config");
+        one_head(&model, &device);
+        moco_objective(&model, &device);
+    }
+}
+
+/// One head's temperatures of all pairs, forward and forward + backward.
+fn one_head(model: &amcl_core::model::AmclModel, device: &Device) {
+    let dim = model.heads[0].output_dim();
     println!("| pairs | [N, M] | forward ms | forward + backward ms |");
     println!("|---|---|---|---|");
     for (name, n, m) in [("MoCo, queue 1024", 256, 1024), ("SimCLR", 256, 256)] {
         let (z_a, z_b) =
-            (filled([n, dim], (-1.0, 1.0), 1, &device), filled([m, dim], (-1.0, 1.0), 2, &device));
+            (filled([n, dim], (-1.0, 1.0), 1, device), filled([m, dim], (-1.0, 1.0), 2, device));
         let forward = best_millis(50, || {
             std::hint::black_box(model.pairwise_temperature(0, z_a.clone(), z_b.clone()));
         });
         // An upstream gradient that is not uniform, made once.
-        let upstream = filled([n, m], (-1.0, 1.0), 3, &device);
+        let upstream = filled([n, m], (-1.0, 1.0), 3, device);
         let both = best_millis(50, || {
             let z_a = z_a.clone().detach().require_grad();
             let tau = model.pairwise_temperature(0, z_a.clone(), z_b.clone());
@@ -37,7 +49,6 @@ fn main() {
         });
         println!("| {name} | [{n}, {m}] | {forward:.2} | {both:.2} |");
     }
-    moco_objective(&model, &device);
 }
 
 /// The MoCo objective of one step (C = 3, 2N = 256 queries, queue 1,024), plain and adaptive:

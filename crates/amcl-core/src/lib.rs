@@ -19,7 +19,7 @@
 //!
 //! let device = Device::flex().autodiff();
 //! let method: MethodKind = "amcl-simclr".parse().unwrap();
-//! let model = method.model_config(AmclModelConfig::new()).init(&device).unwrap();
+//! let model = method.model_config(AmclModelConfig::new(), 8).init(&device).unwrap();
 //! let mut augmenter = Augmenter::new("abcde".parse().unwrap(), AugmentConfig::new(), 0);
 //! let images = Tensor::<4>::random([8, 3, 32, 32], burn::tensor::Distribution::Default, &device);
 //! let (a, b) = augmenter.two_views(images).unwrap();

@@ -15,7 +15,7 @@ pub struct HeadScore {
     pub head: usize,
     /// Cosine similarity s of the two projections.
     pub similarity: f32,
-    /// Adaptive positive temperature tau+ = phi_c([z_a ; z_b]).
+    /// Adaptive positive temperature tau+ of the pair in this head (the model's phi).
     pub tau_pos: f32,
     /// Scaled score s / tau+.
     pub scaled: f32,

@@ -57,7 +57,7 @@ pub enum Precision {
     #[default]
     F32,
     /// Linear and convolution weights and biases as f16; batch-norm statistics, whose running
-    /// variance would underflow, and the Barlow temperatures stay f32.
+    /// variance would underflow, stay f32.
     F16,
 }
 
@@ -92,7 +92,10 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest> {
     let json = reader.metadata().get(MANIFEST_KEY).ok_or_else(|| {
         AmclError::Weights(format!("no '{MANIFEST_KEY}' metadata: not an AMCL weights file"))
     })?;
-    let manifest: Manifest = serde_json::from_str(json)
+    let mut value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| AmclError::Weights(format!("manifest is not valid JSON: {e}")))?;
+    upgrade_manifest(&mut value)?;
+    let manifest: Manifest = serde_json::from_value(value)
         .map_err(|e| AmclError::Weights(format!("manifest is not valid: {e}")))?;
     if manifest.format_version != FORMAT_VERSION {
         return Err(AmclError::Weights(format!(
@@ -101,6 +104,25 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest> {
         )));
     }
     Ok(manifest)
+}
+
+/// Fills in what manifests written before the authors' temperature network left out, so that
+/// their weights load with their own form: no `temperature_form` means the concatenated-pair
+/// networks, no `projector` the two-layer head. Free-parameter Barlow temperatures (the first
+/// amcl-barlow form) no longer exist and are refused by name.
+fn upgrade_manifest(manifest: &mut serde_json::Value) -> Result<()> {
+    let Some(model) = manifest.get_mut("model").and_then(|m| m.as_object_mut()) else {
+        return Ok(());
+    };
+    if model.remove("barlow_temperatures") == Some(serde_json::Value::Bool(true)) {
+        return Err(AmclError::Weights(
+            "these amcl-barlow weights have free-parameter Barlow temperatures (an earlier form);              this version computes them with the authors' channel temperature network: retrain"
+                .into(),
+        ));
+    }
+    model.entry("temperature_form").or_insert_with(|| "concat".into());
+    model.entry("projector").or_insert_with(|| "mlp".into());
+    Ok(())
 }
 
 /// Rebuilds the model described by the manifest in `bytes` and loads its tensors.

@@ -4,8 +4,10 @@ mod common;
 
 use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective, nt_xent};
 use amcl_core::methods::{
-    barlow_objective, moco_objective, simclr_amcl_objective, simsiam_objective,
+    barlow_objective, channel_vectors, moco_objective, simclr_amcl_objective, simsiam_objective,
 };
+use amcl_core::model::{DotTemperatureNet, TemperatureRange};
+use burn::prelude::*;
 use common::*;
 use serde_json::Value;
 
@@ -20,9 +22,20 @@ fn objective_config(case: &Value) -> AmclObjectiveConfig {
         dim: case["dim"].as_u64().unwrap() as usize,
         reduction: match case["reduction"].as_str().unwrap() {
             "Max" => NegativeReduction::Max,
-            _ => NegativeReduction::LogSumExp,
+            "LogSumExp" => NegativeReduction::LogSumExp,
+            top_k => NegativeReduction::TopK(top_k["TopK:".len()..].parse().unwrap()),
         },
     }
+}
+
+/// The reference's temperature network, from the case's weights.
+fn temperature_net(case: &Value, d: &Device) -> DotTemperatureNet {
+    DotTemperatureNet::from_weights(
+        tensor(&case["w1"], d),
+        tensor(&case["b1"], d),
+        tensor(&case["w2"], d),
+        tensor(&case["b2"], d),
+    )
 }
 
 fn expected(case: &Value) -> f32 {
@@ -54,6 +67,43 @@ fn objective_matches_reference_in_both_reductions_and_several_betas() {
 }
 
 #[test]
+fn top_k_matches_reference_below_at_and_above_the_number_of_negatives() {
+    let d = device();
+    let cases = golden()["top_k"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 9);
+    for (i, case) in cases.iter().enumerate() {
+        let loss = amcl_objective(
+            tensor(&case["pos_sim"], &d),
+            tensor(&case["neg_sim"], &d),
+            tensor(&case["pos_tau"], &d),
+            tensor(&case["neg_tau"], &d),
+            &objective_config(case),
+        );
+        let what = format!("top-k case {i} ({}, beta {})", case["reduction"], case["beta"]);
+        assert_close(scalar(loss), expected(case), 1e-5, &what);
+    }
+}
+
+#[test]
+fn shared_temperature_network_matches_reference() {
+    let d = device();
+    for case in golden()["temperature"].as_array().unwrap() {
+        let phi = temperature_net(case, &d);
+        let z_a: Tensor<2> = tensor(&case["z_a"], &d);
+        let z_b: Tensor<2> = tensor(&case["z_b"], &d);
+        let tau = phi.pairwise_temperatures(
+            z_a.unsqueeze(),
+            z_b.unsqueeze(),
+            &TemperatureRange::default(),
+        );
+        let (want, _) = flatten(&case["tau"]);
+        for (got, want) in values(tau).into_iter().zip(want) {
+            assert_close(got, want, 1e-5, "dot-product temperature");
+        }
+    }
+}
+
+#[test]
 fn nt_xent_matches_reference() {
     let d = device();
     for case in golden()["nt_xent"].as_array().unwrap() {
@@ -72,9 +122,10 @@ fn amcl_simclr_matches_reference() {
             tensor(&case["z_b"], &d),
             tensor(&case["tau"], &d),
             &objective_config(case),
+            TemperatureRange::default(),
         )
         .unwrap();
-        assert_close(scalar(loss), expected(case), 1e-5, "amcl-simclr");
+        assert_close(scalar(loss), expected(case), 1e-5, &format!("amcl-simclr {}", case["reduction"]));
     }
 }
 
@@ -91,6 +142,7 @@ fn moco_plain_and_amcl_match_reference() {
             taus,
             case["temperature"].as_f64().unwrap() as f32,
             &objective_config(case),
+            TemperatureRange::default(),
         )
         .unwrap();
         assert_close(scalar(loss), expected(case), 1e-5, "moco");
@@ -111,23 +163,38 @@ fn simsiam_plain_and_amcl_match_reference() {
             taus,
             case["beta"].as_f64().unwrap() as f32,
             case["dim"].as_u64().unwrap() as usize,
+            TemperatureRange::default(),
         );
         assert_close(scalar(loss), expected(case), 1e-5, "simsiam");
     }
 }
 
 #[test]
-fn barlow_plain_and_amcl_match_reference() {
+fn barlow_plain_and_amcl_with_channel_temperatures_match_reference() {
     let d = device();
+    let range = TemperatureRange::default();
     for case in golden()["barlow"].as_array().unwrap() {
-        let taus = (!case["tau_diag"].is_null())
-            .then(|| (tensor(&case["tau_diag"], &d), tensor(&case["tau_off"], &d)));
+        let (z1, z2): (Tensor<3>, Tensor<3>) = (tensor(&case["z1"], &d), tensor(&case["z2"], &d));
+        let taus = (!case["tau_diag"].is_null()).then(|| {
+            // The channel network's temperatures, from the projections themselves.
+            let phi = temperature_net(case, &d);
+            let tau = phi.pairwise_temperatures(
+                channel_vectors(z1.clone()),
+                channel_vectors(z2.clone()),
+                &range,
+            );
+            for (got, want) in values(tau.clone()).into_iter().zip(flatten(&case["tau_off"]).0) {
+                assert_close(got, want, 1e-5, "channel temperature");
+            }
+            (tensor(&case["tau_diag"], &d), tau)
+        });
         let (loss, _) = barlow_objective(
-            tensor(&case["z1"], &d),
-            tensor(&case["z2"], &d),
+            z1,
+            z2,
             taus,
             case["lambda_"].as_f64().unwrap() as f32,
             case["beta"].as_f64().unwrap() as f32,
+            range,
         );
         assert_close(scalar(loss), expected(case), 1e-4, "barlow");
     }

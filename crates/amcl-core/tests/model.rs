@@ -3,7 +3,7 @@
 mod common;
 
 use amcl_core::methods::{Method, MethodConfig, MethodKind};
-use amcl_core::model::{AmclModelConfig, BackboneKind, SmallCnn};
+use amcl_core::model::{AmclModelConfig, BackboneKind, SmallCnn, TemperatureForm};
 use amcl_core::prelude::*;
 use amcl_core::weights;
 use burn::module::Module;
@@ -11,9 +11,13 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use common::*;
 
+/// The tests' batch size (amcl-barlow's channel network is built for it).
+const BATCH: usize = 8;
+
 fn small(method: &MethodKind) -> AmclModelConfig {
     method.model_config(
         AmclModelConfig::new().with_width(4).with_hidden(32).with_dim(16).with_image_size(16),
+        BATCH,
     )
 }
 
@@ -39,15 +43,55 @@ fn temperatures_stay_within_bounds() {
     assert!((all[2 * 5 + 4] - row[0]).abs() < 1e-5 * all[2 * 5 + 4].max(1.0));
 }
 
+/// The authors' form: one phi for every head, tau = lo + (hi - lo) sigmoid(-<phi(z_a), phi(z_b)>)
+/// for all pairs at once and for aligned pairs, symmetric in the pair.
+#[test]
+fn dot_temperatures_are_one_shared_phi_on_both_sides_of_a_pair() {
+    let d = device();
+    let (c, n, m, dim) = (3, 4, 5, 8);
+    let model = AmclModelConfig::new().with_width(4).with_dim(dim).init(&d).unwrap();
+    assert_eq!(model.config.temperature_form, TemperatureForm::Dot);
+    assert!(model.phi.is_some() && model.temperatures.is_empty());
+    let z_a = from_vec(uniform(c * n * dim, -1.0, 1.0, 21), [c, n, dim], &d);
+    let z_b = from_vec(uniform(c * m * dim, -1.0, 1.0, 22), [c, m, dim], &d);
+    let all = values(model.pairwise_temperatures(z_a.clone(), z_b.clone()));
+    let phi = model.phi.as_ref().unwrap();
+    let (pa, pb) = (values(phi.project(z_a.clone())), values(phi.project(z_b.clone())));
+    let range = model.range;
+    for h in 0..c {
+        for i in 0..n {
+            for j in 0..m {
+                let a = &pa[(h * n + i) * dim..(h * n + i + 1) * dim];
+                let b = &pb[(h * m + j) * dim..(h * m + j + 1) * dim];
+                let r: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+                let want = range.lo + (range.hi - range.lo) / (1.0 + r.exp());
+                let got = all[(h * n + i) * m + j];
+                assert!((got - want).abs() < 1e-5, "head {h} pair ({i}, {j}): {got} vs {want}");
+            }
+        }
+    }
+    let aligned_b = z_b.clone().slice([0..c, 0..n, 0..dim]);
+    let aligned = values(model.paired_temperatures(z_a.clone(), aligned_b.clone()));
+    let swapped = values(model.paired_temperatures(aligned_b, z_a));
+    for k in 0..c * n {
+        let (h, i) = (k / n, k % n);
+        assert!((aligned[k] - all[(h * n + i) * m + i]).abs() < 1e-5);
+        assert!((aligned[k] - swapped[k]).abs() < 1e-6, "tau(a, b) = tau(b, a)");
+    }
+}
+
 /// All heads' temperatures at once (the stacked networks a training step runs) equal each head's
 /// phi applied to every concatenated pair [z_a ; z_b], with one network per head and with one
-/// shared network.
+/// shared network (the concatenated-pair form).
 #[test]
 fn every_heads_temperatures_equal_its_phi_on_concatenated_pairs() {
     let d = device();
     let (c, n, m, dim) = (3, 4, 5, 8);
     for shared in [false, true] {
-        let config = AmclModelConfig::new().with_width(4).with_dim(dim);
+        let config = AmclModelConfig::new()
+            .with_width(4)
+            .with_dim(dim)
+            .with_temperature_form(TemperatureForm::Concat);
         let model = config.with_shared_temperature(shared).init(&d).unwrap();
         let z_a = from_vec(uniform(c * n * dim, -1.0, 1.0, 11), [c, n, dim], &d);
         let z_b = from_vec(uniform(c * m * dim, -1.0, 1.0, 12), [c, m, dim], &d);
@@ -63,7 +107,7 @@ fn every_heads_temperatures_equal_its_phi_on_concatenated_pairs() {
             let left = head(&z_a, h, n).reshape([n, 1, dim]).repeat_dim(1, m);
             let right = head(&z_b, h, m).reshape([1, m, dim]).repeat_dim(0, n);
             let pairs = Tensor::cat(vec![left, right], 2).reshape([n * m, 2 * dim]);
-            let expected = values(model.range.squash(model.temperature_net(h).logits(pairs)));
+            let expected = values(model.range.squash(model.temperature_net(h).unwrap().logits(pairs)));
             for (k, e) in expected.iter().enumerate() {
                 let got = all[h * n * m + k];
                 assert!(
@@ -130,7 +174,7 @@ fn every_method_runs_a_step() {
         let kind: MethodKind = name.parse().unwrap();
         let model = small(&kind).init(&d).unwrap();
         let mut method = Method::new(kind, MethodConfig::new().with_moco_queue(32));
-        let out = method.loss(&model, batch(4, 1, &d), batch(4, 2, &d)).unwrap();
+        let out = method.loss(&model, batch(BATCH, 1, &d), batch(BATCH, 2, &d)).unwrap();
         let loss = out.loss.clone().into_scalar::<f32>();
         assert!(loss.is_finite(), "{name}: {loss}");
         let grads = GradientsParams::from_grads(out.loss.backward(), &model);
@@ -245,14 +289,15 @@ fn not_a_weights_file_is_an_error() {
 #[test]
 fn shared_temperature_option_builds_one_phi_for_all_heads() {
     let d = device();
-    let shared = AmclModelConfig::new().with_width(4).with_dim(8).with_shared_temperature(true);
-    let model = shared.init(&d).unwrap();
+    let concat =
+        AmclModelConfig::new().with_width(4).with_dim(8).with_temperature_form(TemperatureForm::Concat);
+    let model = concat.clone().with_shared_temperature(true).init(&d).unwrap();
     assert_eq!(model.temperatures.len(), 1);
     let z = from_vec(uniform(4 * 8, -1.0, 1.0, 3), [4, 8], &d);
     let t0 = values(model.pairwise_temperature(0, z.clone(), z.clone()));
     let t2 = values(model.pairwise_temperature(2, z.clone(), z));
     assert_eq!(t0, t2);
-    let per_head = AmclModelConfig::new().with_width(4).with_dim(8).init(&d).unwrap();
+    let per_head = concat.init(&d).unwrap();
     assert_eq!(per_head.temperatures.len(), 3);
 }
 
@@ -285,15 +330,25 @@ fn initial_temperature_starts_every_tau_near_it() {
         let tau = values(model.pairwise_temperature(c, z.clone(), z.clone()));
         assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.1), "head {c}: {tau:?}");
     }
-    // Barlow Twins' learned temperatures too.
+    // The concatenated-pair form too.
+    let concat = small(&kind("amcl-simclr")).with_temperature_form(TemperatureForm::Concat);
+    let model = concat.init(&d).unwrap().with_initial_temperature(0.2).unwrap();
+    let tau = values(model.pairwise_temperature(1, z.clone(), z.clone()));
+    assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.1), "concat: {tau:?}");
+    // Barlow Twins' channel network too: every pair of channels near 0.5.
     let barlow =
         small(&kind("amcl-barlow")).init(&d).unwrap().with_initial_temperature(0.5).unwrap();
-    let range = barlow.range;
-    let diagonal = values(range.squash(barlow.barlow[0].diagonal.val()));
-    assert!(diagonal.iter().all(|t| (t - 0.5).abs() < 1e-4), "{diagonal:?}");
-    // Outside the bounds: an error naming them.
+    let z1 = from_vec(uniform(3 * BATCH * 16, -1.0, 1.0, 5), [3, BATCH, 16], &d);
+    let z2 = from_vec(uniform(3 * BATCH * 16, -1.0, 1.0, 6), [3, BATCH, 16], &d);
+    let (diagonal, _) = amcl_core::methods::channel_temperatures(&barlow, z1, z2).unwrap();
+    let diagonal = values(diagonal);
+    assert!(diagonal.iter().all(|t| (t - 0.5).abs() < 0.2), "{diagonal:?}");
+    // The dot form reaches only the lower half of the range (a squared norm), the concatenated
+    // form all of it; outside: an error naming the limits.
     let err =
-        small(&kind("amcl-simclr")).init(&d).unwrap().with_initial_temperature(3.0).unwrap_err();
+        small(&kind("amcl-simclr")).init(&d).unwrap().with_initial_temperature(1.5).unwrap_err();
+    assert!(err.to_string().contains("middle of the range"), "{err}");
+    let err = concat.init(&d).unwrap().with_initial_temperature(3.0).unwrap_err();
     assert!(err.to_string().contains("between the bounds"), "{err}");
 }
 
@@ -324,11 +379,21 @@ fn moco_symmetric_objective_is_the_mean_of_its_two_directions() {
                     (0..c).map(|h| model.pairwise_temperature(h, head(q, h), head(&queue, h)));
                 (Tensor::stack(pos.collect(), 0), Tensor::stack(neg.collect(), 0))
             });
-            let (loss, _) =
-                moco_objective(q.clone(), k.clone(), queue.clone(), taus, 0.2, cfg).unwrap();
+            let (loss, _) = moco_objective(
+                q.clone(),
+                k.clone(),
+                queue.clone(),
+                taus,
+                0.2,
+                cfg,
+                model.range,
+            )
+            .unwrap();
             loss.into_scalar::<f32>()
         };
-    for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
+    for reduction in
+        [NegativeReduction::LogSumExp, NegativeReduction::Max, NegativeReduction::TopK(5)]
+    {
         let cfg = AmclObjectiveConfig { beta: 0.1, dim, reduction };
         for adaptive in [false, true] {
             let (loss, diagnostics) = moco_symmetric_objective(

@@ -169,7 +169,8 @@ fn amcl_simclr_with_fixed_tau_is_multi_head_nt_xent() {
     let z_b = l2_normalize(from_vec(uniform(c * n * dim, -1.0, 1.0, 8), [c, n, dim], &d));
     let tau = Tensor::<3>::full([c, 2 * n, 2 * n], 0.2, &d);
     let cfg = AmclObjectiveConfig { beta: 0.0, dim, reduction: NegativeReduction::LogSumExp };
-    let (amcl, _) = simclr_amcl_objective(z_a.clone(), z_b.clone(), tau, &cfg).unwrap();
+    let range = amcl_core::model::TemperatureRange::default();
+    let (amcl, _) = simclr_amcl_objective(z_a.clone(), z_b.clone(), tau, &cfg, range).unwrap();
     let (plain, _) = simclr_plain_objective(z_a, z_b, 0.2);
     let (amcl, plain) = (scalar(amcl), scalar(plain));
     assert!((amcl - plain).abs() < 1e-4 * plain.abs(), "amcl {amcl} vs plain {plain}");

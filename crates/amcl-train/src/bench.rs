@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// Negative reduction of the AMCL objective.
     #[arg(long, value_enum, default_value_t = Reduction::Logsumexp)]
     pub reduction: Reduction,
+    /// Negatives per anchor of `--reduction topk`.
+    #[arg(long, default_value_t = amcl_core::loss::AUTHORS_TOP_K)]
+    pub top_k: usize,
     /// Images per batch (two views each).
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
@@ -165,6 +168,7 @@ fn child(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         format!("--dim={}", args.dim),
         format!("--hidden={}", args.hidden),
         format!("--reduction={reduction}"),
+        format!("--top-k={}", args.top_k),
         format!("--batch-size={}", args.batch_size),
         format!("--augs={}", args.augs),
         format!("--steps={}", args.steps),
@@ -258,11 +262,15 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
             .with_heads(args.heads)
             .with_dim(args.dim)
             .with_hidden(args.hidden),
+        args.batch_size,
     );
     let mut model = config.init(&device)?;
     let mut method = Method::new(
         kind,
-        MethodConfig::new().with_moco_queue(1024).with_reduction(args.reduction.into()),
+        MethodConfig::new()
+            .with_moco_queue(1024)
+            .with_beta(kind.authors_beta())
+            .with_reduction(args.reduction.with_k(args.top_k)),
     );
     let mut optimizer = optim::build(OptimizerKind::Sgd, 5e-4);
     let mut augmenter = Augmenter::new(augs, AugmentConfig::new(), 0);

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
+use amcl_core::loss::AUTHORS_TOP_K;
 use amcl_core::methods::BaseMethod;
+use amcl_core::model::TemperatureForm;
 use amcl_core::prelude::*;
 use anyhow::{Context, Result, bail};
 
@@ -20,9 +22,47 @@ use crate::optim::OptimizerKind;
 pub enum Preset {
     /// A small CNN for a few minutes on a laptop CPU: 8 epochs of 4,000 images.
     Quick,
-    /// The authors' CIFAR-10 setup (shared/AMCL.md): ResNet-18, C = 3, d = 128, batch 512,
-    /// 800 epochs, SGD momentum 0.9, weight decay 5e-4, per-method lr, cosine schedule.
+    /// The authors' release exactly (docs/METHOD.md): their AMCL form (shared dot-product phi,
+    /// top-100 negatives, beta 1e-4 / 1e-6 for Barlow Twins), ResNet-18, C = 3, d = 128
+    /// (SimSiam and Barlow Twins: 2,048-wide projectors), batch 512, 1,000 epochs, SGD momentum
+    /// 0.9, weight decay 5e-4, per-method lr, cosine schedule, gradient-norm clipping at 1.0.
     Paper,
+}
+
+/// `--amcl-form`: a named set of the AMCL objective's choices (temperature network, reduction,
+/// beta, initial temperature, bounds); each of them can still be set by its own flag.
+#[derive(
+    clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AmclForm {
+    /// The authors' release exactly: shared dot-product phi, top-100 negatives, beta 1e-4
+    /// (1e-6 for Barlow Twins), phi at its default initialisation (tau ~ 1), tau in (1e-5, 2).
+    Authors,
+    /// This project's default, the measured variant closest to the authors' whose temperatures
+    /// adapt (docs/RESULTS.md): the authors' shared dot-product phi and beta, the soft
+    /// log-sum-exp reduction over all negatives, phi started at the base method's temperature.
+    Soft,
+}
+
+impl AmclForm {
+    /// The negative reduction of this form.
+    fn reduction(self) -> Reduction {
+        match self {
+            AmclForm::Authors => Reduction::Topk,
+            AmclForm::Soft => Reduction::Logsumexp,
+        }
+    }
+
+    /// The initial temperature of this form for `kind` (None: phi's default initialisation).
+    fn tau_init(self, kind: MethodKind) -> Option<f32> {
+        match (self, kind.base) {
+            (AmclForm::Authors, _) => None,
+            (AmclForm::Soft, BaseMethod::Simclr | BaseMethod::Moco) => Some(kind.base_temperature()),
+            // No base temperature to start from (it is 1): phi's default start, tau ~ 1.
+            (AmclForm::Soft, _) => None,
+        }
+    }
 }
 
 /// `--reduction`.
@@ -31,15 +71,19 @@ pub enum Preset {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Reduction {
-    /// Hardest negative only (the paper's form).
-    Max,
-    /// Log-sum-exp over all negatives (soft form).
+    /// The k most similar negatives (`--top-k`), the authors' release (Eq. 5).
+    Topk,
+    /// Log-sum-exp over all negatives (soft form; NT-Xent's limit).
     Logsumexp,
+    /// Hardest negative only (the literal Eq. 2.1; collapses, see docs/METHOD.md).
+    Max,
 }
 
-impl From<Reduction> for NegativeReduction {
-    fn from(r: Reduction) -> Self {
-        match r {
+impl Reduction {
+    /// The library's reduction, with `k` negatives for `Topk`.
+    pub fn with_k(self, k: usize) -> NegativeReduction {
+        match self {
+            Reduction::Topk => NegativeReduction::TopK(k),
             Reduction::Max => NegativeReduction::Max,
             Reduction::Logsumexp => NegativeReduction::LogSumExp,
         }
@@ -75,7 +119,7 @@ pub struct PretrainArgs {
     /// [default: abcde].
     #[arg(long)]
     pub augs: Option<String>,
-    /// Epochs [quick: 8, paper: 800].
+    /// Epochs [quick: 8, paper: 1000].
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Images per batch, two views each [quick: 128, paper: 512].
@@ -94,17 +138,40 @@ pub struct PretrainArgs {
     /// Epochs of linear learning-rate warm-up before the cosine decay [quick: 1, paper: 10].
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
-    /// Weight beta of the Omega regulariser [default: 0.1].
+    /// The AMCL objective's form; the flags below override its parts [quick: soft, paper:
+    /// authors].
+    #[arg(long, value_enum)]
+    pub amcl_form: Option<AmclForm>,
+    /// Temperature network: dot (the authors' shared phi, logit -<phi(z_a), phi(z_b)>) or
+    /// concat (the earlier per-head phi([z_a ; z_b])) [default: dot].
+    #[arg(long, value_name = "dot|concat")]
+    pub temperature_net: Option<String>,
+    /// Negative reduction of the AMCL objective [soft: logsumexp, authors: topk].
+    #[arg(long, value_enum)]
+    pub reduction: Option<Reduction>,
+    /// Negatives per anchor of `--reduction topk` [default: 100].
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Weight beta of the Omega regulariser [default: 1e-4; barlow 1e-6].
     #[arg(long)]
     pub beta: Option<f32>,
     /// Start every adaptive temperature near this value (phi's output bias) instead of near 1
-    /// [default: the paper's unspecified initialisation, tau ~ 1]. 0.2 is SimCLR's fixed tau.
+    /// [soft: the base method's tau (simclr 0.5, moco 0.1); authors: none, tau ~ 1].
     #[arg(long, value_name = "TAU")]
     pub tau_init: Option<f32>,
-    /// Negative reduction of the AMCL objective [quick: logsumexp, paper: max]. With max and
-    /// beta = 0.1, quick runs collapsed (loss ~0, kNN at chance): see README.
-    #[arg(long, value_enum)]
-    pub reduction: Option<Reduction>,
+    /// Lower bound lo of every adaptive temperature [default: 1e-5].
+    #[arg(long)]
+    pub tau_min: Option<f32>,
+    /// Upper bound hi of every adaptive temperature [default: 2.0].
+    #[arg(long)]
+    pub tau_max: Option<f32>,
+    /// Fixed temperature of plain simclr and moco [default: simclr 0.5, moco 0.1].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Clip the gradient's global norm (over all parameters) at this value; 0 turns it off
+    /// [quick: off, paper: 1.0].
+    #[arg(long)]
+    pub grad_clip: Option<f32>,
     /// Dataset: cifar10:DIR, cifar100:DIR, folder:DIR or synthetic [default: data/cifar10 if
     /// present, else synthetic].
     #[arg(long)]
@@ -154,6 +221,15 @@ pub struct TrainConfig {
     #[serde(default)]
     pub tau_init: Option<f32>,
     pub reduction: Reduction,
+    /// Negatives per anchor of the top-k reduction.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Fixed temperature of plain SimCLR and MoCo (older run folders: 0.2).
+    #[serde(default = "earlier_temperature")]
+    pub temperature: f32,
+    /// Global gradient-norm clipping (None: off).
+    #[serde(default)]
+    pub grad_clip: Option<f32>,
     pub moco_queue: usize,
     pub data: DataSource,
     pub train_size: Option<usize>,
@@ -165,12 +241,21 @@ pub struct TrainConfig {
     pub precision: Precision,
 }
 
+fn default_top_k() -> usize {
+    AUTHORS_TOP_K
+}
+
+fn earlier_temperature() -> f32 {
+    0.2
+}
+
 impl TrainConfig {
     /// The method's hyper-parameters.
     pub fn method_config(&self) -> MethodConfig {
         MethodConfig::new()
             .with_beta(self.beta)
-            .with_reduction(self.reduction.into())
+            .with_reduction(self.reduction.with_k(self.top_k))
+            .with_temperature(self.temperature)
             .with_moco_queue(self.moco_queue)
             .with_seed(self.seed)
     }
@@ -186,7 +271,7 @@ impl TrainConfig {
     }
 }
 
-/// The paper's peak learning rate for `kind` (shared/AMCL.md, "Setup the authors used").
+/// The authors' peak learning rate for `kind` (docs/METHOD.md, "Training").
 fn paper_lr(kind: MethodKind) -> f64 {
     match kind.base {
         BaseMethod::Simclr => 0.06,
@@ -207,15 +292,34 @@ impl PretrainArgs {
             .as_deref()
             .unwrap_or(if paper { "resnet18" } else { "small-cnn" })
             .parse()?;
+        let form = self.amcl_form.unwrap_or(if paper { AmclForm::Authors } else { AmclForm::Soft });
+        let batch_size = self.batch_size.unwrap_or(if paper { 512 } else { 128 });
+        // The authors' SimSiam and Barlow Twins projectors are 2,048 wide, to 2,048.
+        let wide = paper && matches!(kind.base, BaseMethod::Simsiam | BaseMethod::Barlow);
+        let temperature_form: TemperatureForm =
+            self.temperature_net.as_deref().unwrap_or("dot").parse().context("--temperature-net")?;
+        let range = TemperatureRange {
+            lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
+            hi: self.tau_max.unwrap_or(TemperatureRange::default().hi),
+        };
         let model = kind.model_config(
             AmclModelConfig::new()
                 .with_backbone(backbone)
                 .with_width(self.width.unwrap_or(16))
                 .with_heads(self.heads.unwrap_or(3))
-                .with_hidden(self.hidden.unwrap_or(512))
-                .with_dim(self.dim.unwrap_or(if paper { 128 } else { 64 })),
+                .with_hidden(self.hidden.unwrap_or(if wide { 2048 } else { 512 }))
+                .with_dim(self.dim.unwrap_or(if wide {
+                    2048
+                } else if paper {
+                    128
+                } else {
+                    64
+                }))
+                .with_temperature_form(temperature_form)
+                .with_temperature(range),
+            batch_size,
         );
-        model.validate()?;
+        model.validate().context("--tau-min / --tau-max")?;
         let augs = self.augs.clone().unwrap_or_else(|| "abcde".into());
         augs.parse::<AugmentationSet>().context("--augs")?;
         let data = match &self.data {
@@ -228,8 +332,8 @@ impl PretrainArgs {
             method,
             model,
             augs,
-            epochs: self.epochs.unwrap_or(if paper { 800 } else { 8 }),
-            batch_size: self.batch_size.unwrap_or(if paper { 512 } else { 128 }),
+            epochs: self.epochs.unwrap_or(if paper { 1000 } else { 8 }),
+            batch_size,
             lr: self.lr.unwrap_or(if paper { paper_lr(kind) } else { 1e-3 }),
             optimizer: self.optimizer.unwrap_or(if paper {
                 OptimizerKind::Sgd
@@ -238,13 +342,17 @@ impl PretrainArgs {
             }),
             weight_decay: self.weight_decay.unwrap_or(5e-4),
             warmup_epochs: self.warmup_epochs.unwrap_or(if paper { 10 } else { 1 }),
-            beta: self.beta.unwrap_or(0.1),
-            tau_init: self.tau_init,
-            reduction: self.reduction.unwrap_or(if paper {
-                Reduction::Max
-            } else {
-                Reduction::Logsumexp
-            }),
+            beta: self.beta.unwrap_or(kind.authors_beta()),
+            tau_init: self.tau_init.or(if kind.adaptive { form.tau_init(kind) } else { None }),
+            reduction: self.reduction.unwrap_or(form.reduction()),
+            top_k: self.top_k.unwrap_or(AUTHORS_TOP_K),
+            temperature: self.temperature.unwrap_or(kind.base_temperature()),
+            grad_clip: match self.grad_clip {
+                Some(c) if c == 0.0 => None,
+                Some(c) => Some(c),
+                None if paper => Some(1.0),
+                None => None,
+            },
             moco_queue: if paper { 4096 } else { 1024 },
             data,
             train_size: self.train_size.or(if paper { None } else { Some(4000) }),
@@ -276,12 +384,35 @@ impl TrainConfig {
         if !self.beta.is_finite() || self.beta < 0.0 {
             bail!("--beta must be a non-negative number, got {}", self.beta);
         }
+        if self.reduction == Reduction::Topk && self.top_k == 0 {
+            bail!("--top-k must be at least 1");
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            bail!("--temperature must be a positive number, got {}", self.temperature);
+        }
+        if let Some(clip) = self.grad_clip
+            && !(clip.is_finite() && clip > 0.0)
+        {
+            bail!("--grad-clip must be a positive number (0 turns clipping off), got {clip}");
+        }
         if let Some(tau) = self.tau_init {
             // Checked here, before any data is loaded, with the same rule the model applies.
             let range = self.model.temperature;
-            if range.logit(tau).is_none() {
+            let reachable = match self.model.temperature_form {
+                // A squared norm, |v|^2 = -logit(tau), reaches only the lower half of the range.
+                TemperatureForm::Dot => range.logit(tau).is_some_and(|l| l < 0.0),
+                TemperatureForm::Concat => range.logit(tau).is_some(),
+            };
+            if !reachable {
+                let top = match self.model.temperature_form {
+                    TemperatureForm::Dot => (range.lo + range.hi) / 2.0,
+                    TemperatureForm::Concat => range.hi,
+                };
                 bail!(
-                    "--tau-init must lie strictly between the temperature bounds {} and {}, got {tau}",
+                    "--tau-init must lie strictly between {} and {top} for --temperature-net {} \
+                     (temperature bounds {} to {}), got {tau}",
+                    range.lo,
+                    self.model.temperature_form,
                     range.lo,
                     range.hi
                 );

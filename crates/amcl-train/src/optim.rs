@@ -1,8 +1,9 @@
 //! Optimisers (`--optimizer`) and the learning-rate schedule.
 
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::{Momentum, MomentumConfig};
-use burn::optim::{AdamConfig, ModuleOptimizer, Optimizer, SgdConfig, SgdState};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig, SgdState};
 use burn::prelude::*;
 
 /// Which optimiser.
@@ -45,6 +46,58 @@ pub fn learning_rate(peak: f64, step: usize, total: usize, warmup: usize) -> f64
     } else {
         let progress = (step - warmup) as f64 / (total - warmup).max(1) as f64;
         peak * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+    }
+}
+
+/// Clips the gradients of `module`'s parameters to a global L2 norm of at most `max_norm`, as
+/// PyTorch's `clip_grad_norm_` (the authors clip at 1.0): every gradient is scaled by
+/// min(1, max_norm / ||g||), ||g|| taken over all parameters together. Returns the clipped
+/// gradients and ||g|| before clipping ([1], on the device: read it when logging).
+pub fn clip_global_norm<M: Module>(
+    mut grads: GradientsParams,
+    module: &M,
+    max_norm: f32,
+) -> (GradientsParams, Option<Tensor<1>>) {
+    let mut squares = SquaredNorm { grads: &grads, total: None };
+    module.visit(&mut squares);
+    let Some(total) = squares.total else { return (grads, None) };
+    let norm = total.sqrt();
+    // max_norm / max(||g||, max_norm) = min(1, max_norm / ||g||).
+    let scale = norm.clone().clamp_min(max_norm).recip().mul_scalar(max_norm);
+    module.visit(&mut Rescale { grads: &mut grads, scale });
+    (grads, Some(norm))
+}
+
+/// The sum of every gradient's squared entries.
+struct SquaredNorm<'a> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<1>>,
+}
+
+impl ModuleVisitor for SquaredNorm<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.get::<D>(param.id) {
+            let sum = grad.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + sum,
+                None => sum,
+            });
+        }
+    }
+}
+
+/// Multiplies every gradient by `scale` [1].
+struct Rescale<'a> {
+    grads: &'a mut GradientsParams,
+    scale: Tensor<1>,
+}
+
+impl ModuleVisitor for Rescale<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(grad) = self.grads.remove::<D>(param.id) {
+            let scaled = grad * self.scale.clone().reshape([1; D]);
+            self.grads.register(param.id, scaled);
+        }
     }
 }
 
@@ -98,6 +151,45 @@ fn norm<const D: usize>(x: Tensor<D>) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::nn::{Linear, LinearConfig};
+
+    /// The gradients of a loss on a small linear layer, scaled by `factor`.
+    fn gradients(factor: f32) -> (Linear, GradientsParams) {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let layer = LinearConfig::new(4, 3).init(&device);
+        let x = Tensor::<2>::ones([2, 4], &device);
+        let loss = layer.forward(x).sum().mul_scalar(factor);
+        let grads = GradientsParams::from_grads(loss.backward(), &layer);
+        (layer, grads)
+    }
+
+    fn global_norm(layer: &Linear, grads: &GradientsParams) -> f32 {
+        let w = grads.get::<2>(layer.weight.id).unwrap().square().sum();
+        let b = grads.get::<1>(layer.bias.as_ref().unwrap().id).unwrap().square().sum();
+        (w + b).sqrt().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn clipping_scales_large_gradients_to_the_limit_and_keeps_small_ones() {
+        let (layer, grads) = gradients(10.0);
+        let before = global_norm(&layer, &grads);
+        assert!(before > 1.0, "the test needs a gradient above the limit, got {before}");
+        let (clipped, norm) = clip_global_norm(grads, &layer, 1.0);
+        assert!((norm.unwrap().into_scalar::<f32>() - before).abs() < 1e-4 * before);
+        assert!((global_norm(&layer, &clipped) - 1.0).abs() < 1e-5);
+        // The direction is kept: every entry scaled by the same factor.
+        let (_, original) = gradients(10.0);
+        let ratio = clipped.get::<2>(layer.weight.id).unwrap()
+            / original.get::<2>(layer.weight.id).unwrap();
+        let ratio: Vec<f32> = ratio.into_data().try_to_vec::<f32>().unwrap();
+        assert!(ratio.iter().all(|r| (r - 1.0 / before).abs() < 1e-5), "{ratio:?}");
+
+        let (layer, grads) = gradients(1e-3);
+        let small = global_norm(&layer, &grads);
+        let (kept, _) = clip_global_norm(grads, &layer, 1.0);
+        assert!((global_norm(&layer, &kept) - small).abs() < 1e-9);
+    }
 
     #[test]
     fn schedule_warms_up_then_decays_to_zero() {

@@ -193,7 +193,13 @@ pub fn pretrain(
                 bail!(non_finite_message(loss, &position, &heads, run_dir));
             }
             let lr = optim::learning_rate(config.lr, position.step, total_steps, warmup);
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            let mut grad_norm = None;
+            if let Some(max_norm) = config.grad_clip {
+                let (clipped, norm) = optim::clip_global_norm(grads, &model, max_norm);
+                grads = clipped;
+                grad_norm = norm.map(|n| n.into_scalar::<f32>());
+            }
             model = optimizer.step(lr, model, grads);
             method.after_step(&model);
             position.step += 1;
@@ -202,7 +208,7 @@ pub fn pretrain(
             loss_count += 1;
             append_record(
                 &mut metrics,
-                serde_json::json!({"kind": "step", "epoch": epoch + 1, "step": position.step, "loss": loss, "lr": lr}),
+                serde_json::json!({"kind": "step", "epoch": epoch + 1, "step": position.step, "loss": loss, "lr": lr, "grad_norm": grad_norm}),
             )?;
             let rate = ((position.step_in_epoch - first_step) * config.batch_size) as f64
                 / started.elapsed().as_secs_f64();
@@ -313,11 +319,23 @@ fn epoch_bar(epoch: usize, epochs: usize, steps: usize, done: usize) -> Progress
     bar
 }
 
-/// `tau+/tau-` means per head, e.g. `tau+/- 0.61/1.25 0.60/1.30`.
+/// `tau+/tau-` means per head, and the share of temperatures at a bound (within 1 % of lo or
+/// hi, the largest over the heads) when any is, e.g.
+/// `tau+/- 0.61/1.25 0.60/1.30 | at lo: tau+ 98% tau- 40%`.
 fn taus(heads: &[HeadDiagnostics]) -> String {
     let parts: Vec<String> =
         heads.iter().map(|h| format!("{:.3}/{:.3}", h.tau_pos_mean, h.tau_neg_mean)).collect();
-    format!("tau+/- {}", parts.join(" "))
+    let worst = |share: fn(&HeadDiagnostics) -> f32| heads.iter().map(share).fold(0.0f32, f32::max);
+    let mut line = format!("tau+/- {}", parts.join(" "));
+    for (bound, pos, neg) in [
+        ("lo", worst(|h| h.tau_pos_at_lo), worst(|h| h.tau_neg_at_lo)),
+        ("hi", worst(|h| h.tau_pos_at_hi), worst(|h| h.tau_neg_at_hi)),
+    ] {
+        if pos > 0.0 || neg > 0.0 {
+            line += &format!(" | at {bound}: tau+ {:.0}% tau- {:.0}%", pos * 100.0, neg * 100.0);
+        }
+    }
+    line
 }
 
 /// The error of a non-finite loss: the step, and each head's temperature ranges, flagging

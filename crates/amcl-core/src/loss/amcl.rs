@@ -1,5 +1,5 @@
-//! The AMCL objective (shared/AMCL.md, "The objective"), as a pure function over head-wise
-//! similarities and pair-adaptive temperatures.
+//! The AMCL objective (docs/METHOD.md, "The objective for SimCLR and MoCo"), as a pure function
+//! over head-wise similarities and pair-adaptive temperatures.
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
@@ -12,8 +12,13 @@ use crate::error::{AmclError, Result};
 /// How the negatives of an anchor enter the objective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NegativeReduction {
-    /// The paper's form: only the hardest negative n* = argmax_n s_n / tau_n counts.
+    /// The literal Eq. 2.1: only the hardest negative n* = argmax_n s_n / tau_n counts. A
+    /// hardest-negative triplet loss without a margin: it collapses in training (docs/METHOD.md).
     Max,
+    /// The authors' release (Eq. 5, the top-k approximation): the k negatives with the largest
+    /// similarity s (not s / tau), their s/tau averaged, their temperatures regularised by
+    /// -beta sum_k (ln tau_k + 1/tau_k). k = min(k, available).
+    TopK(usize),
     /// The soft form: log-sum-exp over the positive and all negatives, and the negative Omega
     /// term weighted by softmax_n(s_n / tau_n).
     LogSumExp,
@@ -22,23 +27,29 @@ pub enum NegativeReduction {
 /// Settings of [`amcl_objective`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AmclObjectiveConfig {
-    /// Weight of the Omega regulariser (paper default 0.1).
+    /// Weight of the Omega regulariser (authors' release: 1e-4).
     pub beta: f32,
     /// Projection dimension d, which scales Omega(tau) = (d/2) ln tau + 1/tau.
     pub dim: usize,
-    /// Hard (paper) or soft negative reduction.
+    /// How the negatives enter: top-k (authors' release), soft, or the single hardest.
     pub reduction: NegativeReduction,
 }
 
+/// The authors' number of negatives per anchor in the top-k form.
+pub const AUTHORS_TOP_K: usize = 100;
+
 impl Default for AmclObjectiveConfig {
+    /// The authors' release: beta = 1e-4, d = 128, top-100 negatives.
     fn default() -> Self {
-        Self { beta: 0.1, dim: 128, reduction: NegativeReduction::Max }
+        Self { beta: 1e-4, dim: 128, reduction: NegativeReduction::TopK(AUTHORS_TOP_K) }
     }
 }
 
 /// The AMCL objective. `pos_sim`, `pos_tau`: [C, N]; `neg_sim`, `neg_tau`: [C, N, K].
 /// Returns [1]: the mean over the N anchors of the sum over the C heads of
 ///
+/// - `TopK(k)`:    -s+/t+ + mean_{n in top k by s} s_n/t_n + beta Omega(t+)
+///   - beta sum_{n in top k} (ln t_n + 1/t_n)   (Eq. 2.1 with Eq. 5, authors' release);
 /// - `Max`:        -s+/t+ + s*/t* + beta Omega(t+) - beta Omega(t*), with n* = argmax_n s_n/t_n;
 /// - `LogSumExp`:  -s+/t+ + log(exp(s+/t+) + sum_n exp(s_n/t_n)) + beta Omega(t+)
 ///   - beta sum_n p_n Omega(t_n),  p = softmax_n(s_n/t_n).
@@ -84,6 +95,9 @@ pub fn amcl_objective_terms(
     if cfg.dim == 0 {
         return Err(AmclError::InvalidConfig("objective dim must be positive".into()));
     }
+    if cfg.reduction == NegativeReduction::TopK(0) {
+        return Err(AmclError::InvalidConfig("the top-k reduction needs k >= 1".into()));
+    }
     if let Some(terms) = fused_terms(&pos_sim, &neg_sim, &pos_tau, &neg_tau, cfg) {
         return Ok(terms);
     }
@@ -102,15 +116,21 @@ pub fn composed_terms(
 ) -> Tensor<2> {
     let beta = cfg.beta;
     let pos_scaled = pos_sim / pos_tau.clone();
-    let neg_scaled = neg_sim / neg_tau.clone();
+    let scaled = |neg_sim: Tensor<3>| neg_sim / neg_tau.clone();
     let positive = pos_scaled.clone().neg() + omega(pos_tau, cfg.dim).mul_scalar(beta);
     let negative = match cfg.reduction {
+        NegativeReduction::TopK(k) => {
+            let (sim, tau) = hardest_negatives(neg_sim, neg_tau, k);
+            let regulariser = (tau.clone().log() + tau.clone().recip()).sum_dim(2);
+            (sim / tau).mean_dim(2) - regulariser.mul_scalar(beta)
+        }
         NegativeReduction::Max => {
-            let (hardest, index) = neg_scaled.max_dim_with_indices(2);
+            let (hardest, index) = scaled(neg_sim).max_dim_with_indices(2);
             let hardest_tau = neg_tau.gather(2, index);
             hardest - omega(hardest_tau, cfg.dim).mul_scalar(beta)
         }
         NegativeReduction::LogSumExp => {
+            let neg_scaled = scaled(neg_sim);
             let logits = Tensor::cat(vec![pos_scaled.unsqueeze_dim(2), neg_scaled.clone()], 2);
             let weights = softmax(neg_scaled, 2);
             let weighted_omega = (weights * omega(neg_tau, cfg.dim)).sum_dim(2);
@@ -118,6 +138,18 @@ pub fn composed_terms(
         }
     };
     positive + negative.squeeze_dim(2)
+}
+
+/// Eq. 5's selection: each anchor's `k` negatives of largest similarity s (ties in index order)
+/// and their temperatures, [C, N, K] twice -> [C, N, min(k, K)]. Gradients flow to the selected
+/// entries only; with k >= K everything is kept, in its order.
+pub fn hardest_negatives(neg_sim: Tensor<3>, neg_tau: Tensor<3>, k: usize) -> (Tensor<3>, Tensor<3>) {
+    let [_, _, available] = neg_sim.dims();
+    if k >= available {
+        return (neg_sim, neg_tau);
+    }
+    let (_, index) = neg_sim.clone().detach().topk_with_indices(k, 2);
+    (neg_sim.gather(2, index.clone()), neg_tau.gather(2, index))
 }
 
 fn check_shapes(

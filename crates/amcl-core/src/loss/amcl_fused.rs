@@ -47,7 +47,8 @@ pub(super) fn fused_terms(
     let all_f32 = [pos_sim.dtype(), neg_sim.dtype(), pos_tau.dtype(), neg_tau.dtype()]
         .iter()
         .all(|&dtype| dtype == DType::F32);
-    if !all_f32 {
+    // The kernel has the hardest-negative and the log-sum-exp forms; top-k runs as tensor ops.
+    if !all_f32 || matches!(cfg.reduction, NegativeReduction::TopK(_)) {
         return None;
     }
     let settings = Settings::new(cfg);

@@ -1,4 +1,5 @@
-//! Objectives: the AMCL objective (paper's hard-max form and the soft log-sum-exp form),
+//! Objectives: the AMCL objective (the authors' top-k form, the soft log-sum-exp form and the
+//! literal hard-max form),
 //! SimCLR's NT-Xent, and the Omega regulariser they share.
 //!
 //! Everything here is a pure function of similarities and temperatures (or of embeddings, for
@@ -11,8 +12,8 @@ mod nt_xent;
 mod omega;
 
 pub use amcl::{
-    AmclObjectiveConfig, NegativeReduction, amcl_objective, amcl_objective_terms, composed_terms,
-    try_amcl_objective,
+    AUTHORS_TOP_K, AmclObjectiveConfig, NegativeReduction, amcl_objective, amcl_objective_terms,
+    composed_terms, hardest_negatives, try_amcl_objective,
 };
 pub use nt_xent::{cosine_similarity_matrix, l2_normalize, nt_xent};
 pub use omega::{omega, omega_scalar};

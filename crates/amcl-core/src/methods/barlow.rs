@@ -3,36 +3,72 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
+use crate::error::{AmclError, Result};
 use crate::loss::omega;
-use crate::model::AmclModel;
+use crate::model::{AmclModel, TemperatureRange};
 
-/// Learned Barlow temperatures of all heads: diagonal [C, d] and off-diagonal [C, d, d].
+/// Barlow temperatures of all heads: tau_ll [C, d] and tau_lm [C, d, d] (its diagonal unused).
 pub type BarlowTemperatureSet = (Tensor<2>, Tensor<3>);
 
-/// Cross-correlation of batch-standardised projections: [C, N, d] x [C, N, d] -> [C, d, d].
+/// Each projection dimension standardised over the batch with the unbiased standard deviation:
+/// [C, N, d] -> [C, N, d] (authors' release).
+pub fn standardise(z: Tensor<3>) -> Tensor<3> {
+    let [_, n, _] = z.dims();
+    let centred = z.clone() - z.mean_dim(1);
+    let variance = centred.clone().square().sum_dim(1).div_scalar((n.max(2) - 1) as f32);
+    centred / variance.add_scalar(1e-12).sqrt()
+}
+
+/// Cross-correlation of batch-standardised projections, C = z1s^T z2s / N:
+/// [C, N, d] x [C, N, d] -> [C, d, d].
 pub fn cross_correlation(z1: Tensor<3>, z2: Tensor<3>) -> Tensor<3> {
     let [_, n, _] = z1.dims();
-    let standardise = |z: Tensor<3>| {
-        let mean = z.clone().mean_dim(1);
-        let centred = z - mean;
-        let std = centred.clone().square().mean_dim(1).add_scalar(1e-6).sqrt();
-        centred / std
-    };
     standardise(z1).transpose().matmul(standardise(z2)).div_scalar(n as f32)
+}
+
+/// The channel vectors of the projections: dimension l's standardised column over the batch,
+/// scaled to unit norm (docs/METHOD.md, "Barlow Twins"): [C, N, d] -> [C, d, N].
+pub fn channel_vectors(z: Tensor<3>) -> Tensor<3> {
+    let [_, n, _] = z.dims();
+    standardise(z).transpose().div_scalar(((n.max(2) - 1) as f32).sqrt())
+}
+
+/// The Barlow temperatures of every pair of channels (x_l, y_m) from the channel network:
+/// tau_lm = lo + (hi - lo) sigmoid(-<phi(x_l), phi(y_m)>), and tau_ll its diagonal.
+pub fn channel_temperatures(model: &AmclModel, z1: Tensor<3>, z2: Tensor<3>) -> Result<BarlowTemperatureSet> {
+    let [c, n, d] = z1.dims();
+    let phi = model.channel_phi.as_ref().ok_or_else(|| {
+        AmclError::InvalidConfig(
+            "amcl-barlow needs its channel temperature network: build the model with MethodKind::model_config".into(),
+        )
+    })?;
+    if phi.input_dim() != n {
+        return Err(AmclError::InvalidConfig(format!(
+            "amcl-barlow's channel temperature network takes batches of {} images (its input is              R^B), got {n}; train with that batch size (the last incomplete batch is dropped)",
+            phi.input_dim()
+        )));
+    }
+    let tau = phi.pairwise_temperatures(channel_vectors(z1), channel_vectors(z2), &model.range);
+    let eye = Tensor::<2>::eye(d, &tau.device()).unsqueeze_dim::<3>(0);
+    let diagonal = (tau.clone() * eye).sum_dim(2).reshape([c, d]);
+    Ok((diagonal, tau))
 }
 
 /// Barlow Twins over pre-computed projections `z1`, `z2` [C, N, d], summed over heads.
 ///
 /// Plain: sum_l (1 - C_ll)^2 + lambda sum_{l!=m} C_lm^2.
 /// AMCL:  sum_l (1 - C_ll/t_l)^2 + lambda sum_{l!=m} C_lm^2/t_lm
-///        + beta sum_l Omega(t_l) - beta sum_{l!=m} Omega(t_lm)   (shared/AMCL.md).
+///        + beta sum_l Omega(t_l) - beta sum_{l!=m} Omega(t_lm)   (docs/METHOD.md, "Barlow Twins").
+/// `range`: the temperatures' bounds (for the diagnostics).
 pub fn barlow_objective(
     z1: Tensor<3>,
     z2: Tensor<3>,
     taus: Option<BarlowTemperatureSet>,
     lambda: f32,
     beta: f32,
+    range: TemperatureRange,
 ) -> (Tensor<1>, DiagnosticsTensor) {
+    let adaptive = taus.is_some();
     let [c, _, d] = z1.dims();
     let device = z1.device();
     let cc = cross_correlation(z1, z2);
@@ -56,8 +92,13 @@ pub fn barlow_objective(
         }
     };
     let largest_off = (cc * off_mask).reshape([c, d * d]).abs().max_dim(1);
-    let diagnostics =
-        DiagnosticsTensor::from_parts(tau_pos, diagonal, Some(tau_neg), Some(largest_off));
+    let diagnostics = DiagnosticsTensor::from_parts(
+        tau_pos,
+        diagonal,
+        Some(tau_neg),
+        Some(largest_off),
+        adaptive.then_some(range),
+    );
     (per_head.sum().reshape([1]), diagnostics)
 }
 
@@ -69,13 +110,13 @@ pub fn barlow_step(
     adaptive: bool,
     lambda: f32,
     beta: f32,
-) -> (Tensor<1>, DiagnosticsTensor) {
+) -> Result<(Tensor<1>, DiagnosticsTensor)> {
     let z1 = Tensor::stack::<3>(model.project(features_a), 0);
     let z2 = Tensor::stack::<3>(model.project(features_b), 0);
-    let taus = adaptive.then(|| {
-        let diag = model.barlow.iter().map(|t| model.range.squash(t.diagonal.val())).collect();
-        let off = model.barlow.iter().map(|t| model.range.squash(t.off_diagonal.val())).collect();
-        (Tensor::stack(diag, 0), Tensor::stack(off, 0))
-    });
-    barlow_objective(z1, z2, taus, lambda, beta)
+    let taus = if adaptive {
+        Some(channel_temperatures(model, z1.clone(), z2.clone())?)
+    } else {
+        None
+    };
+    Ok(barlow_objective(z1, z2, taus, lambda, beta, model.range))
 }

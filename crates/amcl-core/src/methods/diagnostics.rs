@@ -1,8 +1,10 @@
 //! Per-head diagnostics returned with every loss: the statistics a researcher watches to see
-//! whether the adaptive temperatures behave (shared/AMCL.md, "Known hazards").
+//! whether the adaptive temperatures behave (docs/METHOD.md, "Known hazards").
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use crate::model::{SATURATION, TemperatureRange};
 
 /// Statistics of one head for one step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -23,10 +25,22 @@ pub struct HeadDiagnostics {
     pub pos_sim_mean: f32,
     /// Mean similarity of each anchor's hardest negative (0 without negatives).
     pub hard_neg_sim_mean: f32,
+    /// Share of tau+ within 1 % of the floor lo (0 for fixed temperatures).
+    #[serde(default)]
+    pub tau_pos_at_lo: f32,
+    /// Share of tau+ within 1 % of the ceiling hi.
+    #[serde(default)]
+    pub tau_pos_at_hi: f32,
+    /// Share of tau- (the negatives the objective uses) within 1 % of lo.
+    #[serde(default)]
+    pub tau_neg_at_lo: f32,
+    /// Share of tau- within 1 % of hi.
+    #[serde(default)]
+    pub tau_neg_at_hi: f32,
 }
 
 /// Number of statistics per head in a [`DiagnosticsTensor`].
-pub const STATS: usize = 8;
+pub const STATS: usize = 12;
 
 /// Diagnostics of all heads kept on the device, [C, 8], so that a training step does not force
 /// a device-to-host copy; read them with [`DiagnosticsTensor::read`] when logging.
@@ -34,28 +48,42 @@ pub const STATS: usize = 8;
 pub struct DiagnosticsTensor(pub Tensor<2>);
 
 impl DiagnosticsTensor {
-    /// Builds the [C, 8] table from positive and negative statistics.
-    /// `pos_tau`, `pos_sim`: [C, N]; `neg_tau`: [C, N, K] or `None`; `hard_neg_sim`: [C, N] or `None`.
+    /// Builds the [C, 12] table from positive and negative statistics.
+    /// `pos_tau`, `pos_sim`: [C, N]; `neg_tau`: [C, N, K] or `None`; `hard_neg_sim`: [C, N] or
+    /// `None`; `range`: the bounds of adaptive temperatures (`None` for fixed ones), for the
+    /// shares at each bound.
     pub fn from_parts(
         pos_tau: Tensor<2>,
         pos_sim: Tensor<2>,
         neg_tau: Option<Tensor<3>>,
         hard_neg_sim: Option<Tensor<2>>,
+        range: Option<TemperatureRange>,
     ) -> Self {
         let [c, _] = pos_tau.dims();
         let device = pos_tau.device();
         let zeros = || Tensor::<2>::zeros([c, 1], &device);
         let stats3 = |t: Tensor<2>| vec![t.clone().mean_dim(1), t.clone().min_dim(1), t.max_dim(1)];
-        let mut columns = stats3(pos_tau.detach());
-        match neg_tau {
-            Some(t) => {
-                let [c, n, k] = t.dims();
-                columns.extend(stats3(t.detach().reshape([c, n * k])));
-            }
+        let pos_tau = pos_tau.detach();
+        let neg_tau = neg_tau.map(|t| {
+            let [c, n, k] = t.dims();
+            t.detach().reshape([c, n * k])
+        });
+        let mut columns = stats3(pos_tau.clone());
+        match &neg_tau {
+            Some(t) => columns.extend(stats3(t.clone())),
             None => columns.extend([zeros(), zeros(), zeros()]),
         }
         columns.push(pos_sim.detach().mean_dim(1));
         columns.push(hard_neg_sim.map(|s| s.detach().mean_dim(1)).unwrap_or_else(zeros));
+        let saturation = |t: &Option<Tensor<2>>| match (t, range) {
+            (Some(t), Some(r)) => [
+                t.clone().lower_equal_elem(r.lo * (1.0 + SATURATION)).float().mean_dim(1),
+                t.clone().greater_equal_elem(r.hi * (1.0 - SATURATION)).float().mean_dim(1),
+            ],
+            _ => [zeros(), zeros()],
+        };
+        columns.extend(saturation(&Some(pos_tau)));
+        columns.extend(saturation(&neg_tau));
         Self(Tensor::cat(columns, 1))
     }
 
@@ -91,5 +119,9 @@ fn from_row(r: &[f32]) -> HeadDiagnostics {
         tau_neg_max: r[5],
         pos_sim_mean: r[6],
         hard_neg_sim_mean: r[7],
+        tau_pos_at_lo: r[8],
+        tau_pos_at_hi: r[9],
+        tau_neg_at_lo: r[10],
+        tau_neg_at_hi: r[11],
     }
 }

@@ -7,7 +7,7 @@ use burn_store::{BurnpackStore, ModuleSnapshot};
 use super::diagnostics::DiagnosticsTensor;
 use crate::error::Result;
 use crate::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize};
-use crate::model::AmclModel;
+use crate::model::{AmclModel, TemperatureRange};
 use crate::rng::Rng;
 
 /// Temperatures of a MoCo step: positive [C, N] and queue negatives [C, N, Q].
@@ -16,7 +16,7 @@ pub type MocoTemperatures = (Tensor<2>, Tensor<3>);
 /// MoCo's objective over pre-computed quantities, one direction. `q`, `k`: unit-norm queries and
 /// keys [C, N, d] (keys carry no gradient); `queue`: unit-norm negatives [C, Q, d].
 /// With `taus = None` this is plain InfoNCE at `temperature` (the soft AMCL form with fixed tau
-/// and beta = 0); otherwise the AMCL objective with those temperatures.
+/// and beta = 0); otherwise the AMCL objective with those temperatures (within `range`).
 pub fn moco_objective(
     q: Tensor<3>,
     k: Tensor<3>,
@@ -24,7 +24,9 @@ pub fn moco_objective(
     taus: Option<MocoTemperatures>,
     temperature: f32,
     cfg: &AmclObjectiveConfig,
+    range: TemperatureRange,
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+    let adaptive = taus.is_some();
     let pos_sim = (q.clone() * k).sum_dim(2).squeeze_dim::<2>(2);
     let neg_sim = q.matmul(queue.transpose());
     let (pos_tau, neg_tau, cfg) = match taus {
@@ -39,11 +41,13 @@ pub fn moco_objective(
             },
         ),
     };
+    let (neg_sim, neg_tau) = super::simclr::selected_negatives(neg_sim, neg_tau, &cfg);
     let diagnostics = DiagnosticsTensor::from_parts(
         pos_tau.clone(),
         pos_sim.clone(),
         Some(neg_tau.clone()),
         Some(neg_sim.clone().max_dim(2).squeeze_dim(2)),
+        adaptive.then_some(range),
     );
     let terms = amcl_objective_terms(pos_sim, neg_sim, pos_tau, neg_tau, &cfg)?;
     Ok((terms.sum_dim(0).mean().reshape([1]), diagnostics))
@@ -181,20 +185,21 @@ pub fn moco_symmetric_objective(
     let queries = Tensor::cat(vec![q_a, q_b], 1);
     let keys = Tensor::cat(vec![k_b, k_a], 1);
     let taus = adaptive.then(|| moco_temperatures(model, &queries, &keys, queue));
-    moco_objective(queries, keys, queue.clone(), taus, temperature, cfg)
+    moco_objective(queries, keys, queue.clone(), taus, temperature, cfg, model.range)
 }
 
 /// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head, all heads at once;
-/// the queries' side of phi's first layer is projected once for both.
+/// the queries' side of phi is projected once for both. The keys and the queue carry no gradient,
+/// but phi's projection of them does (both sides of a pair go through the same phi).
 fn moco_temperatures(
     model: &AmclModel,
     q: &Tensor<3>,
     k: &Tensor<3>,
     queue: &Tensor<3>,
 ) -> MocoTemperatures {
-    let phi = model.stacked_temperatures();
-    let queries = phi.project_a(q.clone());
-    let positive = phi.paired_temperatures(queries.clone(), phi.project_b(k.clone()), &model.range);
-    let negative = phi.pairwise_temperatures(queries, phi.project_b(queue.clone()), &model.range);
+    let phi = model.pair_temperatures();
+    let queries = phi.side_a(q.clone());
+    let positive = phi.paired(queries.clone(), phi.side_b(k.clone()), &model.range);
+    let negative = phi.pairwise(queries, phi.side_b(queue.clone()), &model.range);
     (positive, negative)
 }

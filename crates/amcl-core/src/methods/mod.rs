@@ -11,7 +11,10 @@ mod select_columns;
 mod simclr;
 mod simsiam;
 
-pub use barlow::{BarlowTemperatureSet, barlow_objective, barlow_step, cross_correlation};
+pub use barlow::{
+    BarlowTemperatureSet, barlow_objective, barlow_step, channel_temperatures, channel_vectors,
+    cross_correlation, standardise,
+};
 pub use diagnostics::{DiagnosticsTensor, HeadDiagnostics, STATS};
 pub use moco::{MocoState, MocoTemperatures, moco_objective, moco_step, moco_symmetric_objective};
 pub use select_columns::{Columns, select_columns};
@@ -25,8 +28,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AmclError, Result as AmclResult, ensure_dims};
-use crate::loss::{AmclObjectiveConfig, NegativeReduction};
-use crate::model::{AmclModel, AmclModelConfig};
+use crate::loss::{AUTHORS_TOP_K, AmclObjectiveConfig, NegativeReduction};
+use crate::model::{AmclModel, AmclModelConfig, ProjectorKind};
 
 /// The base method underneath AMCL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,13 +78,39 @@ impl MethodKind {
         if self.adaptive { format!("amcl-{base}") } else { base.to_string() }
     }
 
-    /// Adjusts a model architecture to what this method needs: SimSiam predictors with a
-    /// bottleneck of h / 4 (SimSiam uses 512 for 2048), Barlow temperatures for amcl-barlow.
-    pub fn model_config(&self, model: AmclModelConfig) -> AmclModelConfig {
+    /// Adjusts a model architecture to what this method needs (docs/METHOD.md, "Other base
+    /// methods"): its authors' projector; SimSiam predictors with a bottleneck of h / 4 (512 for
+    /// 2,048); for amcl-barlow, the channel temperature network for batches of `batch_size`.
+    pub fn model_config(&self, model: AmclModelConfig, batch_size: usize) -> AmclModelConfig {
         let predictor = (self.base == BaseMethod::Simsiam).then_some((model.hidden / 4).max(1));
+        let projector = match self.base {
+            BaseMethod::Simclr | BaseMethod::Moco => ProjectorKind::Mlp,
+            BaseMethod::Simsiam => ProjectorKind::Simsiam,
+            BaseMethod::Barlow => ProjectorKind::Barlow,
+        };
+        let barlow = self.adaptive && self.base == BaseMethod::Barlow;
         model
+            .with_projector(projector)
             .with_predictor_hidden(predictor)
-            .with_barlow_temperatures(self.adaptive && self.base == BaseMethod::Barlow)
+            .with_barlow_batch(barlow.then_some(batch_size))
+    }
+
+    /// The authors' Omega weight beta: 1e-4 for SimCLR, MoCo and SimSiam, 1e-6 for Barlow Twins.
+    pub fn authors_beta(&self) -> f32 {
+        match self.base {
+            BaseMethod::Barlow => 1e-6,
+            _ => 1e-4,
+        }
+    }
+
+    /// The fixed temperature of the base method (authors' release): SimCLR 0.5, MoCo 0.1;
+    /// SimSiam and Barlow Twins have none (1).
+    pub fn base_temperature(&self) -> f32 {
+        match self.base {
+            BaseMethod::Simclr => 0.5,
+            BaseMethod::Moco => 0.1,
+            BaseMethod::Simsiam | BaseMethod::Barlow => 1.0,
+        }
     }
 }
 
@@ -115,17 +144,19 @@ impl std::fmt::Display for MethodKind {
     }
 }
 
-/// Hyper-parameters of the methods (defaults: shared/AMCL.md, "Setup the authors used").
+/// Hyper-parameters of the methods (defaults: the authors' release, docs/METHOD.md).
 #[derive(Config, Debug, PartialEq)]
 pub struct MethodConfig {
-    /// Weight beta of Omega.
-    #[config(default = 0.1)]
+    /// Weight beta of Omega (authors: 1e-4; 1e-6 for Barlow Twins, see
+    /// [`MethodKind::authors_beta`]).
+    #[config(default = 1e-4)]
     pub beta: f32,
-    /// Hard (paper) or soft negative reduction of the AMCL objective.
-    #[config(default = "NegativeReduction::Max")]
+    /// How the negatives enter the AMCL objective (authors: the top 100).
+    #[config(default = "NegativeReduction::TopK(AUTHORS_TOP_K)")]
     pub reduction: NegativeReduction,
-    /// Fixed temperature of plain SimCLR and MoCo.
-    #[config(default = 0.2)]
+    /// Fixed temperature of plain SimCLR and MoCo (authors: 0.5 and 0.1, see
+    /// [`MethodKind::base_temperature`]).
+    #[config(default = 0.5)]
     pub temperature: f32,
     /// MoCo queue length.
     #[config(default = 4096)]
@@ -236,7 +267,7 @@ impl Method {
                 adaptive,
                 self.config.barlow_lambda,
                 self.config.beta,
-            ),
+            )?,
         };
         Ok(StepOutput { loss, diagnostics })
     }
@@ -264,13 +295,12 @@ impl Method {
                 "simsiam needs one predictor per head: build the model with MethodKind::model_config".into(),
             ));
         }
-        if self.kind.adaptive
-            && self.kind.base == BaseMethod::Barlow
-            && model.barlow.len() != model.num_heads()
-        {
-            return Err(AmclError::InvalidConfig(
-                "amcl-barlow needs Barlow temperatures: build the model with MethodKind::model_config".into(),
-            ));
+        let pair_temperatures = model.phi.is_some() || !model.temperatures.is_empty();
+        if self.kind.adaptive && self.kind.base != BaseMethod::Barlow && !pair_temperatures {
+            return Err(AmclError::InvalidConfig(format!(
+                "{} needs a temperature network, and the model has none",
+                self.kind
+            )));
         }
         Ok(())
     }

@@ -5,8 +5,10 @@ use burn::prelude::*;
 use super::diagnostics::DiagnosticsTensor;
 use super::select_columns::{Columns, select_columns};
 use crate::error::Result;
-use crate::loss::{AmclObjectiveConfig, amcl_objective_terms, nt_xent};
-use crate::model::AmclModel;
+use crate::loss::{
+    AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, hardest_negatives, nt_xent,
+};
+use crate::model::{AmclModel, TemperatureRange};
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
 /// negatives ([2N, 2N - 2]) out of a row of the [2N, 2N] pair matrix. Views i and i + N are the
@@ -26,14 +28,17 @@ pub fn simclr_pair_columns(n: usize) -> (Columns, Columns) {
     (Columns::new(views, 1, positive), Columns::new(views, views.saturating_sub(2), negatives))
 }
 
-/// AMCL-SimCLR over pre-computed quantities. `z_a`, `z_b`: unit-norm projections [C, N, d];
-/// `tau`: temperatures of every ordered pair of the 2N views [C, 2N, 2N] (views a then b).
-/// Returns the objective [1] (mean over the 2N anchors) and the diagnostics.
+/// AMCL-SimCLR over pre-computed quantities (docs/METHOD.md, "SimCLR and MoCo"). `z_a`, `z_b`:
+/// unit-norm projections [C, N, d]; `tau`: temperatures of every ordered pair of the 2N views
+/// [C, 2N, 2N] (views a then b), within `range`. Every view is an anchor, so the mean over the 2N
+/// anchors averages the two directions. Returns the objective [1] and the diagnostics (of the
+/// negatives the objective uses: the top k with `TopK(k)`).
 pub fn simclr_amcl_objective(
     z_a: Tensor<3>,
     z_b: Tensor<3>,
     tau: Tensor<3>,
     cfg: &AmclObjectiveConfig,
+    range: TemperatureRange,
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
     let [_, n, _] = z_a.dims();
     let z = Tensor::cat(vec![z_a, z_b], 1);
@@ -43,14 +48,29 @@ pub fn simclr_amcl_objective(
     let pos_tau = select_columns(tau.clone(), &positive).squeeze_dim::<2>(2);
     let neg_sim = select_columns(sim, &negatives);
     let neg_tau = select_columns(tau, &negatives);
+    let (neg_sim, neg_tau) = selected_negatives(neg_sim, neg_tau, cfg);
     let diagnostics = DiagnosticsTensor::from_parts(
         pos_tau.clone(),
         pos_sim.clone(),
         Some(neg_tau.clone()),
         Some(neg_sim.clone().max_dim(2).squeeze_dim(2)),
+        Some(range),
     );
     let terms = amcl_objective_terms(pos_sim, neg_sim, pos_tau, neg_tau, cfg)?;
     Ok((terms.sum_dim(0).mean().reshape([1]), diagnostics))
+}
+
+/// The negatives the objective uses: with `TopK(k)` each anchor's k most similar (selected here,
+/// so that the diagnostics describe them; the objective then keeps all it is given), otherwise all.
+pub(crate) fn selected_negatives(
+    neg_sim: Tensor<3>,
+    neg_tau: Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> (Tensor<3>, Tensor<3>) {
+    match cfg.reduction {
+        NegativeReduction::TopK(k) => hardest_negatives(neg_sim, neg_tau, k),
+        _ => (neg_sim, neg_tau),
+    }
 }
 
 /// Plain multi-head SimCLR: the sum over heads of NT-Xent at a fixed temperature.
@@ -80,6 +100,7 @@ pub fn simclr_plain_objective(
         pos_sim,
         Some(fixed.unsqueeze_dim(2)),
         Some(Tensor::stack(hard, 0)),
+        None,
     );
     (loss, diagnostics)
 }
@@ -94,7 +115,7 @@ fn positive_and_hardest(a: Tensor<2>, b: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
     (positive, hardest)
 }
 
-/// AMCL-SimCLR on the model: temperatures from each head's phi over all ordered view pairs.
+/// AMCL-SimCLR on the model: temperatures from phi over all ordered view pairs of every head.
 pub fn simclr_amcl_step(
     model: &AmclModel,
     z_a: Tensor<3>,
@@ -103,5 +124,5 @@ pub fn simclr_amcl_step(
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
     let views = Tensor::cat(vec![z_a.clone(), z_b.clone()], 1);
     let taus = model.pairwise_temperatures(views.clone(), views);
-    simclr_amcl_objective(z_a, z_b, taus, cfg)
+    simclr_amcl_objective(z_a, z_b, taus, cfg, model.range)
 }

@@ -4,14 +4,17 @@ use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
 use crate::loss::{l2_normalize, omega};
-use crate::model::AmclModel;
+use crate::model::{AmclModel, TemperatureRange};
 
 /// SimSiam's objective over pre-computed quantities. `p1`, `p2`: predictions [C, N, d];
 /// `z1`, `z2`: projections [C, N, d] (stop-gradient is applied here); `taus`: the two
 /// positive temperatures [C, N] (direction p1->z2, then p2->z1), or `None` for plain SimSiam.
 ///
 /// Plain: sum_c mean_i -(cos(p1, z2) + cos(p2, z1)) / 2.
-/// AMCL:  sum_c mean_i [(-s12/t1 + beta Omega(t1)) + (-s21/t2 + beta Omega(t2))] / 2.
+/// AMCL (authors' release, docs/METHOD.md "SimSiam"):
+///        sum_c mean_i [-s12/(2 t1) - s21/(2 t2) + beta Omega(t1) + beta Omega(t2)],
+/// the full beta on each Omega. `range`: the temperatures' bounds (for the diagnostics).
+#[allow(clippy::too_many_arguments)]
 pub fn simsiam_objective(
     p1: Tensor<3>,
     p2: Tensor<3>,
@@ -20,7 +23,9 @@ pub fn simsiam_objective(
     taus: Option<(Tensor<2>, Tensor<2>)>,
     beta: f32,
     dim: usize,
+    range: TemperatureRange,
 ) -> (Tensor<1>, DiagnosticsTensor) {
+    let adaptive = taus.is_some();
     let cos = |p: Tensor<3>, z: Tensor<3>| {
         (l2_normalize(p) * l2_normalize(z.detach())).sum_dim(2).squeeze_dim::<2>(2)
     };
@@ -29,25 +34,27 @@ pub fn simsiam_objective(
     let (term, tau_a, tau_b) = match taus {
         None => {
             let ones = s12.clone().ones_like();
-            (s12.clone().neg() + s21.clone().neg(), ones.clone(), ones)
+            ((s12.clone() + s21.clone()).mul_scalar(-0.5), ones.clone(), ones)
         }
         Some((t1, t2)) => {
-            let one = s12.clone().neg() / t1.clone() + omega(t1.clone(), dim).mul_scalar(beta);
-            let two = s21.clone().neg() / t2.clone() + omega(t2.clone(), dim).mul_scalar(beta);
-            (one + two, t1, t2)
+            let scaled = (s12.clone() / t1.clone() + s21.clone() / t2.clone()).mul_scalar(-0.5);
+            let omegas = (omega(t1.clone(), dim) + omega(t2.clone(), dim)).mul_scalar(beta);
+            (scaled + omegas, t1, t2)
         }
     };
-    let loss = term.mul_scalar(0.5).sum_dim(0).mean().reshape([1]);
+    let loss = term.sum_dim(0).mean().reshape([1]);
     let diagnostics = DiagnosticsTensor::from_parts(
         Tensor::cat(vec![tau_a, tau_b], 1),
         Tensor::cat(vec![s12, s21], 1),
         None,
         None,
+        adaptive.then_some(range),
     );
     (loss, diagnostics)
 }
 
-/// One SimSiam step on the model: predictors p_c(z_c), temperatures from phi_c(p, sg(z)).
+/// One SimSiam step on the model: predictors p_c(z_c), temperatures from phi on
+/// (normalised p, normalised sg(z)).
 pub fn simsiam_step(
     model: &AmclModel,
     features_a: Tensor<2>,
@@ -70,5 +77,5 @@ pub fn simsiam_step(
         };
         (tau(&p1, &z2), tau(&p2, &z1))
     });
-    simsiam_objective(p1, p2, z1, z2, taus, beta, dim)
+    simsiam_objective(p1, p2, z1, z2, taus, beta, dim, model.range)
 }

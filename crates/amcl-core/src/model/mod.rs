@@ -13,12 +13,12 @@ pub use backbone::{Backbone, BackboneKind, BasicBlock, ConvBn, ResNet18, SmallCn
 #[doc(hidden)]
 pub use conv_cpu::{conv2d, matrix_product};
 pub use normalize::Normalization;
-pub use projection::ProjectionHead;
+pub use projection::{ProjectionHead, ProjectorKind};
 pub use temperature::{
-    StackedTemperatureNets, TEMPERATURE_HIDDEN, TemperatureNet, TemperatureRange,
+    DotTemperatureNet, PairTemperatures, SATURATION, StackedTemperatureNets, TEMPERATURE_HIDDEN,
+    TemperatureForm, TemperatureNet, TemperatureRange,
 };
 
-use burn::module::Param;
 use burn::prelude::*;
 
 use crate::error::{AmclError, Result as AmclResult, ensure_dims};
@@ -42,9 +42,17 @@ pub struct AmclModelConfig {
     /// Projection dimension d.
     #[config(default = 128)]
     pub dim: usize,
-    /// One temperature network shared by all heads instead of one per head.
+    /// The temperature network: the authors' shared phi with a dot product (`Dot`), or the
+    /// earlier concatenated-pair networks (`Concat`).
+    #[config(default = "TemperatureForm::Dot")]
+    pub temperature_form: TemperatureForm,
+    /// `Concat` only: one network shared by all heads instead of one per head (`Dot` always
+    /// shares its one phi).
     #[config(default = false)]
     pub shared_temperature: bool,
+    /// The layers of each projection head.
+    #[config(default = "ProjectorKind::Mlp")]
+    pub projector: ProjectorKind,
     /// Bounds (lo, hi) of every adaptive temperature.
     #[config(default = "TemperatureRange { lo: 1e-5, hi: 2.0 }")]
     pub temperature: TemperatureRange,
@@ -57,9 +65,10 @@ pub struct AmclModelConfig {
     /// Hidden width of the SimSiam predictor (one per head); `None` for methods without one.
     #[config(default = "None")]
     pub predictor_hidden: Option<usize>,
-    /// Learned per-dimension Barlow Twins temperatures (amcl-barlow only).
-    #[config(default = false)]
-    pub barlow_temperatures: bool,
+    /// amcl-barlow only: the batch size B of its channel temperature network R^B -> R^B, which
+    /// fixes the batch size of training.
+    #[config(default = "None")]
+    pub barlow_batch: Option<usize>,
 }
 
 impl AmclModelConfig {
@@ -92,56 +101,36 @@ impl AmclModelConfig {
     /// Builds a freshly initialised model on `device`.
     pub fn init(&self, device: &Device) -> AmclResult<AmclModel> {
         self.validate()?;
+        if self.barlow_batch == Some(0) {
+            return Err(AmclError::InvalidConfig("barlow_batch must be positive".into()));
+        }
         let features = self.feature_dim();
-        let temperature_nets = if self.shared_temperature { 1 } else { self.heads };
-        let predictors = match self.predictor_hidden {
-            Some(h) => (0..self.heads)
-                .map(|_| ProjectionHead::new(self.dim, h, self.dim, device))
-                .collect(),
-            None => Vec::new(),
+        let concat_nets = match self.temperature_form {
+            TemperatureForm::Dot => 0,
+            TemperatureForm::Concat if self.shared_temperature => 1,
+            TemperatureForm::Concat => self.heads,
         };
-        let barlow = if self.barlow_temperatures {
-            (0..self.heads).map(|_| BarlowTemperatures::new(self.dim, device)).collect()
-        } else {
-            Vec::new()
+        let predictors = match self.predictor_hidden {
+            Some(h) => (0..self.heads).map(|_| ProjectionHead::predictor(self.dim, h, device)).collect(),
+            None => Vec::new(),
         };
         Ok(AmclModel {
             backbone: Backbone::new(self.backbone, self.width, device),
             heads: (0..self.heads)
-                .map(|_| ProjectionHead::new(features, self.hidden, self.dim, device))
+                .map(|_| {
+                    ProjectionHead::of_kind(self.projector, features, self.hidden, self.dim, device)
+                })
                 .collect(),
-            temperatures: (0..temperature_nets)
-                .map(|_| TemperatureNet::new(self.dim, device))
-                .collect(),
+            phi: (self.temperature_form == TemperatureForm::Dot)
+                .then(|| DotTemperatureNet::new(self.dim, device)),
+            temperatures: (0..concat_nets).map(|_| TemperatureNet::new(self.dim, device)).collect(),
             predictors,
-            barlow,
+            channel_phi: self.barlow_batch.map(|b| DotTemperatureNet::new(b, device)),
             range: self.temperature,
             normalization: self.normalization,
             image_size: self.image_size,
             config: self.clone(),
         })
-    }
-}
-
-/// Learned Barlow Twins temperatures of one head (shared/AMCL.md, "Other base methods").
-///
-/// **Decision:** the d diagonal and d x d off-diagonal temperatures are free parameters
-/// (logits, initialised at 0) squashed into (lo, hi) by the same sigmoid as phi; the diagonal of
-/// the off-diagonal matrix is unused.
-#[derive(Module, Debug)]
-pub struct BarlowTemperatures {
-    /// Logits of tau_l^+ , [d].
-    pub diagonal: Param<Tensor<1>>,
-    /// Logits of tau_lm^- , [d, d].
-    pub off_diagonal: Param<Tensor<2>>,
-}
-
-impl BarlowTemperatures {
-    fn new(dim: usize, device: &Device) -> Self {
-        Self {
-            diagonal: Param::from_tensor(Tensor::zeros([dim], device)),
-            off_diagonal: Param::from_tensor(Tensor::zeros([dim, dim], device)),
-        }
     }
 }
 
@@ -152,12 +141,14 @@ pub struct AmclModel {
     pub backbone: Backbone,
     /// The C projection heads.
     pub heads: Vec<ProjectionHead>,
-    /// One phi per head, or a single shared phi.
+    /// The authors' phi, shared by all heads (`TemperatureForm::Dot`).
+    pub phi: Option<DotTemperatureNet>,
+    /// `TemperatureForm::Concat`: one phi per head, or a single shared one (empty otherwise).
     pub temperatures: Vec<TemperatureNet>,
     /// SimSiam predictors, one per head (empty for other methods).
     pub predictors: Vec<ProjectionHead>,
-    /// Barlow Twins temperatures, one set per head (amcl-barlow only).
-    pub barlow: Vec<BarlowTemperatures>,
+    /// amcl-barlow's channel temperature network R^B -> R^B, shared by the heads.
+    pub channel_phi: Option<DotTemperatureNet>,
     /// Temperature bounds.
     #[module(skip)]
     pub range: TemperatureRange,
@@ -204,62 +195,93 @@ impl AmclModel {
         Tensor::stack(heads, 0)
     }
 
-    /// Starts every adaptive temperature near `tau` instead of near (lo + hi) / 2 (~1 with the
-    /// paper's bounds): each phi's output bias, and the Barlow Twins temperature logits, are set
-    /// to the logit of `tau`. The paper does not say how phi is initialised; fixed-temperature
-    /// baselines start at their tuned tau (0.2 for SimCLR), which this lets AMCL match.
+    /// Starts every adaptive temperature near `tau` (docs/METHOD.md, "Initial temperature"):
+    /// the output bias of each temperature network is set so that, while its other terms are
+    /// small, every pair scores `tau`. Fixed-temperature base methods start at their tuned tau,
+    /// which this lets AMCL match; the authors leave phi at its default initialisation
+    /// (tau ~ (lo + hi) / 2 ~ 1).
     pub fn with_initial_temperature(mut self, tau: f32) -> AmclResult<Self> {
-        let logit = self.range.logit(tau).ok_or_else(|| {
-            AmclError::InvalidConfig(format!(
-                "the initial temperature must lie strictly between the bounds {} and {}, got {tau}",
-                self.range.lo, self.range.hi
-            ))
-        })?;
-        self.temperatures =
-            self.temperatures.into_iter().map(|t| t.with_output_bias(logit)).collect();
-        for barlow in &mut self.barlow {
-            barlow.diagonal = barlow.diagonal.clone().map(|t| t.zeros_like().add_scalar(logit));
-            barlow.off_diagonal =
-                barlow.off_diagonal.clone().map(|t| t.zeros_like().add_scalar(logit));
+        let range = self.range;
+        if let Some(phi) = self.phi.take() {
+            self.phi = Some(phi.with_initial_temperature(tau, &range)?);
+        }
+        if let Some(phi) = self.channel_phi.take() {
+            self.channel_phi = Some(phi.with_initial_temperature(tau, &range)?);
+        }
+        if !self.temperatures.is_empty() {
+            let logit = range.logit(tau).ok_or_else(|| {
+                AmclError::InvalidConfig(format!(
+                    "the initial temperature must lie strictly between the bounds {} and {}, got {tau}",
+                    range.lo, range.hi
+                ))
+            })?;
+            self.temperatures =
+                self.temperatures.into_iter().map(|t| t.with_output_bias(logit)).collect();
         }
         Ok(self)
     }
 
-    /// The temperature network of head `c`.
-    pub fn temperature_net(&self, c: usize) -> &TemperatureNet {
-        &self.temperatures[c.min(self.temperatures.len() - 1)]
+    /// The temperature network of every head, ready to score pairs of all heads at once.
+    ///
+    /// # Panics
+    /// When the model has no pair temperature network (a model built by this crate has one).
+    pub fn pair_temperatures(&self) -> PairTemperatures<'_> {
+        match &self.phi {
+            Some(phi) => PairTemperatures::Dot(phi),
+            None => {
+                let nets: Vec<&TemperatureNet> = (0..self.num_heads())
+                    .map(|c| &self.temperatures[c.min(self.temperatures.len() - 1)])
+                    .collect();
+                PairTemperatures::Concat(StackedTemperatureNets::new(&nets))
+            }
+        }
     }
 
-    /// Every head's temperature network, stacked in head order (a shared network once per head).
-    pub fn stacked_temperatures(&self) -> StackedTemperatureNets {
-        let nets: Vec<&TemperatureNet> =
-            (0..self.num_heads()).map(|c| self.temperature_net(c)).collect();
-        StackedTemperatureNets::new(&nets)
-    }
-
-    /// Adaptive temperatures of aligned pairs in every head, each by its own network:
+    /// Adaptive temperatures of aligned pairs in every head:
     /// [C, N, d] x [C, N, d] -> [C, N], in (lo, hi).
     pub fn paired_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<2> {
-        let phi = self.stacked_temperatures();
-        let (a, b) = phi.project(z_a, z_b);
-        phi.paired_temperatures(a, b, &self.range)
+        let phi = self.pair_temperatures();
+        let (a, b) = (phi.side_a(z_a), phi.side_b(z_b));
+        phi.paired(a, b, &self.range)
     }
 
-    /// Adaptive temperatures of all pairs in every head, each by its own network:
+    /// Adaptive temperatures of all pairs in every head:
     /// [C, N, d] x [C, M, d] -> [C, N, M], in (lo, hi).
     pub fn pairwise_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<3> {
-        let phi = self.stacked_temperatures();
-        let (a, b) = phi.project(z_a, z_b);
-        phi.pairwise_temperatures(a, b, &self.range)
+        let phi = self.pair_temperatures();
+        let (a, b) = (phi.side_a(z_a), phi.side_b(z_b));
+        phi.pairwise(a, b, &self.range)
+    }
+
+    /// `TemperatureForm::Concat`: the concatenated-pair network of head `c` (None for `Dot`).
+    pub fn temperature_net(&self, c: usize) -> Option<&TemperatureNet> {
+        let last = self.temperatures.len().checked_sub(1)?;
+        self.temperatures.get(c.min(last))
+    }
+
+    /// The pairs of head `c` alone, as a stack of one head.
+    fn head_alone(&self, c: usize) -> PairTemperatures<'_> {
+        match &self.phi {
+            Some(phi) => PairTemperatures::Dot(phi),
+            None => PairTemperatures::Concat(StackedTemperatureNets::new(&[
+                &self.temperatures[c.min(self.temperatures.len() - 1)],
+            ])),
+        }
     }
 
     /// Adaptive temperatures of aligned pairs in head `c`: [B, d] x [B, d] -> [B], in (lo, hi).
     pub fn paired_temperature(&self, c: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
-        self.range.squash(self.temperature_net(c).paired_logits(z_a, z_b))
+        let [n, _] = z_a.dims();
+        let phi = self.head_alone(c);
+        let (a, b) = (phi.side_a(z_a.unsqueeze()), phi.side_b(z_b.unsqueeze()));
+        phi.paired(a, b, &self.range).reshape([n])
     }
 
     /// Adaptive temperatures of all pairs in head `c`: [N, d] x [M, d] -> [N, M], in (lo, hi).
     pub fn pairwise_temperature(&self, c: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
-        self.temperature_net(c).pairwise_temperatures(z_a, z_b, &self.range)
+        let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
+        let phi = self.head_alone(c);
+        let (a, b) = (phi.side_a(z_a.unsqueeze()), phi.side_b(z_b.unsqueeze()));
+        phi.pairwise(a, b, &self.range).reshape([n, m])
     }
 }

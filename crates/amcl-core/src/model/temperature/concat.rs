@@ -1,49 +1,19 @@
-//! Temperature networks phi_c (shared/AMCL.md, "Temperatures"):
-//! tau = lo + (hi - lo) * sigmoid(phi_c([z_a ; z_b])), phi_c = Linear(2d, 128)-ReLU-Linear(128, 1).
+//! The earlier concatenated-pair temperature networks (docs/METHOD.md, "Other forms"):
+//! tau = lo + (hi - lo) * sigmoid(phi_c([z_a ; z_b])), phi_c = Linear(2d, 128)-ReLU-Linear(128, 1),
+//! one per head or one shared. Kept as `--temperature-net concat`, and to load weights of that form.
 //!
 //! Scoring every pair of a batch naively would run the MLP on B^2 concatenated inputs. The first
 //! layer is linear, so W [z_a ; z_b] + b = W_a z_a + (W_b z_b + b): each view is projected once
 //! ([B, 128]) and pairs only add and ReLU, which makes all-pairs temperatures ~2d times cheaper;
-//! [`super::pairwise_phi`] fuses that remaining all-pairs part on the CPU. A training step runs
+//! [`crate::model::pairwise_phi`] fuses that remaining all-pairs part on the CPU. A training step runs
 //! all heads' networks at once, stacked ([`StackedTemperatureNets`]).
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, sigmoid};
-use serde::{Deserialize, Serialize};
+use burn::tensor::activation::relu;
 
-use super::pairwise_phi::{pairwise_relu_dot, pairwise_temperature};
-
-/// Bounds of the adaptive temperature.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct TemperatureRange {
-    /// Lower bound (paper: 1e-5).
-    pub lo: f32,
-    /// Upper bound (paper: 2.0).
-    pub hi: f32,
-}
-
-impl Default for TemperatureRange {
-    fn default() -> Self {
-        Self { lo: 1e-5, hi: 2.0 }
-    }
-}
-
-impl TemperatureRange {
-    /// lo + (hi - lo) * sigmoid(logit).
-    pub fn squash<const D: usize>(&self, logit: Tensor<D>) -> Tensor<D> {
-        sigmoid(logit).mul_scalar(self.hi - self.lo).add_scalar(self.lo)
-    }
-
-    /// The logit that [`squash`](Self::squash) maps to `tau`, for lo < tau < hi.
-    pub fn logit(&self, tau: f32) -> Option<f32> {
-        let p = (tau - self.lo) / (self.hi - self.lo);
-        (p > 0.0 && p < 1.0).then(|| (p / (1.0 - p)).ln())
-    }
-}
-
-/// Hidden width of phi (paper: 128).
-pub const TEMPERATURE_HIDDEN: usize = 128;
+use super::{TEMPERATURE_HIDDEN, TemperatureRange};
+use crate::model::pairwise_phi::{pairwise_relu_dot, pairwise_temperature};
 
 /// One temperature network phi.
 #[derive(Module, Debug)]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Which AMCL form should be the default? Single-seed screening runs of the candidate forms of
+# docs/RESULTS.md ("Choosing the default form") against the authors' form and the base methods:
+# the small CNN (width 16), 6,000 CIFAR-10 training images, all 10,000 test images, batch 128,
+# d = 64, 10 epochs, SGD lr 0.06 with weight decay 5e-4 and gradient clipping at 1.0 (the authors'
+# optimiser), augmentations abcde, seed 0. Each run is a `pretrain` run folder under $OUT;
+# finished ones are skipped, so the script continues where it stopped.
+#
+#   experiments/candidates.sh            # every candidate
+#   experiments/candidates.sh NAME...    # only these (names below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-runs/candidates}"
+data=target/data/cifar10
+bash experiments/unpack-cifar10.sh
+# BUILD_FLAGS="--no-default-features --features x86-v4" builds the CPU backend alone (faster).
+# shellcheck disable=SC2086
+cargo build --release -p amcl-train ${BUILD_FLAGS:-} >&2
+common=(--data "folder:$data" --train-size 6000 --test-size 10000 --epochs 10 --eval-every 5
+        --batch-size 128 --optimizer sgd --lr 0.06 --grad-clip 1 --seed 0)
+declare -A runs=(
+  [simclr]="--method simclr"
+  [amcl-simclr-authors]="--method amcl-simclr --amcl-form authors"
+  [amcl-simclr-authors-adam]="--method amcl-simclr --amcl-form authors --optimizer adam --lr 1e-3"
+  [amcl-simclr-authors-lo0.05]="--method amcl-simclr --amcl-form authors --tau-min 0.05"
+  [amcl-simclr-authors-beta1]="--method amcl-simclr --amcl-form authors --beta 1"
+  [amcl-simclr-authors-init]="--method amcl-simclr --amcl-form authors --tau-init 0.5"
+  [amcl-simclr-soft-noinit]="--method amcl-simclr --amcl-form soft --tau-init 1.0 --tau-max 2.5"
+  [amcl-simclr-soft]="--method amcl-simclr --amcl-form soft"
+  [amcl-simclr-concat]="--method amcl-simclr --amcl-form soft --temperature-net concat"
+  [moco]="--method moco"
+  [amcl-moco-authors]="--method amcl-moco --amcl-form authors"
+  [amcl-moco-soft]="--method amcl-moco --amcl-form soft"
+  [amcl-moco-concat]="--method amcl-moco --amcl-form soft --temperature-net concat"
+)
+order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-concat amcl-simclr-authors-init
+       amcl-simclr-authors-lo0.05 amcl-simclr-authors-beta1 amcl-simclr-soft-noinit
+       moco amcl-moco-authors amcl-moco-soft amcl-moco-concat amcl-simclr-authors-adam)
+[ $# -gt 0 ] && order=("$@")
+mkdir -p "$out"
+for name in "${order[@]}"; do
+  [ -n "${runs[$name]+x}" ] || { echo "unknown candidate $name (known: ${!runs[*]})" >&2; exit 2; }
+  if [ -f "$out/$name/summary.json" ]; then echo "$name: done before" >&2; continue; fi
+  echo "== $name: ${runs[$name]}" >&2
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  ./target/release/amcl-train pretrain "${common[@]}" ${runs[$name]} --out "$out/$name" 2>&1 \
+    | grep -v '^epoch .*ETA' | tail -n 20
+  echo "$name: $(( $(date +%s) - start )) s" >&2
+done
