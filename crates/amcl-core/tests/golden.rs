@@ -125,7 +125,12 @@ fn amcl_simclr_matches_reference() {
             TemperatureRange::default(),
         )
         .unwrap();
-        assert_close(scalar(loss), expected(case), 1e-5, &format!("amcl-simclr {}", case["reduction"]));
+        assert_close(
+            scalar(loss),
+            expected(case),
+            1e-5,
+            &format!("amcl-simclr {}", case["reduction"]),
+        );
     }
 }
 

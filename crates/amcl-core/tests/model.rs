@@ -107,7 +107,8 @@ fn every_heads_temperatures_equal_its_phi_on_concatenated_pairs() {
             let left = head(&z_a, h, n).reshape([n, 1, dim]).repeat_dim(1, m);
             let right = head(&z_b, h, m).reshape([1, m, dim]).repeat_dim(0, n);
             let pairs = Tensor::cat(vec![left, right], 2).reshape([n * m, 2 * dim]);
-            let expected = values(model.range.squash(model.temperature_net(h).unwrap().logits(pairs)));
+            let expected =
+                values(model.range.squash(model.temperature_net(h).unwrap().logits(pairs)));
             for (k, e) in expected.iter().enumerate() {
                 let got = all[h * n * m + k];
                 assert!(
@@ -289,8 +290,10 @@ fn not_a_weights_file_is_an_error() {
 #[test]
 fn shared_temperature_option_builds_one_phi_for_all_heads() {
     let d = device();
-    let concat =
-        AmclModelConfig::new().with_width(4).with_dim(8).with_temperature_form(TemperatureForm::Concat);
+    let concat = AmclModelConfig::new()
+        .with_width(4)
+        .with_dim(8)
+        .with_temperature_form(TemperatureForm::Concat);
     let model = concat.clone().with_shared_temperature(true).init(&d).unwrap();
     assert_eq!(model.temperatures.len(), 1);
     let z = from_vec(uniform(4 * 8, -1.0, 1.0, 3), [4, 8], &d);
@@ -379,16 +382,9 @@ fn moco_symmetric_objective_is_the_mean_of_its_two_directions() {
                     (0..c).map(|h| model.pairwise_temperature(h, head(q, h), head(&queue, h)));
                 (Tensor::stack(pos.collect(), 0), Tensor::stack(neg.collect(), 0))
             });
-            let (loss, _) = moco_objective(
-                q.clone(),
-                k.clone(),
-                queue.clone(),
-                taus,
-                0.2,
-                cfg,
-                model.range,
-            )
-            .unwrap();
+            let (loss, _) =
+                moco_objective(q.clone(), k.clone(), queue.clone(), taus, 0.2, cfg, model.range)
+                    .unwrap();
             loss.into_scalar::<f32>()
         };
     for reduction in

@@ -67,7 +67,14 @@ fn gradients_match_finite_differences() {
     values.extend(uniform(c * n * k, -0.9, 0.9, 4));
     values.extend(uniform(c * n, 0.5, 1.5, 5));
     values.extend(uniform(c * n * k, 0.5, 1.5, 6));
-    for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
+    // Top-k with k below K (the selection is constant near these inputs) and at K.
+    let reductions = [
+        NegativeReduction::LogSumExp,
+        NegativeReduction::Max,
+        NegativeReduction::TopK(2),
+        NegativeReduction::TopK(k),
+    ];
+    for reduction in reductions {
         let ad = device().autodiff();
         let input = from_vec(values.clone(), [values.len()], &ad).require_grad();
         let data = input.clone();
@@ -106,11 +113,13 @@ fn values_of(t: Tensor<1>) -> Vec<f32> {
     values(t)
 }
 
-/// tau at the floor 1e-5 with the largest similarities stays finite in both forms.
+/// tau at the floor 1e-5 with the largest similarities stays finite in every form.
 #[test]
 fn objective_is_finite_at_the_temperature_floor() {
     let d = device();
-    for reduction in [NegativeReduction::Max, NegativeReduction::LogSumExp] {
+    for reduction in
+        [NegativeReduction::Max, NegativeReduction::LogSumExp, NegativeReduction::TopK(3)]
+    {
         let cfg = AmclObjectiveConfig { beta: 0.1, dim: 128, reduction };
         let loss = amcl_objective(
             Tensor::<2>::ones([3, 4], &d),
@@ -174,4 +183,67 @@ fn amcl_simclr_with_fixed_tau_is_multi_head_nt_xent() {
     let (plain, _) = simclr_plain_objective(z_a, z_b, 0.2);
     let (amcl, plain) = (scalar(amcl), scalar(plain));
     assert!((amcl - plain).abs() < 1e-4 * plain.abs(), "amcl {amcl} vs plain {plain}");
+}
+
+/// The hardest-negative form (the literal Eq. 2.1) collapses by its formula alone: with a fixed
+/// tau and beta = 0 it is -s+/t + max_n s_n/t, a triplet loss without a margin, whose value and
+/// gradient vanish when every embedding sits at one point. A linear encoder starts where a
+/// network at initialisation does, its embeddings nearly coinciding (mean similarity 0.98 here):
+/// 300 steps of the hardest-negative form leave them there (loss ~0.002), while the same steps of
+/// the log-sum-exp form spread them out (mean similarity ~0.01).
+#[test]
+fn the_hardest_negative_form_collapses_where_the_soft_form_does_not() {
+    use amcl_core::loss::l2_normalize;
+    use amcl_core::methods::simclr_pair_columns;
+    let (n, input, dim, t) = (16, 12, 6, 0.2);
+    let ad = device().autodiff();
+    // Images share most of their content (as the inputs of a network at initialisation map to
+    // nearly one point): a common vector plus a small part of their own.
+    let common = from_vec(uniform(input, -1.0, 1.0, 39), [1, input], &ad);
+    let images = from_vec(uniform(n * input, -0.2, 0.2, 40), [n, input], &ad) + common;
+    let view = |step: usize, which: u64| {
+        let noise = uniform(n * input, -0.1, 0.1, 1000 + 2 * step as u64 + which);
+        images.clone() + from_vec(noise, [n, input], &ad)
+    };
+    let (positive, negatives) = simclr_pair_columns(n);
+    let train = |reduction: NegativeReduction| -> (f32, f32) {
+        let mut w = from_vec(uniform(input * dim, -0.5, 0.5, 41), [input, dim], &ad).require_grad();
+        let mut loss_value = 0.0;
+        for step in 0..300 {
+            let z =
+                l2_normalize(Tensor::cat(vec![view(step, 0), view(step, 1)], 0).matmul(w.clone()));
+            let sim = z.clone().matmul(z.transpose()).unsqueeze_dim::<3>(0);
+            let pos_sim =
+                amcl_core::methods::select_columns(sim.clone(), &positive).reshape([1, 2 * n]);
+            let neg_sim = amcl_core::methods::select_columns(sim, &negatives);
+            let cfg = AmclObjectiveConfig { beta: 0.0, dim, reduction };
+            let loss = amcl_objective(
+                pos_sim.clone(),
+                neg_sim.clone(),
+                pos_sim.zeros_like().add_scalar(t),
+                neg_sim.zeros_like().add_scalar(t),
+                &cfg,
+            );
+            loss_value = loss.clone().into_scalar::<f32>();
+            let grad = Tensor::<2>::from_data(
+                w.grad(&loss.backward()).expect("gradient").into_data(),
+                &ad,
+            );
+            let next = (w.detach() - grad.mul_scalar(0.05)).into_data();
+            w = Tensor::from_data(next, &ad).require_grad();
+        }
+        // Mean cosine similarity of the embeddings of different images.
+        let z = l2_normalize(images.clone().matmul(w.detach()));
+        let sim = values(z.clone().matmul(z.transpose()));
+        let off: Vec<f32> = (0..n * n).filter(|k| k / n != k % n).map(|k| sim[k]).collect();
+        (off.iter().sum::<f32>() / off.len() as f32, loss_value)
+    };
+    let (max_sim, max_loss) = train(NegativeReduction::Max);
+    let (soft_sim, _) = train(NegativeReduction::LogSumExp);
+    assert!(
+        max_sim > 0.95,
+        "the hardest-negative form should collapse: mean similarity {max_sim}, loss {max_loss}"
+    );
+    assert!(max_loss.abs() < 0.5, "a collapsed model's loss is near 0, got {max_loss}");
+    assert!(soft_sim < 0.5, "the soft form should not collapse: mean similarity {soft_sim}");
 }

@@ -58,7 +58,9 @@ impl AmclForm {
     fn tau_init(self, kind: MethodKind) -> Option<f32> {
         match (self, kind.base) {
             (AmclForm::Authors, _) => None,
-            (AmclForm::Soft, BaseMethod::Simclr | BaseMethod::Moco) => Some(kind.base_temperature()),
+            (AmclForm::Soft, BaseMethod::Simclr | BaseMethod::Moco) => {
+                Some(kind.base_temperature())
+            }
             // No base temperature to start from (it is 1): phi's default start, tau ~ 1.
             (AmclForm::Soft, _) => None,
         }
@@ -296,8 +298,12 @@ impl PretrainArgs {
         let batch_size = self.batch_size.unwrap_or(if paper { 512 } else { 128 });
         // The authors' SimSiam and Barlow Twins projectors are 2,048 wide, to 2,048.
         let wide = paper && matches!(kind.base, BaseMethod::Simsiam | BaseMethod::Barlow);
-        let temperature_form: TemperatureForm =
-            self.temperature_net.as_deref().unwrap_or("dot").parse().context("--temperature-net")?;
+        let temperature_form: TemperatureForm = self
+            .temperature_net
+            .as_deref()
+            .unwrap_or("dot")
+            .parse()
+            .context("--temperature-net")?;
         let range = TemperatureRange {
             lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
             hi: self.tau_max.unwrap_or(TemperatureRange::default().hi),

@@ -1,13 +1,14 @@
-//! `experiment`: does AMCL help? Each base method against its AMCL version at equal epochs,
-//! batch, data and seed, for several augmentation sets and seeds.
+//! `experiment`: does AMCL help? Each base method against its AMCL version in one or more forms
+//! (`--forms`: the authors' release and this project's default) at equal epochs, batch, data and
+//! seed, for several augmentation sets and seeds.
 //!
 //! Every run is an ordinary `pretrain` run folder under `--out`, named
-//! `<method>-<augs>-seed<seed>`. A finished run (with `summary.json`) is reused and an
+//! `<method>[-<form>]-<augs>-seed<seed>`. A finished run (with `summary.json`) is reused and an
 //! interrupted one resumed, so an experiment stopped with Ctrl-C continues where it stopped.
 //! The dataset is decoded once and each run draws its seeded subset, as `pretrain` would.
-//! At the end, `results.md` holds the table (kNN and linear-probe top-1, mean +- std over seeds,
-//! and the paired AMCL - base difference), `results.json` the raw numbers, and `knn.svg` /
-//! `linear.svg` the same as bar charts.
+//! At the end, `results.md` holds the tables (kNN and linear-probe top-1, mean +- std over seeds,
+//! the paired AMCL - base difference; what the temperatures did), `results.json` the raw numbers,
+//! and `knn.svg` / `linear.svg` the accuracies as bar charts.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
-use crate::config::{PretrainArgs, TrainConfig};
+use crate::config::{AmclForm, PretrainArgs, TrainConfig};
 use crate::data::{DataSource, Split};
 use crate::device::{self, DeviceChoice};
 use crate::plots::{self, Bar, BarGroup};
@@ -32,6 +33,10 @@ pub struct ExperimentArgs {
     /// Augmentation sets, comma-separated (letters as in `pretrain --augs`).
     #[arg(long, value_delimiter = ',', default_value = "a,abcde")]
     pub augs: Vec<String>,
+    /// Forms of the AMCL objective, comma-separated (`pretrain --amcl-form`); each base method
+    /// runs once and its AMCL version once per form.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "authors,soft")]
+    pub forms: Vec<AmclForm>,
     /// Seeds, comma-separated; each seed fixes the initial weights, the data subset and the
     /// augmentations, identically for a base method and its AMCL version.
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
@@ -80,6 +85,8 @@ struct PretrainFlags {
 #[derive(Debug, Clone)]
 struct Run {
     method: String,
+    /// `base`, or the AMCL form's name.
+    arm: String,
     base: String,
     augs: String,
     seed: u64,
@@ -87,16 +94,35 @@ struct Run {
     dir: PathBuf,
 }
 
+/// What the adaptive temperatures of a finished run did, averaged over its heads.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Temperatures {
+    /// Mean tau+ and tau- of the last epoch's last logged step.
+    tau_pos: f64,
+    tau_neg: f64,
+    /// Shares of tau+ and tau- within 1 % of lo, and of hi, then.
+    pos_at_lo: f64,
+    neg_at_lo: f64,
+    pos_at_hi: f64,
+    neg_at_hi: f64,
+    /// Mean tau of test pairs: two views of one image, one class, different classes.
+    views: f64,
+    same_class: f64,
+    other_class: f64,
+}
+
 /// What a finished run measured.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Outcome {
     method: String,
+    arm: String,
     base: String,
     augs: String,
     seed: u64,
     knn_top1: f64,
     linear_top1: f64,
     wall_seconds: f64,
+    temperatures: Option<Temperatures>,
 }
 
 /// Runs `experiment`; returns the process exit status.
@@ -109,7 +135,7 @@ pub fn run(args: &ExperimentArgs) -> Result<i32> {
     eprintln!(
         "experiment: {} runs ({} methods x {} augmentation sets x {} seeds), {} epochs each, in {}",
         runs.len(),
-        2 * args.methods.len(),
+        (1 + args.forms.len()) * args.methods.len(),
         args.augs.len(),
         args.seeds.len(),
         args.epochs,
@@ -176,7 +202,12 @@ pub fn run(args: &ExperimentArgs) -> Result<i32> {
 }
 
 fn run_name(run: &Run) -> String {
-    format!("{} augs {} seed {}", run.method, run.augs, run.seed)
+    format!("{} ({}) augs {} seed {}", run.method, run.arm, run.augs, run.seed)
+}
+
+/// The name of an AMCL form, as `--forms` takes it.
+fn form_name(form: AmclForm) -> String {
+    serde_json::to_value(form).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// Every run of the grid, base method before its AMCL version, resolved and validated up front
@@ -184,6 +215,9 @@ fn run_name(run: &Run) -> String {
 fn plan(args: &ExperimentArgs) -> Result<Vec<Run>> {
     if args.methods.is_empty() || args.augs.is_empty() || args.seeds.is_empty() {
         bail!("--methods, --augs and --seeds each need at least one value");
+    }
+    if args.forms.is_empty() {
+        bail!("--forms needs at least one value");
     }
     // The default dataset is looked up once (it prints a notice when it falls back).
     let data = match &args.data {
@@ -199,19 +233,19 @@ fn plan(args: &ExperimentArgs) -> Result<Vec<Run>> {
         }
         for augs in &args.augs {
             for &seed in &args.seeds {
-                for (method, heads) in
-                    [(base.clone(), args.base_heads), (format!("amcl-{base}"), args.heads)]
-                {
-                    let config = resolve(args, &data, &method, heads, augs, seed)?;
-                    let dir = args.out.join(format!("{method}-{augs}-seed{seed}"));
-                    runs.push(Run {
-                        method,
-                        base: base.clone(),
-                        augs: augs.clone(),
-                        seed,
-                        config,
-                        dir,
-                    });
+                let mut arms = vec![(base.clone(), "base".to_string(), args.base_heads, None)];
+                for &form in &args.forms {
+                    arms.push((format!("amcl-{base}"), form_name(form), args.heads, Some(form)));
+                }
+                for (method, arm, heads, form) in arms {
+                    let config = resolve(args, &data, &method, heads, augs, seed, form)?;
+                    let name = match form {
+                        Some(_) => format!("{method}-{arm}-{augs}-seed{seed}"),
+                        None => format!("{method}-{augs}-seed{seed}"),
+                    };
+                    let dir = args.out.join(name);
+                    let (base, augs) = (base.clone(), augs.clone());
+                    runs.push(Run { method, arm, base, augs, seed, config, dir });
                 }
             }
         }
@@ -220,8 +254,9 @@ fn plan(args: &ExperimentArgs) -> Result<Vec<Run>> {
 }
 
 /// `pretrain` flags the experiment sets itself.
-const OWNED: [&str; 11] = [
+const OWNED: [&str; 12] = [
     "method",
+    "amcl-form",
     "heads",
     "augs",
     "seed",
@@ -242,10 +277,14 @@ fn resolve(
     heads: usize,
     augs: &str,
     seed: u64,
+    form: Option<AmclForm>,
 ) -> Result<TrainConfig> {
     let mut flags: Vec<String> = vec!["pretrain".into()];
     let mut set = |name: &str, value: String| flags.extend([format!("--{name}"), value]);
     set("method", method.into());
+    if let Some(form) = form {
+        set("amcl-form", form_name(form));
+    }
     set("heads", heads.to_string());
     set("augs", augs.into());
     set("seed", seed.to_string());
@@ -288,15 +327,49 @@ fn finished(run: &Run) -> Result<Option<Outcome>> {
     let number = |key: &str| {
         summary[key].as_f64().with_context(|| format!("{} has no {key}", path.display()))
     };
+    let temperatures = (run.arm != "base").then(|| temperatures(&run.dir, &summary));
     Ok(Some(Outcome {
         method: run.method.clone(),
+        arm: run.arm.clone(),
         base: run.base.clone(),
         augs: run.augs.clone(),
         seed: run.seed,
         knn_top1: number("knn_top1")? * 100.0,
         linear_top1: number("linear_top1")? * 100.0,
         wall_seconds: wall,
+        temperatures,
     }))
+}
+
+/// The temperatures of a finished AMCL run: the last epoch's per-head statistics in
+/// metrics.jsonl, and the pair kinds of summary.json, each averaged over the heads.
+fn temperatures(dir: &Path, summary: &Value) -> Temperatures {
+    let last_epoch = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["kind"] == "epoch")
+        .unwrap_or(Value::Null);
+    let mean_over = |list: &Value, key: &dyn Fn(&Value) -> Option<f64>| {
+        let values: Vec<f64> = list.as_array().into_iter().flatten().filter_map(key).collect();
+        if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 }
+    };
+    let heads = &last_epoch["heads"];
+    let stat = |name: &str| mean_over(heads, &|h: &Value| h[name].as_f64());
+    let spread = &summary["temperature_spread"];
+    let kind = |name: &str| mean_over(spread, &|h: &Value| h[name]["tau"]["mean"].as_f64());
+    Temperatures {
+        tau_pos: stat("tau_pos_mean"),
+        tau_neg: stat("tau_neg_mean"),
+        pos_at_lo: stat("tau_pos_at_lo"),
+        neg_at_lo: stat("tau_neg_at_lo"),
+        pos_at_hi: stat("tau_pos_at_hi"),
+        neg_at_hi: stat("tau_neg_at_hi"),
+        views: kind("views"),
+        same_class: kind("same_class"),
+        other_class: kind("other_class"),
+    }
 }
 
 /// Mean and sample standard deviation (0 for a single value).
@@ -315,9 +388,18 @@ fn pm((mean, std): (f64, f64)) -> String {
     format!("{mean:.2} ± {std:.2}")
 }
 
-/// The values of `metric` for `method` and `augs`, in seed order.
-fn values(outcomes: &[Outcome], method: &str, augs: &str, metric: fn(&Outcome) -> f64) -> Vec<f64> {
-    outcomes.iter().filter(|o| o.method == method && o.augs == augs).map(metric).collect()
+/// The values of `metric` for `base`'s `arm` and `augs`, in seed order.
+fn values(
+    outcomes: &[Outcome],
+    (base, arm): (&str, &str),
+    augs: &str,
+    metric: &dyn Fn(&Outcome) -> f64,
+) -> Vec<f64> {
+    outcomes
+        .iter()
+        .filter(|o| o.base == base && o.arm == arm && o.augs == augs)
+        .map(metric)
+        .collect()
 }
 
 /// A reported metric: its title, its file stem, and how to read it from an outcome.
@@ -328,17 +410,19 @@ fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64
     let out = &args.out;
     let metrics: [Metric; 2] =
         [("kNN", "knn", |o| o.knn_top1), ("linear probe", "linear", |o| o.linear_top1)];
+    let forms: Vec<String> = args.forms.iter().map(|&f| form_name(f)).collect();
     let mut md = String::new();
     let _ = writeln!(md, "# AMCL vs its base method\n");
     let _ = writeln!(
         md,
         "Top-1 accuracy (%) on the test subset, mean ± sample std over seeds {:?}; Δ is AMCL − base, \
          paired by seed (the same seed draws the data subset, the augmentations and the initial weights). Base methods \
-         use {} head(s), AMCL {} heads. {} epochs, batch {}, {} training / {} test images. kNN: \
+         use {} head(s), AMCL {} heads, in the forms {} (`pretrain --amcl-form`). {} epochs, batch {}, {} training / {} test images. kNN: \
          k = 200, t = 0.1 on backbone features; linear probe on the same features.\n",
         args.seeds,
         args.base_heads,
         args.heads,
+        forms.join(", "),
         args.epochs,
         args.batch_size,
         args.train_size,
@@ -346,64 +430,65 @@ fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64
     );
     let _ = writeln!(
         md,
-        "| base | augs | base kNN | AMCL kNN | Δ kNN | base linear | AMCL linear | Δ linear | AMCL better (kNN, seeds) |"
+        "| base | augs | AMCL form | base kNN | AMCL kNN | Δ kNN | base linear | AMCL linear | Δ linear | AMCL better (kNN, seeds) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
     let mut groups: [Vec<BarGroup>; 2] = [Vec::new(), Vec::new()];
-    let (mut wins, mut cells) = (0, 0);
     for base in &args.methods {
-        let amcl = format!("amcl-{base}");
         for augs in &args.augs {
-            let mut row = format!("| {base} | {augs} |");
-            let mut seed_wins = 0;
-            for (m, (_, _, metric)) in metrics.iter().enumerate() {
-                let b = values(outcomes, base, augs, *metric);
-                let a = values(outcomes, &amcl, augs, *metric);
-                let diff: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a - b).collect();
-                let (delta, delta_std) = mean_std(&diff);
-                let _ = write!(
-                    row,
-                    " {} | {} | {delta:+.2} ± {delta_std:.2} |",
-                    pm(mean_std(&b)),
-                    pm(mean_std(&a))
-                );
-                if m == 0 {
-                    seed_wins = diff.iter().filter(|d| **d > 0.0).count();
-                    cells += 1;
-                    wins += usize::from(delta > 0.0);
+            let mut bars: [Vec<Bar>; 2] = [Vec::new(), Vec::new()];
+            for (f, form) in forms.iter().enumerate() {
+                let mut row = format!("| {base} | {augs} | {form} |");
+                let mut seed_wins = 0;
+                for (m, (_, _, metric)) in metrics.iter().enumerate() {
+                    let b = values(outcomes, (base, "base"), augs, metric);
+                    let a = values(outcomes, (base, form), augs, metric);
+                    let diff: Vec<f64> = a.iter().zip(&b).map(|(a, b)| a - b).collect();
+                    let (delta, delta_std) = mean_std(&diff);
+                    let _ = write!(
+                        row,
+                        " {} | {} | {delta:+.2} ± {delta_std:.2} |",
+                        pm(mean_std(&b)),
+                        pm(mean_std(&a))
+                    );
+                    if m == 0 {
+                        seed_wins = diff.iter().filter(|d| **d > 0.0).count();
+                    }
+                    let bar = |label: &str, v: &[f64], colour| {
+                        let (mean, std) = mean_std(v);
+                        Bar { label: label.to_string(), mean, std, colour }
+                    };
+                    if f == 0 {
+                        bars[m].push(bar("base", &b, 0));
+                    }
+                    bars[m].push(bar(&format!("AMCL {form}"), &a, f + 1));
                 }
-                let bar = |label: &str, v: &[f64], colour| {
-                    let (mean, std) = mean_std(v);
-                    Bar { label: label.to_string(), mean, std, colour }
-                };
-                groups[m].push(BarGroup {
-                    label: format!("{base} / {augs}"),
-                    bars: vec![bar("base", &b, 0), bar("AMCL", &a, 1)],
-                });
+                let _ = writeln!(md, "{row} {seed_wins} of {} |", args.seeds.len());
             }
-            let _ = writeln!(md, "{row} {seed_wins} of {} |", args.seeds.len());
+            for (m, bars) in bars.into_iter().enumerate() {
+                groups[m].push(BarGroup { label: format!("{base} / {augs}"), bars });
+            }
         }
     }
-    let _ = writeln!(
-        md,
-        "\nAMCL's mean kNN top-1 is above its base method's in {wins} of {cells} (method, augmentation) settings.\n"
-    );
-    let _ = writeln!(md, "![kNN top-1](knn.svg) ![linear-probe top-1](linear.svg)\n");
-    let _ = writeln!(md, "Per-head adaptive temperatures of the first seed's AMCL runs:\n");
+    let _ = writeln!(md, "\n![kNN top-1](knn.svg) ![linear-probe top-1](linear.svg)\n");
+    write_temperature_table(&mut md, args, &forms, outcomes);
+    let _ = writeln!(md, "\nPer-head adaptive temperatures over training, first seed:\n");
     for base in &args.methods {
         for augs in &args.augs {
-            let run = format!("amcl-{base}-{augs}-seed{}", args.seeds[0]);
-            let _ = writeln!(md, "- {run}: [temperatures]({run}/temperatures.svg)");
+            for form in &forms {
+                let run = format!("amcl-{base}-{form}-{augs}-seed{}", args.seeds[0]);
+                let _ = writeln!(md, "- {run}: [temperatures]({run}/temperatures.svg)");
+            }
         }
     }
     let _ = writeln!(md, "\n## Every run\n");
-    let _ = writeln!(md, "| method | augs | seed | kNN | linear | wall time (s) |");
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| method | form | augs | seed | kNN | linear | wall time (s) |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for o in outcomes {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.2} | {:.2} | {:.0} |",
-            o.method, o.augs, o.seed, o.knn_top1, o.linear_top1, o.wall_seconds
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} |",
+            o.method, o.arm, o.augs, o.seed, o.knn_top1, o.linear_top1, o.wall_seconds
         );
     }
     let runs_seconds: f64 = outcomes.iter().map(|o| o.wall_seconds).filter(|s| s.is_finite()).sum();
@@ -428,6 +513,56 @@ fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64
         write_text(&out.join(format!("{file}.svg")), &svg)?;
     }
     Ok(())
+}
+
+/// What the temperatures did in each AMCL form, mean over seeds and heads: tau+ and tau- at the
+/// end of training, their shares at the bounds, and tau of three kinds of test pairs.
+fn write_temperature_table(
+    md: &mut String,
+    args: &ExperimentArgs,
+    forms: &[String],
+    outcomes: &[Outcome],
+) {
+    let _ = writeln!(md, "## What the temperatures did\n");
+    let _ = writeln!(
+        md,
+        "At the end of training (the last logged step), mean over seeds and heads: tau+ and tau- \
+         (the negatives the objective uses), the share of each within 1 % of the floor lo and of \
+         the ceiling hi; and on {} test images, tau of two views of one image, of two images of \
+         one class, and of images of different classes.\n",
+        crate::spread::IMAGES
+    );
+    let _ = writeln!(
+        md,
+        "| base | augs | form | tau+ | tau- | tau+ at lo | tau- at lo | tau+ at hi | tau- at hi | tau, views of one image | tau, one class | tau, different classes |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for base in &args.methods {
+        for augs in &args.augs {
+            for form in forms {
+                let t = |f: fn(&Temperatures) -> f64| {
+                    let v = values(outcomes, (base, form), augs, &|o: &Outcome| {
+                        o.temperatures.as_ref().map_or(f64::NAN, f)
+                    });
+                    mean_std(&v).0
+                };
+                let pct = |v: f64| format!("{:.0} %", v * 100.0);
+                let _ = writeln!(
+                    md,
+                    "| {base} | {augs} | {form} | {:.4} | {:.4} | {} | {} | {} | {} | {:.4} | {:.4} | {:.4} |",
+                    t(|t| t.tau_pos),
+                    t(|t| t.tau_neg),
+                    pct(t(|t| t.pos_at_lo)),
+                    pct(t(|t| t.neg_at_lo)),
+                    pct(t(|t| t.pos_at_hi)),
+                    pct(t(|t| t.neg_at_hi)),
+                    t(|t| t.views),
+                    t(|t| t.same_class),
+                    t(|t| t.other_class),
+                );
+            }
+        }
+    }
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {

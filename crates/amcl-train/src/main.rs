@@ -16,6 +16,7 @@ mod export;
 mod optim;
 mod plots;
 mod score;
+mod spread;
 mod train;
 
 use clap::{Parser, Subcommand};

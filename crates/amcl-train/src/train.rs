@@ -26,7 +26,7 @@ use crate::config::{PretrainArgs, TrainConfig};
 use crate::data::Split;
 use crate::data::loader::Prefetcher;
 use crate::device;
-use crate::{eval, optim, plots};
+use crate::{eval, optim, plots, spread};
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT).
 pub const INTERRUPTED: i32 = 130;
@@ -286,6 +286,17 @@ pub fn pretrain(
     weights::save(&valid, &manifest, &run_dir.join("model.bpk"))?;
     let final_loss = last_epoch_loss(run_dir);
     let mut summary = manifest.training.clone();
+    // Pair temperatures by kind of pair; Barlow Twins' temperatures are between channels.
+    if kind.adaptive && kind.base != amcl_core::methods::BaseMethod::Barlow {
+        let spread = spread::temperature_spread(&valid, &test, augs, config.seed, &plain)?;
+        for h in &spread {
+            println!(
+                "  head {}: tau of two views of one image {:.3}, of one class {:.3}, of different classes {:.3}",
+                h.head, h.views.tau.mean, h.same_class.tau.mean, h.other_class.tau.mean
+            );
+        }
+        summary["temperature_spread"] = serde_json::to_value(&spread)?;
+    }
     summary["final_loss"] = final_loss.into();
     summary["method"] = kind.name().into();
     summary["device"] = selected.name.clone().into();

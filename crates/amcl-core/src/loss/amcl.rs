@@ -143,7 +143,11 @@ pub fn composed_terms(
 /// Eq. 5's selection: each anchor's `k` negatives of largest similarity s (ties in index order)
 /// and their temperatures, [C, N, K] twice -> [C, N, min(k, K)]. Gradients flow to the selected
 /// entries only; with k >= K everything is kept, in its order.
-pub fn hardest_negatives(neg_sim: Tensor<3>, neg_tau: Tensor<3>, k: usize) -> (Tensor<3>, Tensor<3>) {
+pub fn hardest_negatives(
+    neg_sim: Tensor<3>,
+    neg_tau: Tensor<3>,
+    k: usize,
+) -> (Tensor<3>, Tensor<3>) {
     let [_, _, available] = neg_sim.dims();
     if k >= available {
         return (neg_sim, neg_tau);

@@ -35,7 +35,11 @@ pub fn channel_vectors(z: Tensor<3>) -> Tensor<3> {
 
 /// The Barlow temperatures of every pair of channels (x_l, y_m) from the channel network:
 /// tau_lm = lo + (hi - lo) sigmoid(-<phi(x_l), phi(y_m)>), and tau_ll its diagonal.
-pub fn channel_temperatures(model: &AmclModel, z1: Tensor<3>, z2: Tensor<3>) -> Result<BarlowTemperatureSet> {
+pub fn channel_temperatures(
+    model: &AmclModel,
+    z1: Tensor<3>,
+    z2: Tensor<3>,
+) -> Result<BarlowTemperatureSet> {
     let [c, n, d] = z1.dims();
     let phi = model.channel_phi.as_ref().ok_or_else(|| {
         AmclError::InvalidConfig(
@@ -113,10 +117,7 @@ pub fn barlow_step(
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
     let z1 = Tensor::stack::<3>(model.project(features_a), 0);
     let z2 = Tensor::stack::<3>(model.project(features_b), 0);
-    let taus = if adaptive {
-        Some(channel_temperatures(model, z1.clone(), z2.clone())?)
-    } else {
-        None
-    };
+    let taus =
+        if adaptive { Some(channel_temperatures(model, z1.clone(), z2.clone())?) } else { None };
     Ok(barlow_objective(z1, z2, taus, lambda, beta, model.range))
 }

@@ -111,7 +111,9 @@ impl AmclModelConfig {
             TemperatureForm::Concat => self.heads,
         };
         let predictors = match self.predictor_hidden {
-            Some(h) => (0..self.heads).map(|_| ProjectionHead::predictor(self.dim, h, device)).collect(),
+            Some(h) => {
+                (0..self.heads).map(|_| ProjectionHead::predictor(self.dim, h, device)).collect()
+            }
             None => Vec::new(),
         };
         Ok(AmclModel {
@@ -264,7 +266,7 @@ impl AmclModel {
         match &self.phi {
             Some(phi) => PairTemperatures::Dot(phi),
             None => PairTemperatures::Concat(StackedTemperatureNets::new(&[
-                &self.temperatures[c.min(self.temperatures.len() - 1)],
+                &self.temperatures[c.min(self.temperatures.len() - 1)]
             ])),
         }
     }

@@ -34,7 +34,8 @@ impl DotTemperatureNet {
     /// phi with given weights: hidden [n, H] and [H], output [H, n] and [n] (burn's layout,
     /// input-major), e.g. from a reference implementation.
     pub fn from_weights(w1: Tensor<2>, b1: Tensor<1>, w2: Tensor<2>, b2: Tensor<1>) -> Self {
-        let linear = |w, b| Linear { weight: Param::from_tensor(w), bias: Some(Param::from_tensor(b)) };
+        let linear =
+            |w, b| Linear { weight: Param::from_tensor(w), bias: Some(Param::from_tensor(b)) };
         Self { hidden: linear(w1, b1), output: linear(w2, b2) }
     }
 
@@ -75,7 +76,8 @@ impl DotTemperatureNet {
         })?;
         let n = self.input_dim();
         let v = (-logit / n as f32).sqrt();
-        self.output.bias = self.output.bias.map(|b| b.init_mapper(move |t| t.zeros_like().add_scalar(v)));
+        self.output.bias =
+            self.output.bias.map(|b| b.init_mapper(move |t| t.zeros_like().add_scalar(v)));
         Ok(self)
     }
 }
