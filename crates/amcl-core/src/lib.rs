@@ -2,7 +2,7 @@
 //!
 //! Adaptive Multi-head Contrastive Learning (Wang, Koniusz, Gedeon, Zheng, ECCV 2024) in burn:
 //! C projection heads, each scoring every pair with its own adaptive temperature, trained with
-//! the negative log-likelihood of a head-wise Gaussian model (see `shared/AMCL.md`).
+//! the negative log-likelihood of a head-wise Gaussian model (see docs/METHOD.md).
 //!
 //! The modules follow the data flow:
 //! [`augment`] (two views of a batch) -> [`model`] (backbone, heads, temperature networks) ->

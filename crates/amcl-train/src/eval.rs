@@ -1,4 +1,4 @@
-//! Evaluation of frozen representations: the kNN monitor (shared/AMCL.md: cosine similarity, the
+//! Evaluation of frozen representations: the kNN monitor (docs/METHOD.md, "Training": cosine similarity, the
 //! k = 200 nearest training images vote with weight exp(s / t), t = 0.1) and a linear probe
 //! (softmax regression on standardised features), for the backbone features and for each head.
 

@@ -1,4 +1,4 @@
-//! Augmentations a-e of shared/AMCL.md, selected by a string such as `"abcde"`:
+//! Augmentations a-e of docs/METHOD.md ("Training"), selected by a string such as `"abcde"`:
 //!
 //! | letter | augmentation | probability |
 //! |---|---|---|
@@ -97,7 +97,7 @@ impl std::fmt::Display for AugmentationSet {
     }
 }
 
-/// Strengths and probabilities of the augmentations (defaults: shared/AMCL.md).
+/// Strengths and probabilities of the augmentations (defaults: docs/METHOD.md, "Training").
 #[derive(Config, Debug, PartialEq)]
 pub struct AugmentConfig {
     /// Smallest crop area as a fraction of the image.

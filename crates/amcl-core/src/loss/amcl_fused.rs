@@ -7,7 +7,7 @@
 //! once forward and once backward.
 //!
 //! Per row, with l_0 = s+/t+, l_n = s_n/t_n, Omega(t) = (d/2) ln t + 1/t and its derivative
-//! Omega'(t) = d/(2t) - 1/t^2 (shared/AMCL.md, "The objective"):
+//! Omega'(t) = d/(2t) - 1/t^2 (docs/METHOD.md, "The objective for SimCLR and MoCo"):
 //!
 //! ```text
 //! LogSumExp  L = -l_0 + b Omega(t+) + ln(e^l_0 + sum_n e^l_n) - b W,   W = sum_n p_n Omega(t_n)

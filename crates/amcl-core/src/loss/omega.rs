@@ -1,5 +1,5 @@
 //! Omega(tau) = (d/2) ln(tau) + 1/tau: the log-normaliser of the head-wise Gaussian model
-//! (shared/AMCL.md, "Notation"). Weighted by beta in the objective.
+//! (docs/METHOD.md, "Notation"). Weighted by beta in the objective.
 
 use burn::prelude::*;
 
