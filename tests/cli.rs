@@ -98,6 +98,77 @@ fn tau_init_starts_the_temperatures_there() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// The authors' form with their gradient clipping: the configuration names every part, every step
+/// records the gradient's norm before clipping, every epoch the share of temperatures at each
+/// bound, and the end of the run the temperatures by kind of pair.
+#[test]
+fn authors_form_records_clipping_and_saturation() {
+    let dir = temp_dir("authors-form");
+    let mut args = tiny_args(dir.to_str().unwrap(), "1", "64", "32");
+    args.extend([
+        "--amcl-form",
+        "authors",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.06",
+        "--grad-clip",
+        "1",
+    ]);
+    let out = amcl_train(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = read_json(&dir.join("config.json"));
+    assert_eq!(config["reduction"], "topk");
+    assert_eq!(config["top_k"], 100);
+    assert_eq!(config["grad_clip"], 1.0);
+    assert!(config["tau_init"].is_null(), "{config}");
+    assert!((config["beta"].as_f64().unwrap() - 1e-4).abs() < 1e-9);
+    assert_eq!(config["model"]["temperature_form"], "dot");
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let steps: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .collect();
+    assert_eq!(steps.len(), 2);
+    assert!(steps.iter().all(|s| s["grad_norm"].as_f64().is_some_and(|n| n > 0.0)), "{metrics}");
+    let heads = epoch_records(&dir)[0]["heads"].as_array().unwrap().clone();
+    for head in heads {
+        for key in ["tau_pos_at_lo", "tau_pos_at_hi", "tau_neg_at_lo", "tau_neg_at_hi"] {
+            let share = head[key].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&share), "{key}: {head}");
+        }
+    }
+    let spread = read_json(&dir.join("summary.json"))["temperature_spread"].clone();
+    let spread = spread.as_array().expect("temperature_spread");
+    assert_eq!(spread.len(), 3);
+    for kind in ["views", "same_class", "other_class"] {
+        let tau = spread[0][kind]["tau"]["mean"].as_f64().unwrap();
+        assert!(tau > 0.0 && tau < 2.0, "{kind}: {tau}");
+    }
+    // Bad values of the new flags are clean errors.
+    for (flag, value, needle) in [
+        ("--grad-clip", "-1", "--grad-clip must be a positive number"),
+        ("--temperature-net", "cosine", "temperature network"),
+        ("--tau-init", "1.5", "--tau-init must lie strictly between"),
+        ("--temperature", "0", "--temperature must be a positive number"),
+    ] {
+        let out = amcl_train(&["pretrain", flag, value, "--out", dir.to_str().unwrap()]);
+        assert_clean_failure(&out, needle);
+    }
+    let out = amcl_train(&[
+        "pretrain",
+        "--reduction",
+        "topk",
+        "--top-k",
+        "0",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, "--top-k must be at least 1");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn half_precision_trains_in_bf16_and_saves_half_size_weights() {
     let dir = temp_dir("bf16");
@@ -569,30 +640,49 @@ fn experiment_tables_base_against_amcl_over_seeds_and_reuses_finished_runs() {
     assert!(out.status.success(), "{}", stderr(&out));
     let results = read_json(&dir.join("results.json"));
     let runs = results["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 8, "2 methods x 2 augmentation sets x 2 seeds");
-    for method in ["simclr", "amcl-simclr"] {
+    assert_eq!(runs.len(), 12, "(base + 2 AMCL forms) x 2 augmentation sets x 2 seeds");
+    for (method, arm, name) in [
+        ("simclr", "base", "simclr"),
+        ("amcl-simclr", "authors", "amcl-simclr-authors"),
+        ("amcl-simclr", "soft", "amcl-simclr-soft"),
+    ] {
         for augs in ["a", "ab"] {
             for seed in [0, 1] {
-                let run = format!("{method}-{augs}-seed{seed}");
+                let run = format!("{name}-{augs}-seed{seed}");
                 let summary = read_json(&dir.join(&run).join("summary.json"));
                 let listed = runs
                     .iter()
-                    .find(|r| r["method"] == method && r["augs"] == augs && r["seed"] == seed)
+                    .find(|r| {
+                        r["method"] == method
+                            && r["arm"] == arm
+                            && r["augs"] == augs
+                            && r["seed"] == seed
+                    })
                     .unwrap_or_else(|| panic!("{run} missing from results.json"));
                 let knn = summary["knn_top1"].as_f64().unwrap() * 100.0;
                 assert!((listed["knn_top1"].as_f64().unwrap() - knn).abs() < 1e-6, "{run}");
+                // AMCL runs report their temperatures by kind of pair.
+                assert_eq!(arm != "base", summary["temperature_spread"].is_array(), "{run}");
+                assert_eq!(arm != "base", listed["temperatures"].is_object(), "{run}");
             }
         }
     }
-    // The plain runs use one head, the AMCL runs three.
+    // The plain runs use one head, the AMCL runs three, in the form they name.
     let config = read_json(&dir.join("simclr-a-seed0/config.json"));
     assert_eq!(config["model"]["heads"], 1);
-    let config = read_json(&dir.join("amcl-simclr-a-seed0/config.json"));
+    let config = read_json(&dir.join("amcl-simclr-authors-a-seed0/config.json"));
     assert_eq!(config["model"]["heads"], 3);
     assert_eq!(config["epochs"], 1);
+    assert_eq!(config["reduction"], "topk");
+    assert_eq!(
+        read_json(&dir.join("amcl-simclr-soft-a-seed0/config.json"))["reduction"],
+        "logsumexp"
+    );
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
-    assert!(md.contains("| simclr | a |") && md.contains("| simclr | ab |"), "{md}");
-    assert!(md.contains(" ± "), "{md}");
+    for row in ["| simclr | a | authors |", "| simclr | ab | soft |"] {
+        assert!(md.contains(row), "{row} missing: {md}");
+    }
+    assert!(md.contains(" ± ") && md.contains("What the temperatures did"), "{md}");
     for svg in ["knn.svg", "linear.svg"] {
         let svg = std::fs::read_to_string(dir.join(svg)).unwrap();
         assert!(svg.starts_with("<svg") && svg.matches("<rect x=").count() >= 4, "{svg}");
@@ -601,7 +691,7 @@ fn experiment_tables_base_against_amcl_over_seeds_and_reuses_finished_runs() {
     // Run again: every run is reused, and the table is the same.
     let again = amcl_train(&refs(&experiment_args(&dir)));
     assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(stderr(&again).matches("done before, reused").count(), 8, "{}", stderr(&again));
+    assert_eq!(stderr(&again).matches("done before, reused").count(), 12, "{}", stderr(&again));
     let md_again = std::fs::read_to_string(dir.join("results.md")).unwrap();
     let table =
         |s: &str| s.lines().filter(|l| l.starts_with("| simclr")).collect::<Vec<_>>().join("\n");

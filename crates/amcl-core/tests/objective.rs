@@ -247,3 +247,54 @@ fn the_hardest_negative_form_collapses_where_the_soft_form_does_not() {
     assert!(max_loss.abs() < 0.5, "a collapsed model's loss is near 0, got {max_loss}");
     assert!(soft_sim < 0.5, "the soft form should not collapse: mean similarity {soft_sim}");
 }
+
+/// AMCL-SimCLR's top-k selection on the CPU (a partial sort per row on the host, then a parallel
+/// copy) gives the values and gradients of burn's `topk` and `gather` inside the objective.
+#[test]
+fn top_k_selection_on_the_cpu_equals_burns_topk() {
+    use amcl_core::loss::l2_normalize;
+    use amcl_core::methods::simclr_amcl_objective;
+    use amcl_core::model::TemperatureRange;
+    let ad = device().autodiff();
+    let (c, n, dim, k) = (2, 6, 5, 3);
+    let z_a = from_vec(uniform(c * n * dim, -1.0, 1.0, 50), [c, n, dim], &ad).require_grad();
+    let z_b = from_vec(uniform(c * n * dim, -1.0, 1.0, 51), [c, n, dim], &ad);
+    let tau = from_vec(uniform(c * 4 * n * n, 0.1, 1.0, 52), [c, 2 * n, 2 * n], &ad).require_grad();
+    let cfg = AmclObjectiveConfig { beta: 0.1, dim, reduction: NegativeReduction::TopK(k) };
+    let unit = |z: &Tensor<3>| l2_normalize(z.clone());
+    let (fast, _) = simclr_amcl_objective(
+        unit(&z_a),
+        unit(&z_b),
+        tau.clone(),
+        &cfg,
+        TemperatureRange::default(),
+    )
+    .unwrap();
+    // The same objective with the pairs gathered by burn and the objective's own top-k.
+    let z = Tensor::cat(vec![unit(&z_a), unit(&z_b)], 1);
+    let sim = z.clone().matmul(z.transpose());
+    let (pos, neg) = simclr_pair_indices(n, &ad);
+    let index = |i: Tensor<2, Int>| {
+        let [r, w] = i.dims();
+        i.unsqueeze_dim::<3>(0).expand([c, r, w])
+    };
+    let gather = |x: Tensor<3>, i: &Tensor<2, Int>| x.gather(2, index(i.clone()));
+    let reference = amcl_objective(
+        gather(sim.clone(), &pos).reshape([c, 2 * n]),
+        gather(sim, &neg),
+        gather(tau.clone(), &pos).reshape([c, 2 * n]),
+        gather(tau.clone(), &neg),
+        &cfg,
+    );
+    let (a, b) = (fast.clone().into_scalar::<f32>(), reference.clone().into_scalar::<f32>());
+    assert!((a - b).abs() < 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    let (gf, gr) = (fast.backward(), reference.backward());
+    for (what, x, y) in [
+        ("z_a", values(z_a.grad(&gf).unwrap()), values(z_a.grad(&gr).unwrap())),
+        ("tau", values(tau.grad(&gf).unwrap()), values(tau.grad(&gr).unwrap())),
+    ] {
+        for (i, (x, y)) in x.iter().zip(&y).enumerate() {
+            assert!((x - y).abs() < 1e-4 * y.abs().max(1.0), "{what}[{i}]: {x} vs {y}");
+        }
+    }
+}
