@@ -149,11 +149,13 @@ fn authors_form_records_clipping_and_saturation() {
     // Bad values of the new flags are clean errors.
     for (flag, value, needle) in [
         ("--grad-clip", "-1", "--grad-clip must be a positive number"),
+        ("--grad-clip", "nan", "--grad-clip must be a positive number"),
         ("--temperature-net", "cosine", "temperature network"),
         ("--tau-init", "1.5", "--tau-init must lie strictly between"),
         ("--temperature", "0", "--temperature must be a positive number"),
     ] {
-        let out = amcl_train(&["pretrain", flag, value, "--out", dir.to_str().unwrap()]);
+        let flag = format!("{flag}={value}");
+        let out = amcl_train(&["pretrain", &flag, "--out", dir.to_str().unwrap()]);
         assert_clean_failure(&out, needle);
     }
     let out = amcl_train(&[

@@ -39,9 +39,10 @@ impl DotTemperatureNet {
         Self { hidden: linear(w1, b1), output: linear(w2, b2) }
     }
 
-    /// Input (and output) dimension n.
+    /// Input (and output) dimension n. Read from the parameter's shape, which does not
+    /// initialise a lazily initialised weight (that would draw its random values out of turn).
     pub fn input_dim(&self) -> usize {
-        self.hidden.weight.dims()[0]
+        self.hidden.weight.lazy_shape()[0]
     }
 
     /// phi(z) for every row: [.., n] -> [.., n].
