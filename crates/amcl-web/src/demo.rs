@@ -16,7 +16,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 /// SimCLR's fixed temperature, for the single-head comparison.
-pub const SIMCLR_TEMPERATURE: f32 = 0.2;
+pub const SIMCLR_TEMPERATURE: f32 = 0.5;
 
 /// A loaded model on a device.
 pub struct Demo {
@@ -47,7 +47,7 @@ pub struct View {
     pub rgba: Vec<u8>,
 }
 
-/// What a single-head, fixed-temperature SimCLR would say (head 0, t = 0.2).
+/// What a single-head, fixed-temperature SimCLR would say (head 0, t = 0.5, the authors' tau).
 #[derive(Debug, Clone, Serialize)]
 pub struct SimclrScore {
     pub similarity: f32,
