@@ -229,6 +229,44 @@ fn scoring_reports_every_head_and_sums_the_amcl_score() {
     assert!(same.heads.iter().all(|h| (h.similarity - 1.0).abs() < 1e-4));
 }
 
+/// Weights written before the authors' temperature network existed (their manifest has no
+/// `temperature_form` and no `projector`) load with their own concatenated-pair networks and
+/// score exactly as before; the free-parameter Barlow temperatures of that time are refused by
+/// name.
+#[test]
+fn weights_of_the_earlier_form_load_with_their_own_form() {
+    use burn_store::{BurnpackStore, ModuleSnapshot};
+    let d = device();
+    let config = small(&kind("amcl-simclr")).with_temperature_form(TemperatureForm::Concat);
+    let model = config.init(&d).unwrap().with_initial_temperature(0.3).unwrap();
+    // The manifest as the earlier version wrote it.
+    let mut manifest = serde_json::to_value(Manifest::new(config, "amcl-simclr", 0.1)).unwrap();
+    let fields = manifest["model"].as_object_mut().unwrap();
+    fields.remove("temperature_form");
+    fields.remove("projector");
+    fields.remove("barlow_batch");
+    fields.insert("barlow_temperatures".into(), false.into());
+    let earlier = |manifest: &serde_json::Value| {
+        let mut store =
+            BurnpackStore::from_bytes(None).metadata(weights::MANIFEST_KEY, manifest.to_string());
+        model.save_into(&mut store).unwrap();
+        store.get_bytes().unwrap().to_vec()
+    };
+    let (loaded, read) = weights::from_bytes(&earlier(&manifest), &d).unwrap();
+    assert_eq!(read.model.temperature_form, TemperatureForm::Concat);
+    assert_eq!(loaded.temperatures.len(), 3);
+    let x = batch(2, 7, &d);
+    let pair = |x: &Tensor<4>, i: usize| x.clone().slice([i..i + 1, 0..3, 0..16, 0..16]);
+    let score = |m: &amcl_core::model::AmclModel| {
+        amcl_core::score::score_pair(m, pair(&x, 0), pair(&x, 1), 0.1).unwrap()
+    };
+    assert_eq!(score(&model), score(&loaded));
+
+    manifest["model"]["barlow_temperatures"] = true.into();
+    let err = weights::from_bytes(&earlier(&manifest), &d).unwrap_err().to_string();
+    assert!(err.contains("free-parameter Barlow temperatures"), "{err}");
+}
+
 #[test]
 fn weights_round_trip_with_manifest() {
     let d = device();
