@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter};
+use amcl_core::model::TemperatureForm;
 use amcl_core::score::{PairScore, score_pair};
 use amcl_core::weights;
 use anyhow::{Context, Result};
@@ -62,17 +63,19 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         None => (a, b),
     };
     let score = score_pair(&model, a, b, manifest.beta)?;
+    let form = manifest.model.temperature_form;
     if args.json {
-        print_json(&score, &selected.name)
+        print_json(&score, &selected.name, form)
     } else {
-        print_table(&score, &manifest.method, &selected.name);
+        print_table(&score, &manifest.method, &selected.name, form);
         Ok(())
     }
 }
 
-fn print_json(score: &PairScore, backend: &str) -> Result<()> {
+fn print_json(score: &PairScore, backend: &str, form: TemperatureForm) -> Result<()> {
     let value = serde_json::json!({
         "backend": backend,
+        "temperature_form": form,
         "heads": score.heads,
         "amcl_score": score.amcl_score,
     });
@@ -80,8 +83,8 @@ fn print_json(score: &PairScore, backend: &str) -> Result<()> {
     Ok(())
 }
 
-fn print_table(score: &PairScore, method: &str, backend: &str) {
-    println!("model: {method}, backend: {backend}");
+fn print_table(score: &PairScore, method: &str, backend: &str, form: TemperatureForm) {
+    println!("model: {method} (temperature network: {form}), backend: {backend}");
     println!(
         "{:>4} {:>10} {:>10} {:>12} {:>12}",
         "head", "cos sim", "tau+", "s/tau+", "beta*Omega"
