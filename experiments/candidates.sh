@@ -17,21 +17,23 @@ bash experiments/unpack-cifar10.sh
 # shellcheck disable=SC2086
 cargo build --release -p amcl-train ${BUILD_FLAGS:-} >&2
 common=(--data "folder:$data" --train-size 6000 --test-size 10000 --epochs 10 --eval-every 5
-        --batch-size 128 --optimizer sgd --lr 0.06 --grad-clip 1 --seed 0)
+        --batch-size 128 --seed 0)
+# The authors' optimiser, for every candidate but the one that names its own.
+sgd="--optimizer sgd --lr 0.06 --grad-clip 1"
 declare -A runs=(
-  [simclr]="--method simclr"
-  [amcl-simclr-authors]="--method amcl-simclr --amcl-form authors"
-  [amcl-simclr-authors-adam]="--method amcl-simclr --amcl-form authors --optimizer adam --lr 1e-3"
-  [amcl-simclr-authors-lo0.05]="--method amcl-simclr --amcl-form authors --tau-min 0.05"
-  [amcl-simclr-authors-beta1]="--method amcl-simclr --amcl-form authors --beta 1"
-  [amcl-simclr-authors-init]="--method amcl-simclr --amcl-form authors --tau-init 0.5"
-  [amcl-simclr-soft-noinit]="--method amcl-simclr --amcl-form soft --tau-init 1.0 --tau-max 2.5"
-  [amcl-simclr-soft]="--method amcl-simclr --amcl-form soft"
-  [amcl-simclr-concat]="--method amcl-simclr --amcl-form soft --temperature-net concat"
-  [moco]="--method moco"
-  [amcl-moco-authors]="--method amcl-moco --amcl-form authors"
-  [amcl-moco-soft]="--method amcl-moco --amcl-form soft"
-  [amcl-moco-concat]="--method amcl-moco --amcl-form soft --temperature-net concat"
+  [simclr]="$sgd --method simclr"
+  [amcl-simclr-authors]="$sgd --method amcl-simclr --amcl-form authors"
+  [amcl-simclr-authors-adam]="--optimizer adam --lr 1e-3 --method amcl-simclr --amcl-form authors"
+  [amcl-simclr-authors-lo0.05]="$sgd --method amcl-simclr --amcl-form authors --tau-min 0.05"
+  [amcl-simclr-authors-beta1]="$sgd --method amcl-simclr --amcl-form authors --beta 1"
+  [amcl-simclr-authors-init]="$sgd --method amcl-simclr --amcl-form authors --tau-init 0.5"
+  [amcl-simclr-soft-noinit]="$sgd --method amcl-simclr --amcl-form soft --tau-init 1.0 --tau-max 2.5"
+  [amcl-simclr-soft]="$sgd --method amcl-simclr --amcl-form soft"
+  [amcl-simclr-concat]="$sgd --method amcl-simclr --amcl-form soft --temperature-net concat"
+  [moco]="$sgd --method moco"
+  [amcl-moco-authors]="$sgd --method amcl-moco --amcl-form authors"
+  [amcl-moco-soft]="$sgd --method amcl-moco --amcl-form soft"
+  [amcl-moco-concat]="$sgd --method amcl-moco --amcl-form soft --temperature-net concat"
 )
 order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-concat amcl-simclr-authors-init
        amcl-simclr-authors-lo0.05 amcl-simclr-authors-beta1 amcl-simclr-soft-noinit

@@ -215,6 +215,10 @@ pub struct EvalArgs {
     /// Skip the linear probe (kNN only).
     #[arg(long)]
     pub no_linear: bool,
+    /// Augmentations of the two views whose temperatures are reported by kind of pair (AMCL
+    /// weights of SimCLR, MoCo and SimSiam).
+    #[arg(long, default_value = "abcde")]
+    pub augs: String,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
@@ -235,8 +239,22 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let split =
         source.load(manifest.model.image_size, args.train_size, args.test_size, args.seed)?;
     let report = evaluate(&model, &split.train, &split.test, &selected.device, !args.no_linear)?;
+    let kind: amcl_core::methods::MethodKind = manifest.method.parse()?;
+    let spread = if kind.adaptive && kind.base != amcl_core::methods::BaseMethod::Barlow {
+        let augs = args.augs.parse().context("--augs")?;
+        Some(crate::spread::temperature_spread(
+            &model,
+            &split.test,
+            augs,
+            args.seed,
+            &selected.device,
+        )?)
+    } else {
+        None
+    };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
+        value["temperature_spread"] = serde_json::to_value(&spread)?;
         value["data"] = split.description.clone().into();
         value["train_images"] = split.train.len().into();
         value["test_images"] = split.test.len().into();
@@ -268,6 +286,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 format!("head {}", h.head),
                 pct(Some(h.knn_top1)),
                 pct(h.linear_top1)
+            );
+        }
+        for h in spread.iter().flatten() {
+            println!(
+                "head {}: mean tau of two views of one image {:.4}, of one class {:.4}, of different classes {:.4}",
+                h.head, h.views.tau.mean, h.same_class.tau.mean, h.other_class.tau.mean
             );
         }
     }

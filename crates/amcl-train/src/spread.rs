@@ -19,7 +19,10 @@ pub struct Moments {
 
 impl Moments {
     fn of(values: &[f32]) -> Self {
-        let n = values.len().max(1) as f64;
+        if values.is_empty() {
+            return Self { mean: f32::NAN, std: f32::NAN };
+        }
+        let n = values.len() as f64;
         let mean = values.iter().map(|&v| v as f64).sum::<f64>() / n;
         let var = values.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
         Self { mean: mean as f32, std: var.sqrt() as f32 }
@@ -49,11 +52,13 @@ pub struct HeadSpread {
     pub other_class: PairKind,
 }
 
-/// Images used (the first of the test set).
+/// Images used: a seeded sample of the test set (folders list their images class by class, so
+/// the first ones would all be of one class).
 pub const IMAGES: usize = 512;
 
-/// Embeds two augmented views (seeded, `augs`) of the first [`IMAGES`] test images with `model`
-/// (inference mode) and sorts every pair (view a of image i, view b of image j) into a kind.
+/// Embeds two augmented views (seeded, `augs`) of [`IMAGES`] test images drawn with `seed` with
+/// `model` (inference mode) and sorts every pair (view a of image i, view b of image j) into a
+/// kind. A kind without pairs (a test set of one class) has `pairs` 0 and NaN moments.
 pub fn temperature_spread(
     model: &AmclModel,
     test: &Dataset,
@@ -62,7 +67,9 @@ pub fn temperature_spread(
     device: &Device,
 ) -> Result<Vec<HeadSpread>> {
     let n = IMAGES.min(test.len());
-    let indices: Vec<usize> = (0..n).collect();
+    let mut indices: Vec<usize> = (0..test.len()).collect();
+    amcl_core::rng::Rng::new(seed).shuffle(&mut indices);
+    indices.truncate(n);
     let images = test.batch(&indices, device);
     let mut augmenter = Augmenter::new(augs, AugmentConfig::new(), seed);
     let (a, b) = augmenter.two_views(images)?;
@@ -74,7 +81,7 @@ pub fn temperature_spread(
         t.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
     };
     let (similarity, tau) = (read(similarity)?, read(tau)?);
-    let labels = &test.labels[..n];
+    let labels: Vec<usize> = indices.iter().map(|&i| test.labels[i]).collect();
     let heads = model.num_heads();
     Ok((0..heads)
         .map(|c| {
