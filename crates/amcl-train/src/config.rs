@@ -354,7 +354,7 @@ impl PretrainArgs {
             top_k: self.top_k.unwrap_or(AUTHORS_TOP_K),
             temperature: self.temperature.unwrap_or(kind.base_temperature()),
             grad_clip: match self.grad_clip {
-                Some(c) if c == 0.0 => None,
+                Some(0.0) => None,
                 Some(c) => Some(c),
                 None if paper => Some(1.0),
                 None => None,

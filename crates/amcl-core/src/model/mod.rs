@@ -234,7 +234,7 @@ impl AmclModel {
                 let nets: Vec<&TemperatureNet> = (0..self.num_heads())
                     .map(|c| &self.temperatures[c.min(self.temperatures.len() - 1)])
                     .collect();
-                PairTemperatures::Concat(StackedTemperatureNets::new(&nets))
+                PairTemperatures::Concat(Box::new(StackedTemperatureNets::new(&nets)))
             }
         }
     }
@@ -265,9 +265,9 @@ impl AmclModel {
     fn head_alone(&self, c: usize) -> PairTemperatures<'_> {
         match &self.phi {
             Some(phi) => PairTemperatures::Dot(phi),
-            None => PairTemperatures::Concat(StackedTemperatureNets::new(&[
+            None => PairTemperatures::Concat(Box::new(StackedTemperatureNets::new(&[
                 &self.temperatures[c.min(self.temperatures.len() - 1)]
-            ])),
+            ]))),
         }
     }
 

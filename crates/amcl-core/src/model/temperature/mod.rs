@@ -108,8 +108,8 @@ impl std::fmt::Display for TemperatureForm {
 pub enum PairTemperatures<'a> {
     /// The authors' shared phi.
     Dot(&'a DotTemperatureNet),
-    /// The concatenated-pair networks of all heads, stacked.
-    Concat(StackedTemperatureNets),
+    /// The concatenated-pair networks of all heads, stacked (boxed: it holds five tensors).
+    Concat(Box<StackedTemperatureNets>),
 }
 
 impl PairTemperatures<'_> {
