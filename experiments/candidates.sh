@@ -8,6 +8,9 @@
 #
 #   experiments/candidates.sh            # every candidate
 #   experiments/candidates.sh NAME...    # only these (names below)
+#
+# The two concat candidates (the earlier per-head temperature networks, `--temperature-net
+# concat`) ran at commit d33d99b; that form was removed after them, so they run only there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/candidates}"
@@ -29,15 +32,13 @@ declare -A runs=(
   [amcl-simclr-authors-init]="$sgd --method amcl-simclr --amcl-form authors --tau-init 0.5"
   [amcl-simclr-soft-noinit]="$sgd --method amcl-simclr --amcl-form soft --tau-init 1.0 --tau-max 2.5"
   [amcl-simclr-soft]="$sgd --method amcl-simclr --amcl-form soft"
-  [amcl-simclr-concat]="$sgd --method amcl-simclr --amcl-form soft --temperature-net concat"
   [moco]="$sgd --method moco"
   [amcl-moco-authors]="$sgd --method amcl-moco --amcl-form authors"
   [amcl-moco-soft]="$sgd --method amcl-moco --amcl-form soft"
-  [amcl-moco-concat]="$sgd --method amcl-moco --amcl-form soft --temperature-net concat"
 )
-order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-concat amcl-simclr-authors-init
+order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-authors-init
        amcl-simclr-authors-lo0.05 amcl-simclr-authors-beta1 amcl-simclr-soft-noinit
-       moco amcl-moco-authors amcl-moco-soft amcl-moco-concat amcl-simclr-authors-adam)
+       moco amcl-moco-authors amcl-moco-soft amcl-simclr-authors-adam)
 [ $# -gt 0 ] && order=("$@")
 mkdir -p "$out"
 for name in "${order[@]}"; do

@@ -150,7 +150,6 @@ fn authors_form_records_clipping_and_saturation() {
     for (flag, value, needle) in [
         ("--grad-clip", "-1", "--grad-clip must be a positive number"),
         ("--grad-clip", "nan", "--grad-clip must be a positive number"),
-        ("--temperature-net", "cosine", "temperature network"),
         ("--tau-init", "1.5", "--tau-init must lie strictly between"),
         ("--temperature", "0", "--temperature must be a positive number"),
     ] {

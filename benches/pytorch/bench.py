@@ -4,10 +4,11 @@ same way, so the two can be compared on one machine.
 Model (as crates/amcl-core/src/model): CIFAR normalisation; the small CNN (7 x [3x3 conv without
 bias, batch norm, ReLU], widths w,2w,2w,4w,4w,8w,8w, strides 1,2,1,2,1,2,1, global average pool)
 or ResNet-18 with the CIFAR stem; C projection heads Linear(f, hidden)-ReLU-Linear(hidden, d),
-L2-normalised; per head a temperature network Linear(2d, 128)-ReLU-Linear(128, 1) squashed to
-(1e-5, 2) and evaluated on every ordered pair of the 2N views with the first layer split into
-its two halves (as amcl-core does). Objective: AMCL-SimCLR (soft "logsumexp" or paper "max"
-form, beta = 0.1) or plain multi-head SimCLR (NT-Xent, t = 0.2, summed over heads).
+L2-normalised; one temperature network shared by the heads, phi = Linear(d, 128)-ReLU-
+Linear(128, d), tau = lo + (hi - lo) sigmoid(-<phi(z_a), phi(z_b)>) in (1e-5, 2) for every ordered
+pair of the 2N views (one matrix product, as amcl-core does). Objective: AMCL-SimCLR (soft
+"logsumexp" or "max" form, beta = 1e-4) or plain multi-head SimCLR (NT-Xent, t = 0.5, summed
+over heads).
 Step: both views through the backbone separately, loss, backward, SGD (momentum 0.9, weight
 decay 5e-4). As in `amcl-train bench`, the two views are made before the timer starts.
 
@@ -83,18 +84,13 @@ class ResNet18(nn.Module):
 class TemperatureNet(nn.Module):
     def __init__(self, dim, lo=1e-5, hi=2.0):
         super().__init__()
-        self.hidden = nn.Linear(2 * dim, 128)
-        self.output = nn.Linear(128, 1)
-        self.dim, self.lo, self.hi = dim, lo, hi
+        self.phi = nn.Sequential(nn.Linear(dim, 128), nn.ReLU(), nn.Linear(128, dim))
+        self.lo, self.hi = lo, hi
 
     def pairwise(self, z):
         """Temperatures of every ordered pair of rows of z [M, d]: [M, M]."""
-        w = self.hidden.weight  # [128, 2d]
-        a = z @ w[:, : self.dim].t() + self.hidden.bias
-        b = z @ w[:, self.dim :].t()
-        hidden = F.relu(a[:, None, :] + b[None, :, :])
-        logits = (hidden @ self.output.weight.t()).squeeze(-1) + self.output.bias
-        return self.lo + (self.hi - self.lo) * torch.sigmoid(logits)
+        p = self.phi(z)
+        return self.lo + (self.hi - self.lo) * torch.sigmoid(-(p @ p.t()))
 
 
 class Model(nn.Module):
@@ -106,7 +102,7 @@ class Model(nn.Module):
             nn.Sequential(nn.Linear(f, hidden), nn.ReLU(), nn.Linear(hidden, dim))
             for _ in range(heads)
         )
-        self.temperatures = nn.ModuleList(TemperatureNet(dim) for _ in range(heads))
+        self.temperature = TemperatureNet(dim)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
 
@@ -129,7 +125,7 @@ def amcl_simclr(model, za, zb, beta, reduction):
     for c, (a, b) in enumerate(zip(za, zb)):
         z = torch.cat([a, b])
         sim = z @ z.t()
-        tau = model.temperatures[c].pairwise(z)
+        tau = model.temperature.pairwise(z)
         rows = torch.arange(2 * n, device=device)
         pos_sim, pos_tau = sim[rows, positive], tau[rows, positive]
         neg_sim = sim[neg_mask].view(2 * n, 2 * n - 2)
@@ -189,9 +185,9 @@ def main():
         started = time.perf_counter()
         za, zb = model.project(view_a), model.project(view_b)
         if args.method == "amcl-simclr":
-            loss = amcl_simclr(model, za, zb, 0.1, args.reduction)
+            loss = amcl_simclr(model, za, zb, 1e-4, args.reduction)
         else:
-            loss = sum(nt_xent(a, b, 0.2) for a, b in zip(za, zb))
+            loss = sum(nt_xent(a, b, 0.5) for a, b in zip(za, zb))
         value = loss.item()
         if not math.isfinite(value):
             raise SystemExit(f"non-finite loss at step {step}")

@@ -1,6 +1,5 @@
-//! The temperature networks on the CPU (flex with autodiff), both forms: the authors' shared
-//! dot-product phi, and the concatenated-pair phi with the fused kernel of
-//! src/model/pairwise_phi.rs; forward and backward, at the shapes of a training step: MoCo's
+//! The temperature network on the CPU (flex with autodiff), the authors' shared dot-product phi,
+//! forward and backward, at the shapes of a training step: MoCo's
 //! 2N = 256 queries against a queue of 1,024, and SimCLR's 2N = 256 views against each other;
 //! d = 64, as `amcl-train bench`. First one head alone, then what they add to a whole MoCo
 //! objective (C = 3): `moco_symmetric_objective` adaptive against plain, forward and backward.
@@ -11,7 +10,7 @@ mod common;
 
 use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, l2_normalize};
 use amcl_core::methods::moco_symmetric_objective;
-use amcl_core::model::{AmclModelConfig, TemperatureForm};
+use amcl_core::model::AmclModelConfig;
 use burn::prelude::*;
 use common::{best_millis, filled};
 
@@ -19,13 +18,9 @@ fn main() {
     common::keep_freed_memory();
     let device = Device::flex().autodiff();
     let dim = 64;
-    for form in [TemperatureForm::Dot, TemperatureForm::Concat] {
-        println!("\n### --temperature-net {form}\n");
-        let config = AmclModelConfig::new().with_dim(dim).with_temperature_form(form);
-        let model = config.init(&device).expect("a valid config");
-        one_head(&model, &device);
-        moco_objective(&model, &device);
-    }
+    let model = AmclModelConfig::new().with_dim(dim).init(&device).expect("a valid config");
+    one_head(&model, &device);
+    moco_objective(&model, &device);
 }
 
 /// One head's temperatures of all pairs, forward and forward + backward.

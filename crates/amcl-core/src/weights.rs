@@ -92,9 +92,9 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest> {
     let json = reader.metadata().get(MANIFEST_KEY).ok_or_else(|| {
         AmclError::Weights(format!("no '{MANIFEST_KEY}' metadata: not an AMCL weights file"))
     })?;
-    let mut value: serde_json::Value = serde_json::from_str(json)
+    let value: serde_json::Value = serde_json::from_str(json)
         .map_err(|e| AmclError::Weights(format!("manifest is not valid JSON: {e}")))?;
-    upgrade_manifest(&mut value)?;
+    refuse_removed_forms(&value)?;
     let manifest: Manifest = serde_json::from_value(value)
         .map_err(|e| AmclError::Weights(format!("manifest is not valid: {e}")))?;
     if manifest.format_version != FORMAT_VERSION {
@@ -106,22 +106,20 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest> {
     Ok(manifest)
 }
 
-/// Fills in what manifests written before the authors' temperature network left out, so that
-/// their weights load with their own form: no `temperature_form` means the concatenated-pair
-/// networks, no `projector` the two-layer head. Free-parameter Barlow temperatures (the first
-/// amcl-barlow form) no longer exist and are refused by name.
-fn upgrade_manifest(manifest: &mut serde_json::Value) -> Result<()> {
-    let Some(model) = manifest.get_mut("model").and_then(|m| m.as_object_mut()) else {
-        return Ok(());
-    };
-    if model.remove("barlow_temperatures") == Some(serde_json::Value::Bool(true)) {
+/// Refuses, by name, weights of the form this version no longer has: manifests written before
+/// the authors' temperature network (no `temperature_form`) hold the earlier per-head
+/// concatenated-pair networks phi_c([z_a ; z_b]) (and, for amcl-barlow, free-parameter Barlow
+/// temperatures), removed because they trained no better (docs/RESULTS.md).
+fn refuse_removed_forms(manifest: &serde_json::Value) -> Result<()> {
+    let form = manifest["model"]["temperature_form"].as_str().unwrap_or("concat");
+    if form == "concat" {
         return Err(AmclError::Weights(
-            "these amcl-barlow weights have free-parameter Barlow temperatures (an earlier form);              this version computes them with the authors' channel temperature network: retrain"
+            "these weights have the earlier per-head temperature networks phi_c([z_a ; z_b]) \
+             (temperature form \"concat\"); this version has only the authors' shared network \
+             (\"dot\", docs/METHOD.md): retrain them"
                 .into(),
         ));
     }
-    model.entry("temperature_form").or_insert_with(|| "concat".into());
-    model.entry("projector").or_insert_with(|| "mlp".into());
     Ok(())
 }
 

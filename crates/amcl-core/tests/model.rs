@@ -51,11 +51,10 @@ fn dot_temperatures_are_one_shared_phi_on_both_sides_of_a_pair() {
     let (c, n, m, dim) = (3, 4, 5, 8);
     let model = AmclModelConfig::new().with_width(4).with_dim(dim).init(&d).unwrap();
     assert_eq!(model.config.temperature_form, TemperatureForm::Dot);
-    assert!(model.phi.is_some() && model.temperatures.is_empty());
     let z_a = from_vec(uniform(c * n * dim, -1.0, 1.0, 21), [c, n, dim], &d);
     let z_b = from_vec(uniform(c * m * dim, -1.0, 1.0, 22), [c, m, dim], &d);
     let all = values(model.pairwise_temperatures(z_a.clone(), z_b.clone()));
-    let phi = model.phi.as_ref().unwrap();
+    let phi = &model.phi;
     let (pa, pb) = (values(phi.project(z_a.clone())), values(phi.project(z_b.clone())));
     let range = model.range;
     for h in 0..c {
@@ -77,57 +76,6 @@ fn dot_temperatures_are_one_shared_phi_on_both_sides_of_a_pair() {
         let (h, i) = (k / n, k % n);
         assert!((aligned[k] - all[(h * n + i) * m + i]).abs() < 1e-5);
         assert!((aligned[k] - swapped[k]).abs() < 1e-6, "tau(a, b) = tau(b, a)");
-    }
-}
-
-/// All heads' temperatures at once (the stacked networks a training step runs) equal each head's
-/// phi applied to every concatenated pair [z_a ; z_b], with one network per head and with one
-/// shared network (the concatenated-pair form).
-#[test]
-fn every_heads_temperatures_equal_its_phi_on_concatenated_pairs() {
-    let d = device();
-    let (c, n, m, dim) = (3, 4, 5, 8);
-    for shared in [false, true] {
-        let config = AmclModelConfig::new()
-            .with_width(4)
-            .with_dim(dim)
-            .with_temperature_form(TemperatureForm::Concat);
-        let model = config.with_shared_temperature(shared).init(&d).unwrap();
-        let z_a = from_vec(uniform(c * n * dim, -1.0, 1.0, 11), [c, n, dim], &d);
-        let z_b = from_vec(uniform(c * m * dim, -1.0, 1.0, 12), [c, m, dim], &d);
-        let all = values(model.pairwise_temperatures(z_a.clone(), z_b.clone()));
-        let aligned_b = z_b.clone().slice([0..c, 0..n, 0..dim]);
-        let aligned = values(model.paired_temperatures(z_a.clone(), aligned_b));
-        let head = |z: &Tensor<3>, h: usize, rows: usize| {
-            z.clone().slice([h..h + 1, 0..rows, 0..dim]).reshape([rows, dim])
-        };
-        let mut expected_heads = Vec::new();
-        for h in 0..c {
-            // Row i * m + j: [z_a[h, i] ; z_b[h, j]].
-            let left = head(&z_a, h, n).reshape([n, 1, dim]).repeat_dim(1, m);
-            let right = head(&z_b, h, m).reshape([1, m, dim]).repeat_dim(0, n);
-            let pairs = Tensor::cat(vec![left, right], 2).reshape([n * m, 2 * dim]);
-            let expected =
-                values(model.range.squash(model.temperature_net(h).unwrap().logits(pairs)));
-            for (k, e) in expected.iter().enumerate() {
-                let got = all[h * n * m + k];
-                assert!(
-                    (got - e).abs() < 1e-5,
-                    "shared {shared}, head {h}, pair {k}: {got} vs {e}"
-                );
-            }
-            for i in 0..n {
-                let (got, e) = (aligned[h * n + i], expected[i * m + i]);
-                assert!((got - e).abs() < 1e-5, "shared {shared}, head {h}, aligned {i}");
-            }
-            expected_heads.push(expected);
-        }
-        // Heads with their own networks score the same pair differently; a shared one does not.
-        let same = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6);
-        let z_same = Tensor::stack::<3>(vec![head(&z_a, 0, n); c], 0);
-        let taus = values(model.pairwise_temperatures(z_same.clone(), z_same));
-        let (t0, t1) = (&taus[..n * n], &taus[n * n..2 * n * n]);
-        assert_eq!(same(t0, t1), shared, "shared {shared}");
     }
 }
 
@@ -230,41 +178,32 @@ fn scoring_reports_every_head_and_sums_the_amcl_score() {
 }
 
 /// Weights written before the authors' temperature network existed (their manifest has no
-/// `temperature_form` and no `projector`) load with their own concatenated-pair networks and
-/// score exactly as before; the free-parameter Barlow temperatures of that time are refused by
-/// name.
+/// `temperature_form`: the per-head concatenated-pair networks, since removed) are refused with
+/// a message that names the difference, not a list of tensors.
 #[test]
-fn weights_of_the_earlier_form_load_with_their_own_form() {
+fn weights_of_the_removed_concat_form_are_refused_by_name() {
     use burn_store::{BurnpackStore, ModuleSnapshot};
     let d = device();
-    let config = small(&kind("amcl-simclr")).with_temperature_form(TemperatureForm::Concat);
-    let model = config.init(&d).unwrap().with_initial_temperature(0.3).unwrap();
-    // The manifest as the earlier version wrote it.
-    let mut manifest = serde_json::to_value(Manifest::new(config, "amcl-simclr", 0.1)).unwrap();
-    let fields = manifest["model"].as_object_mut().unwrap();
-    fields.remove("temperature_form");
-    fields.remove("projector");
-    fields.remove("barlow_batch");
-    fields.insert("barlow_temperatures".into(), false.into());
-    let earlier = |manifest: &serde_json::Value| {
+    let config = small(&kind("amcl-simclr"));
+    let model = config.init(&d).unwrap();
+    let manifest = serde_json::to_value(Manifest::new(config, "amcl-simclr", 0.1)).unwrap();
+    let written = |manifest: &serde_json::Value| {
         let mut store =
             BurnpackStore::from_bytes(None).metadata(weights::MANIFEST_KEY, manifest.to_string());
         model.save_into(&mut store).unwrap();
         store.get_bytes().unwrap().to_vec()
     };
-    let (loaded, read) = weights::from_bytes(&earlier(&manifest), &d).unwrap();
-    assert_eq!(read.model.temperature_form, TemperatureForm::Concat);
-    assert_eq!(loaded.temperatures.len(), 3);
-    let x = batch(2, 7, &d);
-    let pair = |x: &Tensor<4>, i: usize| x.clone().slice([i..i + 1, 0..3, 0..16, 0..16]);
-    let score = |m: &amcl_core::model::AmclModel| {
-        amcl_core::score::score_pair(m, pair(&x, 0), pair(&x, 1), 0.1).unwrap()
-    };
-    assert_eq!(score(&model), score(&loaded));
-
-    manifest["model"]["barlow_temperatures"] = true.into();
-    let err = weights::from_bytes(&earlier(&manifest), &d).unwrap_err().to_string();
-    assert!(err.contains("free-parameter Barlow temperatures"), "{err}");
+    assert!(weights::from_bytes(&written(&manifest), &d).is_ok());
+    for form in [None, Some("concat")] {
+        let mut earlier = manifest.clone();
+        let fields = earlier["model"].as_object_mut().unwrap();
+        match form {
+            None => fields.remove("temperature_form"),
+            Some(form) => fields.insert("temperature_form".into(), form.into()),
+        };
+        let err = weights::from_bytes(&written(&earlier), &d).unwrap_err().to_string();
+        assert!(err.contains("phi_c([z_a ; z_b])") && err.contains("retrain"), "{err}");
+    }
 }
 
 #[test]
@@ -326,23 +265,6 @@ fn not_a_weights_file_is_an_error() {
 }
 
 #[test]
-fn shared_temperature_option_builds_one_phi_for_all_heads() {
-    let d = device();
-    let concat = AmclModelConfig::new()
-        .with_width(4)
-        .with_dim(8)
-        .with_temperature_form(TemperatureForm::Concat);
-    let model = concat.clone().with_shared_temperature(true).init(&d).unwrap();
-    assert_eq!(model.temperatures.len(), 1);
-    let z = from_vec(uniform(4 * 8, -1.0, 1.0, 3), [4, 8], &d);
-    let t0 = values(model.pairwise_temperature(0, z.clone(), z.clone()));
-    let t2 = values(model.pairwise_temperature(2, z.clone(), z));
-    assert_eq!(t0, t2);
-    let per_head = concat.init(&d).unwrap();
-    assert_eq!(per_head.temperatures.len(), 3);
-}
-
-#[test]
 fn invalid_temperature_range_is_rejected() {
     let bad = AmclModelConfig::new().with_temperature(TemperatureRange { lo: 2.0, hi: 1.0 });
     let err = bad.init(&device()).unwrap_err().to_string();
@@ -371,11 +293,6 @@ fn initial_temperature_starts_every_tau_near_it() {
         let tau = values(model.pairwise_temperature(c, z.clone(), z.clone()));
         assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.1), "head {c}: {tau:?}");
     }
-    // The concatenated-pair form too.
-    let concat = small(&kind("amcl-simclr")).with_temperature_form(TemperatureForm::Concat);
-    let model = concat.init(&d).unwrap().with_initial_temperature(0.2).unwrap();
-    let tau = values(model.pairwise_temperature(1, z.clone(), z.clone()));
-    assert!(tau.iter().all(|t| (t - 0.2).abs() < 0.1), "concat: {tau:?}");
     // Barlow Twins' channel network too: every pair of channels near 0.5.
     let barlow =
         small(&kind("amcl-barlow")).init(&d).unwrap().with_initial_temperature(0.5).unwrap();
@@ -384,13 +301,13 @@ fn initial_temperature_starts_every_tau_near_it() {
     let (diagonal, _) = amcl_core::methods::channel_temperatures(&barlow, z1, z2).unwrap();
     let diagonal = values(diagonal);
     assert!(diagonal.iter().all(|t| (t - 0.5).abs() < 0.2), "{diagonal:?}");
-    // The dot form reaches only the lower half of the range (a squared norm), the concatenated
-    // form all of it; outside: an error naming the limits.
-    let err =
-        small(&kind("amcl-simclr")).init(&d).unwrap().with_initial_temperature(1.5).unwrap_err();
-    assert!(err.to_string().contains("middle of the range"), "{err}");
-    let err = concat.init(&d).unwrap().with_initial_temperature(3.0).unwrap_err();
-    assert!(err.to_string().contains("between the bounds"), "{err}");
+    // The output bias reaches only the lower half of the range (a squared norm); outside: an
+    // error naming the limits.
+    for tau in [1.5, 3.0, 0.0] {
+        let model = small(&kind("amcl-simclr")).init(&d).unwrap();
+        let err = model.with_initial_temperature(tau).unwrap_err();
+        assert!(err.to_string().contains("middle of the range"), "{tau}: {err}");
+    }
 }
 
 /// MoCo's symmetric objective runs both directions as one objective over 2N anchors; that

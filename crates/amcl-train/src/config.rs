@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use amcl_core::loss::AUTHORS_TOP_K;
 use amcl_core::methods::BaseMethod;
-use amcl_core::model::TemperatureForm;
 use amcl_core::prelude::*;
 use anyhow::{Context, Result, bail};
 
@@ -144,10 +143,6 @@ pub struct PretrainArgs {
     /// authors].
     #[arg(long, value_enum)]
     pub amcl_form: Option<AmclForm>,
-    /// Temperature network: dot (the authors' shared phi, logit -<phi(z_a), phi(z_b)>) or
-    /// concat (the earlier per-head phi([z_a ; z_b])) [default: dot].
-    #[arg(long, value_name = "dot|concat")]
-    pub temperature_net: Option<String>,
     /// Negative reduction of the AMCL objective [soft: logsumexp, authors: topk].
     #[arg(long, value_enum)]
     pub reduction: Option<Reduction>,
@@ -298,12 +293,6 @@ impl PretrainArgs {
         let batch_size = self.batch_size.unwrap_or(if paper { 512 } else { 128 });
         // The authors' SimSiam and Barlow Twins projectors are 2,048 wide, to 2,048.
         let wide = paper && matches!(kind.base, BaseMethod::Simsiam | BaseMethod::Barlow);
-        let temperature_form: TemperatureForm = self
-            .temperature_net
-            .as_deref()
-            .unwrap_or("dot")
-            .parse()
-            .context("--temperature-net")?;
         let range = TemperatureRange {
             lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
             hi: self.tau_max.unwrap_or(TemperatureRange::default().hi),
@@ -321,7 +310,6 @@ impl PretrainArgs {
                 } else {
                     64
                 }))
-                .with_temperature_form(temperature_form)
                 .with_temperature(range),
             batch_size,
         );
@@ -402,23 +390,16 @@ impl TrainConfig {
             bail!("--grad-clip must be a positive number (0 turns clipping off), got {clip}");
         }
         if let Some(tau) = self.tau_init {
-            // Checked here, before any data is loaded, with the same rule the model applies.
+            // Checked here, before any data is loaded, with the rule the model applies: phi's
+            // output bias is a vector v with |v|^2 = -logit(tau), and a squared norm reaches only
+            // the lower half of the range.
             let range = self.model.temperature;
-            let reachable = match self.model.temperature_form {
-                // A squared norm, |v|^2 = -logit(tau), reaches only the lower half of the range.
-                TemperatureForm::Dot => range.logit(tau).is_some_and(|l| l < 0.0),
-                TemperatureForm::Concat => range.logit(tau).is_some(),
-            };
-            if !reachable {
-                let top = match self.model.temperature_form {
-                    TemperatureForm::Dot => (range.lo + range.hi) / 2.0,
-                    TemperatureForm::Concat => range.hi,
-                };
+            if !range.logit(tau).is_some_and(|l| l < 0.0) {
                 bail!(
-                    "--tau-init must lie strictly between {} and {top} for --temperature-net {} \
-                     (temperature bounds {} to {}), got {tau}",
+                    "--tau-init must lie strictly between the lower bound {} and the middle of the \
+                     temperature range {} (bounds {} to {}), got {tau}",
                     range.lo,
-                    self.model.temperature_form,
+                    (range.lo + range.hi) / 2.0,
                     range.lo,
                     range.hi
                 );

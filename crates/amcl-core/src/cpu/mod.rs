@@ -1,5 +1,5 @@
-//! What the fused CPU kernels share (model/conv_cpu, batch_norm_cpu, pairwise_phi,
-//! methods/select_columns, loss/amcl_fused): which path a device takes ([`flex_path`]), their
+//! What the fused CPU kernels share (model/conv_cpu, batch_norm_cpu, methods/select_columns,
+//! loss/amcl_fused): which path a device takes ([`flex_path`]), their
 //! buffers ([`buffer`]), a vectorisable `exp` and `ln` ([`math`]), and [`widest_simd`], which
 //! compiles a kernel's loops for the widest vector instructions the CPU has (on x86-64 capped by
 //! `AMCL_CPU_SIMD`: `simd`).

@@ -1,6 +1,6 @@
 //! Which x86-64 vector instructions the kernels use: the widest the CPU has, capped by the
-//! environment (`AMCL_CPU_SIMD`, `AMCL_CPU_LOOPS`) so that one machine can run and time the
-//! copies an older CPU runs. Each is read once per process.
+//! environment (`AMCL_CPU_SIMD`) so that one machine can run and time the copies an older CPU
+//! runs. Read once per process.
 
 /// Vector instruction sets of x86-64 that the kernels are compiled or written for, narrowest
 /// first.
@@ -16,10 +16,6 @@ pub enum SimdLevel {
 
 /// The environment variable that caps [`simd_level`]: `avx512`, `avx2` or `baseline`.
 pub const SIMD_VARIABLE: &str = "AMCL_CPU_SIMD";
-
-/// The environment variable that, set to `portable`, keeps the kernels to their portable loops
-/// (compiled for [`simd_level`]) where they also have loops with the instructions written out.
-pub const LOOPS_VARIABLE: &str = "AMCL_CPU_LOOPS";
 
 /// The widest vector instructions amcl-core's CPU kernels use: the widest this CPU has, capped
 /// by `AMCL_CPU_SIMD` when it is set, so that one machine can show how the kernels run on an
@@ -41,19 +37,6 @@ pub fn simd_level() -> SimdLevel {
             }
         };
         detected_simd_level().min(cap)
-    })
-}
-
-/// Whether `AMCL_CPU_LOOPS=portable` asks for the portable loops alone. Read once.
-pub fn portable_loops_only() -> bool {
-    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PORTABLE.get_or_init(|| match std::env::var(LOOPS_VARIABLE).as_deref() {
-        Err(_) => false,
-        Ok("portable") => true,
-        Ok(other) => {
-            eprintln!("warning: {LOOPS_VARIABLE}={other:?} is not \"portable\"; ignored");
-            false
-        }
     })
 }
 

@@ -7,7 +7,7 @@ use burn_store::{BurnpackStore, ModuleSnapshot};
 use super::diagnostics::DiagnosticsTensor;
 use crate::error::Result;
 use crate::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize};
-use crate::model::{AmclModel, TemperatureRange};
+use crate::model::{AmclModel, TemperatureRange, paired_logits, pairwise_logits};
 use crate::rng::Rng;
 
 /// Temperatures of a MoCo step: positive [C, N] and queue negatives [C, N, Q].
@@ -189,17 +189,17 @@ pub fn moco_symmetric_objective(
 }
 
 /// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head, all heads at once;
-/// the queries' side of phi is projected once for both. The keys and the queue carry no gradient,
-/// but phi's projection of them does (both sides of a pair go through the same phi).
+/// the queries go through phi once for both. The keys and the queue carry no gradient, but phi's
+/// projection of them does (both sides of a pair go through the same phi).
 fn moco_temperatures(
     model: &AmclModel,
     q: &Tensor<3>,
     k: &Tensor<3>,
     queue: &Tensor<3>,
 ) -> MocoTemperatures {
-    let phi = model.pair_temperatures();
-    let queries = phi.side_a(q.clone());
-    let positive = phi.paired(queries.clone(), phi.side_b(k.clone()), &model.range);
-    let negative = phi.pairwise(queries, phi.side_b(queue.clone()), &model.range);
+    let project = |z: &Tensor<3>| model.phi.project(z.clone());
+    let queries = project(q);
+    let positive = model.range.squash(paired_logits(queries.clone(), project(k)));
+    let negative = model.range.squash(pairwise_logits(queries, project(queue)));
     (positive, negative)
 }

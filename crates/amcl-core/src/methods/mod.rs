@@ -295,12 +295,11 @@ impl Method {
                 "simsiam needs one predictor per head: build the model with MethodKind::model_config".into(),
             ));
         }
-        let pair_temperatures = model.phi.is_some() || !model.temperatures.is_empty();
-        if self.kind.adaptive && self.kind.base != BaseMethod::Barlow && !pair_temperatures {
-            return Err(AmclError::InvalidConfig(format!(
-                "{} needs a temperature network, and the model has none",
-                self.kind
-            )));
+        if self.kind.adaptive && self.kind.base == BaseMethod::Barlow && model.channel_phi.is_none()
+        {
+            return Err(AmclError::InvalidConfig(
+                "amcl-barlow needs its channel temperature network: build the model with MethodKind::model_config".into(),
+            ));
         }
         Ok(())
     }

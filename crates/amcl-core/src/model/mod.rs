@@ -5,7 +5,6 @@ mod backbone;
 mod batch_norm_cpu;
 mod conv_cpu;
 mod normalize;
-mod pairwise_phi;
 mod projection;
 mod temperature;
 
@@ -15,8 +14,8 @@ pub use conv_cpu::{conv2d, matrix_product};
 pub use normalize::Normalization;
 pub use projection::{ProjectionHead, ProjectorKind};
 pub use temperature::{
-    DotTemperatureNet, PairTemperatures, SATURATION, StackedTemperatureNets, TEMPERATURE_HIDDEN,
-    TemperatureForm, TemperatureNet, TemperatureRange,
+    DotTemperatureNet, SATURATION, TEMPERATURE_HIDDEN, TemperatureForm, TemperatureRange,
+    paired_logits, pairwise_logits,
 };
 
 use burn::prelude::*;
@@ -42,14 +41,9 @@ pub struct AmclModelConfig {
     /// Projection dimension d.
     #[config(default = 128)]
     pub dim: usize,
-    /// The temperature network: the authors' shared phi with a dot product (`Dot`), or the
-    /// earlier concatenated-pair networks (`Concat`).
+    /// The temperature network: the authors' phi shared by all heads, with a dot product.
     #[config(default = "TemperatureForm::Dot")]
     pub temperature_form: TemperatureForm,
-    /// `Concat` only: one network shared by all heads instead of one per head (`Dot` always
-    /// shares its one phi).
-    #[config(default = false)]
-    pub shared_temperature: bool,
     /// The layers of each projection head.
     #[config(default = "ProjectorKind::Mlp")]
     pub projector: ProjectorKind,
@@ -105,11 +99,6 @@ impl AmclModelConfig {
             return Err(AmclError::InvalidConfig("barlow_batch must be positive".into()));
         }
         let features = self.feature_dim();
-        let concat_nets = match self.temperature_form {
-            TemperatureForm::Dot => 0,
-            TemperatureForm::Concat if self.shared_temperature => 1,
-            TemperatureForm::Concat => self.heads,
-        };
         let predictors = match self.predictor_hidden {
             Some(h) => {
                 (0..self.heads).map(|_| ProjectionHead::predictor(self.dim, h, device)).collect()
@@ -123,9 +112,7 @@ impl AmclModelConfig {
                     ProjectionHead::of_kind(self.projector, features, self.hidden, self.dim, device)
                 })
                 .collect(),
-            phi: (self.temperature_form == TemperatureForm::Dot)
-                .then(|| DotTemperatureNet::new(self.dim, device)),
-            temperatures: (0..concat_nets).map(|_| TemperatureNet::new(self.dim, device)).collect(),
+            phi: DotTemperatureNet::new(self.dim, device),
             predictors,
             channel_phi: self.barlow_batch.map(|b| DotTemperatureNet::new(b, device)),
             range: self.temperature,
@@ -143,10 +130,8 @@ pub struct AmclModel {
     pub backbone: Backbone,
     /// The C projection heads.
     pub heads: Vec<ProjectionHead>,
-    /// The authors' phi, shared by all heads (`TemperatureForm::Dot`).
-    pub phi: Option<DotTemperatureNet>,
-    /// `TemperatureForm::Concat`: one phi per head, or a single shared one (empty otherwise).
-    pub temperatures: Vec<TemperatureNet>,
+    /// The temperature network phi, shared by all heads (the authors' release).
+    pub phi: DotTemperatureNet,
     /// SimSiam predictors, one per head (empty for other methods).
     pub predictors: Vec<ProjectionHead>,
     /// amcl-barlow's channel temperature network R^B -> R^B, shared by the heads.
@@ -197,93 +182,42 @@ impl AmclModel {
         Tensor::stack(heads, 0)
     }
 
-    /// Starts every adaptive temperature near `tau` (docs/METHOD.md, "Initial temperature"):
-    /// the output bias of each temperature network is set so that, while its other terms are
-    /// small, every pair scores `tau`. Fixed-temperature base methods start at their tuned tau,
-    /// which this lets AMCL match; the authors leave phi at its default initialisation
+    /// Starts every adaptive temperature near `tau` (docs/METHOD.md, "Temperatures"): the output
+    /// bias of phi (and of amcl-barlow's channel network) is set so that, while phi's other terms
+    /// are small, every pair scores `tau`. Fixed-temperature base methods start at their tuned
+    /// tau, which this lets AMCL match; the authors leave phi at its default initialisation
     /// (tau ~ (lo + hi) / 2 ~ 1).
     pub fn with_initial_temperature(mut self, tau: f32) -> AmclResult<Self> {
         let range = self.range;
-        if let Some(phi) = self.phi.take() {
-            self.phi = Some(phi.with_initial_temperature(tau, &range)?);
-        }
+        self.phi = self.phi.with_initial_temperature(tau, &range)?;
         if let Some(phi) = self.channel_phi.take() {
             self.channel_phi = Some(phi.with_initial_temperature(tau, &range)?);
         }
-        if !self.temperatures.is_empty() {
-            let logit = range.logit(tau).ok_or_else(|| {
-                AmclError::InvalidConfig(format!(
-                    "the initial temperature must lie strictly between the bounds {} and {}, got {tau}",
-                    range.lo, range.hi
-                ))
-            })?;
-            self.temperatures =
-                self.temperatures.into_iter().map(|t| t.with_output_bias(logit)).collect();
-        }
         Ok(self)
-    }
-
-    /// The temperature network of every head, ready to score pairs of all heads at once.
-    ///
-    /// # Panics
-    /// When the model has no pair temperature network (a model built by this crate has one).
-    pub fn pair_temperatures(&self) -> PairTemperatures<'_> {
-        match &self.phi {
-            Some(phi) => PairTemperatures::Dot(phi),
-            None => {
-                let nets: Vec<&TemperatureNet> = (0..self.num_heads())
-                    .map(|c| &self.temperatures[c.min(self.temperatures.len() - 1)])
-                    .collect();
-                PairTemperatures::Concat(Box::new(StackedTemperatureNets::new(&nets)))
-            }
-        }
     }
 
     /// Adaptive temperatures of aligned pairs in every head:
     /// [C, N, d] x [C, N, d] -> [C, N], in (lo, hi).
     pub fn paired_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<2> {
-        let phi = self.pair_temperatures();
-        let (a, b) = (phi.side_a(z_a), phi.side_b(z_b));
-        phi.paired(a, b, &self.range)
+        self.range.squash(paired_logits(self.phi.project(z_a), self.phi.project(z_b)))
     }
 
     /// Adaptive temperatures of all pairs in every head:
     /// [C, N, d] x [C, M, d] -> [C, N, M], in (lo, hi).
     pub fn pairwise_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<3> {
-        let phi = self.pair_temperatures();
-        let (a, b) = (phi.side_a(z_a), phi.side_b(z_b));
-        phi.pairwise(a, b, &self.range)
+        self.phi.pairwise_temperatures(z_a, z_b, &self.range)
     }
 
-    /// `TemperatureForm::Concat`: the concatenated-pair network of head `c` (None for `Dot`).
-    pub fn temperature_net(&self, c: usize) -> Option<&TemperatureNet> {
-        let last = self.temperatures.len().checked_sub(1)?;
-        self.temperatures.get(c.min(last))
-    }
-
-    /// The pairs of head `c` alone, as a stack of one head.
-    fn head_alone(&self, c: usize) -> PairTemperatures<'_> {
-        match &self.phi {
-            Some(phi) => PairTemperatures::Dot(phi),
-            None => PairTemperatures::Concat(Box::new(StackedTemperatureNets::new(&[
-                &self.temperatures[c.min(self.temperatures.len() - 1)]
-            ]))),
-        }
-    }
-
-    /// Adaptive temperatures of aligned pairs in head `c`: [B, d] x [B, d] -> [B], in (lo, hi).
-    pub fn paired_temperature(&self, c: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
+    /// Adaptive temperatures of aligned pairs in one head: [B, d] x [B, d] -> [B], in (lo, hi).
+    /// Every head shares phi, so the head only names where the projections come from.
+    pub fn paired_temperature(&self, _head: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
         let [n, _] = z_a.dims();
-        let phi = self.head_alone(c);
-        let (a, b) = (phi.side_a(z_a.unsqueeze()), phi.side_b(z_b.unsqueeze()));
-        phi.paired(a, b, &self.range).reshape([n])
+        self.paired_temperatures(z_a.unsqueeze(), z_b.unsqueeze()).reshape([n])
     }
 
-    /// Adaptive temperatures of all pairs in head `c`: [N, d] x [M, d] -> [N, M], in (lo, hi).
-    pub fn pairwise_temperature(&self, c: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
+    /// Adaptive temperatures of all pairs in one head: [N, d] x [M, d] -> [N, M], in (lo, hi).
+    pub fn pairwise_temperature(&self, _head: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
         let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
-        let phi = self.head_alone(c);
-        let (a, b) = (phi.side_a(z_a.unsqueeze()), phi.side_b(z_b.unsqueeze()));
-        phi.pairwise(a, b, &self.range).reshape([n, m])
+        self.pairwise_temperatures(z_a.unsqueeze(), z_b.unsqueeze()).reshape([n, m])
     }
 }

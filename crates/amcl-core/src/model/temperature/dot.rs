@@ -1,7 +1,9 @@
 //! The authors' temperature network (docs/METHOD.md, "Temperatures"): ONE phi shared by all
 //! heads, phi = Linear(n, 128)-ReLU-Linear(128, n), and for a pair
 //!
-//!     tau(z_a, z_b) = lo + (hi - lo) * sigmoid(-<phi(z_a), phi(z_b)>)      (Eq. 3)
+//! ```text
+//! tau(z_a, z_b) = lo + (hi - lo) * sigmoid(-<phi(z_a), phi(z_b)>)      (Eq. 3)
+//! ```
 //!
 //! For projections n = d and the inputs are the L2-normalised projections; Barlow Twins uses a
 //! second network of the same shape with n = B on channel vectors. All pairs of two sets are one

@@ -1,24 +1,18 @@
 //! Pair-adaptive temperatures (docs/METHOD.md, "Temperatures").
 //!
 //! Every temperature is squashed into (lo, hi) by the paper's Eq. 3,
-//! sigma(r) = iota / (1 + e^r) + eta, i.e. tau = lo + (hi - lo) * sigmoid(logit). Two networks
-//! produce the logit:
+//! sigma(r) = iota / (1 + e^r) + eta, i.e. tau = lo + (hi - lo) * sigmoid(logit), and the logit of
+//! a pair comes from the authors' network ([`dot`]): ONE phi shared by all heads,
+//! phi = Linear(d, 128)-ReLU-Linear(128, d), logit = -<phi(z_a), phi(z_b)>. All pairs'
+//! temperatures are one matrix product of the phi-projections.
 //!
-//! - [`TemperatureForm::Dot`], the authors' release: ONE network phi shared by all heads,
-//!   phi = Linear(d, 128)-ReLU-Linear(128, d), and logit = -<phi(z_a), phi(z_b)> ([`dot`]). All
-//!   pairs' temperatures are one matrix product of the phi-projections.
-//! - [`TemperatureForm::Concat`], this project's earlier reading of the paper's figure:
-//!   phi_c([z_a ; z_b]) -> 1 per head ([`concat`]), with its fused CPU kernel.
-//!
-//! [`PairTemperatures`] hides which one a model has: each side of the pairs is projected once
-//! ([`PairTemperatures::side_a`], [`PairTemperatures::side_b`]), then aligned pairs or all pairs
-//! are scored.
+//! The first versions of this project read the paper's figure as a per-head phi_c([z_a ; z_b])
+//! -> 1 ("concat"). It trained no better than the authors' network (docs/RESULTS.md) and was
+//! removed with its CPU kernels; its weights files are refused by name ([`crate::weights`]).
 
-mod concat;
 mod dot;
 
-pub use concat::{StackedTemperatureNets, TemperatureNet};
-pub use dot::DotTemperatureNet;
+pub use dot::{DotTemperatureNet, paired_logits, pairwise_logits};
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -68,80 +62,20 @@ impl TemperatureRange {
 /// A temperature is saturated when it lies within this share of a bound (1 %, relative to it).
 pub const SATURATION: f32 = 0.01;
 
-/// Which network turns a pair into a temperature logit. Recorded in every weights manifest.
+/// Which network turns a pair into a temperature logit. Recorded in every weights manifest, so
+/// that a file of another form is refused by name rather than by a list of tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TemperatureForm {
     /// The authors' release: one phi shared by all heads, logit = -<phi(z_a), phi(z_b)>.
     #[default]
     Dot,
-    /// The earlier form: phi_c([z_a ; z_b]) -> 1, per head (or shared).
-    Concat,
-}
-
-impl std::str::FromStr for TemperatureForm {
-    type Err = crate::AmclError;
-    fn from_str(name: &str) -> crate::Result<Self> {
-        match name {
-            "dot" => Ok(Self::Dot),
-            "concat" => Ok(Self::Concat),
-            _ => Err(crate::AmclError::UnknownName {
-                kind: "temperature network",
-                name: name.to_string(),
-                expected: "dot, concat".into(),
-            }),
-        }
-    }
 }
 
 impl std::fmt::Display for TemperatureForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Dot => "dot",
-            Self::Concat => "concat",
         })
-    }
-}
-
-/// A model's temperature network, ready to score pairs of every head at once.
-#[derive(Debug, Clone)]
-pub enum PairTemperatures<'a> {
-    /// The authors' shared phi.
-    Dot(&'a DotTemperatureNet),
-    /// The concatenated-pair networks of all heads, stacked (boxed: it holds five tensors).
-    Concat(Box<StackedTemperatureNets>),
-}
-
-impl PairTemperatures<'_> {
-    /// The anchor side of pairs, [C, N, d] -> [C, N, H] (H = d for Dot, 128 for Concat).
-    pub fn side_a(&self, z_a: Tensor<3>) -> Tensor<3> {
-        match self {
-            Self::Dot(phi) => phi.project(z_a),
-            Self::Concat(phi) => phi.project_a(z_a),
-        }
-    }
-
-    /// The other side of pairs, [C, M, d] -> [C, M, H].
-    pub fn side_b(&self, z_b: Tensor<3>) -> Tensor<3> {
-        match self {
-            Self::Dot(phi) => phi.project(z_b),
-            Self::Concat(phi) => phi.project_b(z_b),
-        }
-    }
-
-    /// Temperatures of the aligned pairs (a[c, i], b[c, i]) of two projected sides: [C, N].
-    pub fn paired(&self, a: Tensor<3>, b: Tensor<3>, range: &TemperatureRange) -> Tensor<2> {
-        match self {
-            Self::Dot(_) => range.squash(dot::paired_logits(a, b)),
-            Self::Concat(phi) => phi.paired_temperatures(a, b, range),
-        }
-    }
-
-    /// Temperatures of every pair (a[c, i], b[c, j]) of two projected sides: [C, N, M].
-    pub fn pairwise(&self, a: Tensor<3>, b: Tensor<3>, range: &TemperatureRange) -> Tensor<3> {
-        match self {
-            Self::Dot(_) => range.squash(dot::pairwise_logits(a, b)),
-            Self::Concat(phi) => phi.pairwise_temperatures(a, b, range),
-        }
     }
 }
