@@ -32,13 +32,16 @@ declare -A runs=(
   [amcl-simclr-authors-init]="$sgd --method amcl-simclr --amcl-form authors --tau-init 0.5"
   [amcl-simclr-soft-noinit]="$sgd --method amcl-simclr --amcl-form soft --tau-init 1.0 --tau-max 2.5"
   [amcl-simclr-soft]="$sgd --method amcl-simclr --amcl-form soft"
+  [amcl-simclr-soft-posomega]="$sgd --method amcl-simclr --amcl-form soft --beta-positive 1"
+  [amcl-simclr-authors-posomega]="$sgd --method amcl-simclr --amcl-form authors --beta-positive 1"
   [moco]="$sgd --method moco"
   [amcl-moco-authors]="$sgd --method amcl-moco --amcl-form authors"
   [amcl-moco-soft]="$sgd --method amcl-moco --amcl-form soft"
 )
 order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-authors-init
        amcl-simclr-authors-lo0.05 amcl-simclr-authors-beta1 amcl-simclr-soft-noinit
-       moco amcl-moco-authors amcl-moco-soft amcl-simclr-authors-adam)
+       moco amcl-moco-authors amcl-moco-soft amcl-simclr-authors-adam
+       amcl-simclr-soft-posomega amcl-simclr-authors-posomega)
 [ $# -gt 0 ] && order=("$@")
 mkdir -p "$out"
 for name in "${order[@]}"; do

@@ -152,6 +152,10 @@ pub struct PretrainArgs {
     /// Weight beta of the Omega regulariser [default: 1e-4; barlow 1e-6].
     #[arg(long)]
     pub beta: Option<f32>,
+    /// A candidate form (amcl-simclr only): Omega's weight on the positive pairs instead of
+    /// --beta there (1 = the Gaussian likelihood's) [default: --beta].
+    #[arg(long)]
+    pub beta_positive: Option<f32>,
     /// Start every adaptive temperature near this value (phi's output bias) instead of near 1
     /// [soft: the base method's tau (simclr 0.5, moco 0.1); authors: none, tau ~ 1].
     #[arg(long, value_name = "TAU")]
@@ -227,6 +231,9 @@ pub struct TrainConfig {
     /// Global gradient-norm clipping (None: off).
     #[serde(default)]
     pub grad_clip: Option<f32>,
+    /// Omega's weight on the positives, when not beta (a candidate; amcl-simclr only).
+    #[serde(default)]
+    pub beta_positive: Option<f32>,
     pub moco_queue: usize,
     pub data: DataSource,
     pub train_size: Option<usize>,
@@ -253,6 +260,7 @@ impl TrainConfig {
             .with_beta(self.beta)
             .with_reduction(self.reduction.with_k(self.top_k))
             .with_temperature(self.temperature)
+            .with_positive_beta(self.beta_positive)
             .with_moco_queue(self.moco_queue)
             .with_seed(self.seed)
     }
@@ -341,6 +349,7 @@ impl PretrainArgs {
             reduction: self.reduction.unwrap_or(form.reduction()),
             top_k: self.top_k.unwrap_or(AUTHORS_TOP_K),
             temperature: self.temperature.unwrap_or(kind.base_temperature()),
+            beta_positive: self.beta_positive,
             grad_clip: match self.grad_clip {
                 Some(0.0) => None,
                 Some(c) => Some(c),
@@ -377,6 +386,11 @@ impl TrainConfig {
         }
         if !self.beta.is_finite() || self.beta < 0.0 {
             bail!("--beta must be a non-negative number, got {}", self.beta);
+        }
+        if let Some(b) = self.beta_positive
+            && !(b.is_finite() && b >= 0.0 && self.method == "amcl-simclr")
+        {
+            bail!("--beta-positive must be a non-negative number, and applies to amcl-simclr only");
         }
         if self.reduction == Reduction::Topk && self.top_k == 0 {
             bail!("--top-k must be at least 1");

@@ -164,12 +164,31 @@ pub struct MethodConfig {
     /// MoCo key-encoder momentum.
     #[config(default = 0.99)]
     pub moco_momentum: f32,
+    /// A candidate (docs/RESULTS.md, "Choosing the default form"), AMCL-SimCLR only: Omega's
+    /// weight on the positive pairs, in place of `beta` there (the Gaussian likelihood's is 1);
+    /// `None` keeps `beta` (the authors' objective).
+    #[config(default = "None")]
+    pub positive_beta: Option<f32>,
     /// Barlow Twins off-diagonal weight lambda.
     #[config(default = 5e-3)]
     pub barlow_lambda: f32,
     /// Seed of the initial MoCo queue.
     #[config(default = 0)]
     pub seed: u64,
+}
+
+/// `weight` * the mean over the 2N anchors of sum_c Omega(tau+): the positive pairs' Omega at a
+/// weight of their own (the `positive_beta` candidate). tau is symmetric in the pair, so both
+/// views of an image share their positive temperature.
+fn positive_omega(
+    model: &AmclModel,
+    z_a: &Tensor<3>,
+    z_b: &Tensor<3>,
+    weight: f32,
+    dim: usize,
+) -> Tensor<1> {
+    let tau = model.paired_temperatures(z_a.clone(), z_b.clone());
+    crate::loss::omega(tau, dim).sum_dim(0).mean().mul_scalar(weight).reshape([1])
 }
 
 /// What one step returns: the scalar loss (with its autodiff graph) and per-head diagnostics.
@@ -222,6 +241,14 @@ impl Method {
             )));
         }
         self.check_model(model)?;
+        if self.config.positive_beta.is_some()
+            && !(self.kind.adaptive && self.kind.base == BaseMethod::Simclr)
+        {
+            return Err(AmclError::InvalidConfig(format!(
+                "a separate Omega weight on the positives is a candidate of amcl-simclr only, not {}",
+                self.kind
+            )));
+        }
         let features_a = model.try_features(view_a.clone())?;
         let features_b = model.features(view_b.clone());
         let dim = model.heads[0].output_dim();
@@ -232,7 +259,10 @@ impl Method {
                 let z_a = model.project_normalized(features_a);
                 let z_b = model.project_normalized(features_b);
                 if adaptive {
-                    simclr_amcl_step(model, z_a, z_b, &objective)?
+                    let extra = self.config.positive_beta.map(|w| w - self.config.beta);
+                    let positive = extra.map(|w| positive_omega(model, &z_a, &z_b, w, dim));
+                    let (loss, diagnostics) = simclr_amcl_step(model, z_a, z_b, &objective)?;
+                    (positive.map_or(loss.clone(), |p| loss + p), diagnostics)
                 } else {
                     simclr_plain_objective(z_a, z_b, self.config.temperature)
                 }
