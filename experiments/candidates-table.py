@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The table of experiments/candidates.sh: one row per finished candidate run folder under
 runs/candidates (or the folder given), with kNN and linear top-1, and what its temperatures did
-in the last epoch (mean tau+ and tau- over the heads, their range, the share at the floor lo).
+in the last epoch (mean tau+ and tau- over the heads, the range of tau+, the share at the floor).
 
     python3 experiments/candidates-table.py [RUNS_DIR]
 """
@@ -27,21 +27,14 @@ for name in sorted(os.listdir(root)):
         values = [h.get(key, 0.0) for h in heads]
         return sum(values) / max(len(values), 1)
 
-    def spread(kind):
-        values = [h[kind]["tau"]["mean"] for h in summary.get("temperature_spread") or []
-                  if h[kind]["tau"]["mean"] is not None]
-        return f"{sum(values) / len(values):.4f}" if values else "-"
-
     if adaptive:
         temps = (f"{mean('tau_pos_mean'):.4f} | {mean('tau_neg_mean'):.4f} | "
                  f"{min(h['tau_pos_min'] for h in heads):.4f}-{max(h['tau_pos_max'] for h in heads):.4f} | "
-                 f"{mean('tau_pos_at_lo') * 100:.0f} % / {mean('tau_neg_at_lo') * 100:.0f} % | "
-                 f"{spread('views')} / {spread('other_class')}")
+                 f"{mean('tau_pos_at_lo') * 100:.0f} % / {mean('tau_neg_at_lo') * 100:.0f} %")
     else:
-        temps = f"{config.get('temperature', 0.2)} (fixed) | | | | "
+        temps = f"{config.get('temperature', 0.2)} (fixed) | | | "
     rows.append(f"| {name} | {summary['knn_top1'] * 100:.2f} | {summary['linear_top1'] * 100:.2f} | "
                 f"{temps} |")
-print("| candidate | kNN | linear | tau+ | tau- | tau+ range | at lo (tau+ / tau-) | "
-      "tau: views of one image / different classes |")
-print("|---|---|---|---|---|---|---|---|")
+print("| candidate | kNN | linear | tau+ | tau- | tau+ range | at lo (tau+ / tau-) |")
+print("|---|---|---|---|---|---|---|")
 print("\n".join(rows))
