@@ -27,9 +27,12 @@ for name in sorted(os.listdir(root)):
         values = [h.get(key, 0.0) for h in heads]
         return sum(values) / max(len(values), 1)
 
+    def fmt(v):
+        return f"{v:.1e}" if v < 1e-3 else f"{v:.4f}"
+
     if adaptive:
-        temps = (f"{mean('tau_pos_mean'):.4f} | {mean('tau_neg_mean'):.4f} | "
-                 f"{min(h['tau_pos_min'] for h in heads):.4f}-{max(h['tau_pos_max'] for h in heads):.4f} | "
+        temps = (f"{fmt(mean('tau_pos_mean'))} | {fmt(mean('tau_neg_mean'))} | "
+                 f"{fmt(min(h['tau_pos_min'] for h in heads))}-{fmt(max(h['tau_pos_max'] for h in heads))} | "
                  f"{mean('tau_pos_at_lo') * 100:.0f} % / {mean('tau_neg_at_lo') * 100:.0f} %")
     else:
         temps = f"{config.get('temperature', 0.2)} (fixed) | | | "
