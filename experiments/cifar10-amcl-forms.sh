@@ -20,17 +20,10 @@ bash experiments/unpack-cifar10.sh
 # BUILD_FLAGS="--no-default-features --features x86-v4" builds the CPU backend alone (faster).
 # shellcheck disable=SC2086
 cargo build --release -p amcl-train ${BUILD_FLAGS:-}
-mkdir -p "$out"
-{
-    echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with local changes)')"
-    echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(free -g | awk '/Mem:/ {print $2}') GiB"
-    echo "started: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "command: $0 $*"
-} > "$out/machine.txt"
-start=$(date +%s)
+source experiments/record-machine.sh
+record_machine "$out" "$0" "$@"
 ./target/release/amcl-train experiment --data folder:target/data/cifar10 \
     --methods simclr,moco --augs abcde --seeds 0,1,2 --forms authors,soft \
     --epochs 10 --batch-size 128 --train-size 10000 --test-size 10000 --out "$out" "$@" \
     -- --optimizer sgd --lr 0.06 --grad-clip 1
-echo "wall time: $(( ($(date +%s) - start) / 60 )) min" >> "$out/machine.txt"
-cat "$out/machine.txt"
+record_wall_time "$out"

@@ -22,14 +22,7 @@ if [ ! -d "$data/train" ]; then
     python3 -m zipfile -e "$zip" target/data
 fi
 cargo build --release -p amcl-train
-mkdir -p "$out"
-{
-    echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' (with local changes)')"
-    echo "machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(free -g | awk '/Mem:/ {print $2}') GiB"
-    echo "started: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "command: $0 $*"
-} > "$out/machine.txt"
-start=$(date +%s)
+source experiments/record-machine.sh
+record_machine "$out" "$0" "$@"
 ./target/release/amcl-train experiment --data "folder:$data" --out "$out" "$@"
-echo "wall time: $(( ($(date +%s) - start) / 60 )) min" >> "$out/machine.txt"
-cat "$out/machine.txt"
+record_wall_time "$out"

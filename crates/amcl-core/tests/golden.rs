@@ -42,11 +42,12 @@ fn expected(case: &Value) -> f32 {
     case["loss"].as_f64().unwrap() as f32
 }
 
-#[test]
-fn objective_matches_reference_in_both_reductions_and_several_betas() {
+/// Runs the objective on every case of `key` in golden.json (expecting `count` of them) and
+/// compares each loss with the reference's.
+fn check_objective_cases(key: &str, count: usize) {
     let d = device();
-    let cases = golden()["objective"].as_array().unwrap().clone();
-    assert_eq!(cases.len(), 12);
+    let cases = golden()[key].as_array().unwrap().clone();
+    assert_eq!(cases.len(), count, "{key}");
     for (i, case) in cases.iter().enumerate() {
         let loss = amcl_objective(
             tensor(&case["pos_sim"], &d),
@@ -56,32 +57,20 @@ fn objective_matches_reference_in_both_reductions_and_several_betas() {
             &objective_config(case),
         );
         let got = scalar(loss);
-        assert!(got.is_finite(), "case {i} not finite");
-        assert_close(
-            got,
-            expected(case),
-            1e-5,
-            &format!("objective case {i} ({})", case["reduction"]),
-        );
+        assert!(got.is_finite(), "{key} case {i} not finite");
+        let what = format!("{key} case {i} ({}, beta {})", case["reduction"], case["beta"]);
+        assert_close(got, expected(case), 1e-5, &what);
     }
 }
 
 #[test]
+fn objective_matches_reference_in_both_reductions_and_several_betas() {
+    check_objective_cases("objective", 12);
+}
+
+#[test]
 fn top_k_matches_reference_below_at_and_above_the_number_of_negatives() {
-    let d = device();
-    let cases = golden()["top_k"].as_array().unwrap().clone();
-    assert_eq!(cases.len(), 9);
-    for (i, case) in cases.iter().enumerate() {
-        let loss = amcl_objective(
-            tensor(&case["pos_sim"], &d),
-            tensor(&case["neg_sim"], &d),
-            tensor(&case["pos_tau"], &d),
-            tensor(&case["neg_tau"], &d),
-            &objective_config(case),
-        );
-        let what = format!("top-k case {i} ({}, beta {})", case["reduction"], case["beta"]);
-        assert_close(scalar(loss), expected(case), 1e-5, &what);
-    }
+    check_objective_cases("top_k", 9);
 }
 
 #[test]
