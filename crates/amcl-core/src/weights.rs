@@ -109,7 +109,7 @@ pub fn read_manifest(bytes: &[u8]) -> Result<Manifest> {
 /// Refuses, by name, weights of the form this version no longer has: manifests written before
 /// the authors' temperature network (no `temperature_form`) hold the earlier per-head
 /// concatenated-pair networks phi_c([z_a ; z_b]) (and, for amcl-barlow, free-parameter Barlow
-/// temperatures), removed because they trained no better (docs/RESULTS.md).
+/// temperatures), removed when they were not shown to train better (docs/RESULTS.md).
 fn refuse_removed_forms(manifest: &serde_json::Value) -> Result<()> {
     let form = manifest["model"]["temperature_form"].as_str().unwrap_or("concat");
     if form == "concat" {

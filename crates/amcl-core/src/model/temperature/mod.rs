@@ -7,7 +7,7 @@
 //! temperatures are one matrix product of the phi-projections.
 //!
 //! The first versions of this project read the paper's figure as a per-head phi_c([z_a ; z_b])
-//! -> 1 ("concat"). It trained no better than the authors' network (docs/RESULTS.md) and was
+//! -> 1 ("concat"). Not shown to train better than the authors' network (docs/RESULTS.md), it was
 //! removed with its CPU kernels; its weights files are refused by name ([`crate::weights`]).
 
 mod dot;
