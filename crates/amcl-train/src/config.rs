@@ -404,11 +404,9 @@ impl TrainConfig {
             bail!("--grad-clip must be a positive number (0 turns clipping off), got {clip}");
         }
         if let Some(tau) = self.tau_init {
-            // Checked here, before any data is loaded, with the rule the model applies: phi's
-            // output bias is a vector v with |v|^2 = -logit(tau), and a squared norm reaches only
-            // the lower half of the range.
+            // Checked here, before any data is loaded, with the rule the model applies.
             let range = self.model.temperature;
-            if !range.logit(tau).is_some_and(|l| l < 0.0) {
+            if range.initial_logit(tau).is_none() {
                 bail!(
                     "--tau-init must lie strictly between the lower bound {} and the middle of the \
                      temperature range {} (bounds {} to {}), got {tau}",

@@ -48,7 +48,8 @@ pub fn channel_temperatures(
     })?;
     if phi.input_dim() != n {
         return Err(AmclError::InvalidConfig(format!(
-            "amcl-barlow's channel temperature network takes batches of {} images (its input is              R^B), got {n}; train with that batch size (the last incomplete batch is dropped)",
+            "amcl-barlow's channel temperature network takes batches of {} images (its input is R^B), got {n}; \
+             train with that batch size (the last incomplete batch is dropped)",
             phi.input_dim()
         )));
     }

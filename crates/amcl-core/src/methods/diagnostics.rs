@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{SATURATION, TemperatureRange};
+use crate::model::TemperatureRange;
 
 /// Statistics of one head for one step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -76,10 +76,13 @@ impl DiagnosticsTensor {
         columns.push(pos_sim.detach().mean_dim(1));
         columns.push(hard_neg_sim.map(|s| s.detach().mean_dim(1)).unwrap_or_else(zeros));
         let saturation = |t: &Option<Tensor<2>>| match (t, range) {
-            (Some(t), Some(r)) => [
-                t.clone().lower_equal_elem(r.lo * (1.0 + SATURATION)).float().mean_dim(1),
-                t.clone().greater_equal_elem(r.hi * (1.0 - SATURATION)).float().mean_dim(1),
-            ],
+            (Some(t), Some(r)) => {
+                let (floor, ceiling) = r.saturation_thresholds();
+                [
+                    t.clone().lower_equal_elem(floor).float().mean_dim(1),
+                    t.clone().greater_equal_elem(ceiling).float().mean_dim(1),
+                ]
+            }
             _ => [zeros(), zeros()],
         };
         columns.extend(saturation(&Some(pos_tau)));

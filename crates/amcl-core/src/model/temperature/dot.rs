@@ -69,7 +69,7 @@ impl DotTemperatureNet {
     /// random draw keeps its place in the seeded sequence (`init_mapper`), so every other weight
     /// starts as it would without this.
     pub fn with_initial_temperature(mut self, tau: f32, range: &TemperatureRange) -> Result<Self> {
-        let logit = range.logit(tau).filter(|l| *l < 0.0).ok_or_else(|| {
+        let logit = range.initial_logit(tau).ok_or_else(|| {
             AmclError::InvalidConfig(format!(
                 "the dot-product temperature network can start temperatures only strictly between \
                  lo = {} and the middle of the range {}, got {tau}",

@@ -48,14 +48,17 @@ impl TemperatureRange {
         (p > 0.0 && p < 1.0).then(|| (p / (1.0 - p)).ln())
     }
 
-    /// Whether `tau` sits at the floor: within 1 % of lo (tau <= 1.01 lo).
-    pub fn at_lo(&self, tau: f32) -> bool {
-        tau <= self.lo * (1.0 + SATURATION)
+    /// The logit of `tau` when phi's output bias can start every pair there: phi's bias is a
+    /// vector v with |v|^2 = -logit(tau), and a squared norm reaches only the lower half of the
+    /// range, lo < tau < (lo + hi) / 2.
+    pub fn initial_logit(&self, tau: f32) -> Option<f32> {
+        self.logit(tau).filter(|l| *l < 0.0)
     }
 
-    /// Whether `tau` sits at the ceiling: within 1 % of hi (tau >= 0.99 hi).
-    pub fn at_hi(&self, tau: f32) -> bool {
-        tau >= self.hi * (1.0 - SATURATION)
+    /// The thresholds of saturation: a temperature at or below the first sits at the floor
+    /// (within 1 % of lo), at or above the second at the ceiling (within 1 % of hi).
+    pub fn saturation_thresholds(&self) -> (f32, f32) {
+        (self.lo * (1.0 + SATURATION), self.hi * (1.0 - SATURATION))
     }
 }
 
