@@ -3,11 +3,9 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
-use super::select_columns::{Columns, select_columns};
+use super::select_columns::{Columns, select_columns, selected_negatives};
 use crate::error::Result;
-use crate::loss::{
-    AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, hardest_negatives, nt_xent,
-};
+use crate::loss::{AmclObjectiveConfig, amcl_objective_terms, nt_xent};
 use crate::model::{AmclModel, TemperatureRange};
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
@@ -58,55 +56,6 @@ pub fn simclr_amcl_objective(
     );
     let terms = amcl_objective_terms(pos_sim, neg_sim, pos_tau, neg_tau, cfg)?;
     Ok((terms.sum_dim(0).mean().reshape([1]), diagnostics))
-}
-
-/// The negatives the objective uses: with `TopK(k)` each anchor's k most similar (selected here,
-/// so that the diagnostics describe them; the objective then keeps all it is given), otherwise all.
-///
-/// On the CPU the k largest of each row are found on the host (a partial sort of one row per
-/// anchor) and copied out by [`select_columns`]; burn's `topk` sorts every row in full and its
-/// gather's backward runs on one thread, which made the authors' form 60 % slower per step.
-/// Elsewhere burn's `topk` and `gather` ([`hardest_negatives`]) select the same entries.
-pub(crate) fn selected_negatives(
-    neg_sim: Tensor<3>,
-    neg_tau: Tensor<3>,
-    cfg: &AmclObjectiveConfig,
-) -> (Tensor<3>, Tensor<3>) {
-    let NegativeReduction::TopK(k) = cfg.reduction else { return (neg_sim, neg_tau) };
-    let [c, n, available] = neg_sim.dims();
-    if k >= available {
-        return (neg_sim, neg_tau);
-    }
-    if crate::cpu::flex_path(&neg_sim.device()) == crate::cpu::FlexPath::Elsewhere {
-        return hardest_negatives(neg_sim, neg_tau, k);
-    }
-    let Ok(sims) = neg_sim.clone().detach().into_data().convert::<f32>().try_into_vec::<f32>()
-    else {
-        return hardest_negatives(neg_sim, neg_tau, k);
-    };
-    let columns = Columns::new(c * n, k, top_k_columns(&sims, available, k));
-    // Every (head, anchor) row has its own columns: the heads become rows of one stack.
-    let pick = |x: Tensor<3>| {
-        select_columns(x.reshape([1, c * n, available]), &columns).reshape([c, n, k])
-    };
-    (pick(neg_sim), pick(neg_tau))
-}
-
-/// For each row of `width` values, the columns of its `k` largest, in increasing column order
-/// (among equal values the lower columns first).
-fn top_k_columns(values: &[f32], width: usize, k: usize) -> Vec<usize> {
-    let mut columns = Vec::with_capacity(values.len() / width * k);
-    let mut order: Vec<usize> = Vec::with_capacity(width);
-    for row in values.chunks(width) {
-        order.clear();
-        order.extend(0..width);
-        let larger_first = |a: &usize, b: &usize| row[*b].total_cmp(&row[*a]).then(a.cmp(b));
-        order.select_nth_unstable_by(k - 1, larger_first);
-        let chosen = &mut order[..k];
-        chosen.sort_unstable();
-        columns.extend_from_slice(chosen);
-    }
-    columns
 }
 
 /// Plain multi-head SimCLR: the sum over heads of NT-Xent at a fixed temperature.
