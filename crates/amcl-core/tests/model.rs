@@ -280,10 +280,13 @@ fn initial_temperature_starts_every_tau_near_it() {
     let d = device();
     let z = amcl_core::loss::l2_normalize(from_vec(uniform(6 * 16, -1.0, 1.0, 4), [6, 16], &d));
     let mean = |t: &[f32]| t.iter().sum::<f32>() / t.len() as f32;
-    // Default initialisation: tau ~ (lo + hi) / 2 ~ 1.
+    // Default initialisation: tau just below (lo + hi) / 2 ~ 1. The logit is -<phi(a), phi(b)>,
+    // and phi's random output bias b adds |b|^2 >= 0 to every pair's product, so the mean sits
+    // between about 0.8 and 1 depending on the draw (the tests share the device's generator):
+    // one run of the suite drew a mean of 0.90.
     let model = small(&kind("amcl-simclr")).init(&d).unwrap();
     let tau = values(model.pairwise_temperature(0, z.clone(), z.clone()));
-    assert!((mean(&tau) - 1.0).abs() < 0.1, "{tau:?}");
+    assert!((0.75..=1.05).contains(&mean(&tau)), "{tau:?}");
     // --tau-init 0.2: every head, every pair near 0.2 (and far from the default ~1). The hidden
     // layer's random initial contribution moves a pair's logit by a few tenths, so a tau lies
     // within about 0.15-0.27; the weights differ from run to run (the tests share the device's
