@@ -209,14 +209,17 @@ fn refs(a: &[String]) -> Vec<&str> {
 
 #[test]
 fn resume_after_ctrl_c_continues_to_the_uninterrupted_result() {
-    for method in ["amcl-simclr", "amcl-moco"] {
-        let dir = temp_dir(&format!("resume-{method}"));
+    // bf16: the checkpoint's weights and optimiser state load back in the training precision,
+    // and the MoCo queue in the objective's f32.
+    for (method, precision) in [("amcl-simclr", "f32"), ("amcl-moco", "f32"), ("amcl-moco", "bf16")]
+    {
+        let dir = temp_dir(&format!("resume-{method}-{precision}"));
         let (whole, cut) = (dir.join("whole"), dir.join("cut"));
         let args = |out: &Path| {
             let out = out.to_str().unwrap().to_string();
             let mut a: Vec<String> =
                 tiny_args(&out, "8", "128", "16").into_iter().map(String::from).collect();
-            a.extend(["--method".into(), method.into()]);
+            a.extend(["--method".into(), method.into(), "--precision".into(), precision.into()]);
             a
         };
 
@@ -256,11 +259,12 @@ fn resume_after_ctrl_c_continues_to_the_uninterrupted_result() {
         let (a, b) = (step_losses(&whole), step_losses(&cut));
         assert_eq!(a.len(), b.len());
         for (step, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{method} step {step}: {x} vs {y}");
+            let what = format!("{method} in {precision}, step {step}");
+            assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{what}: {x} vs {y}");
         }
         let (sa, sb) =
             (read_json(&whole.join("summary.json")), read_json(&cut.join("summary.json")));
-        assert_eq!(sa["knn_top1"], sb["knn_top1"], "{method}");
+        assert_eq!(sa["knn_top1"], sb["knn_top1"], "{method} in {precision}");
         std::fs::remove_dir_all(dir).ok();
     }
 }

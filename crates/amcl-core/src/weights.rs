@@ -138,8 +138,9 @@ pub fn load_into(bytes: &[u8], expected: &AmclModelConfig, device: &Device) -> R
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())))
         .validate(false)
         .allow_partial(true)
-        // Half-precision files load as f32, like every other.
-        .with_from_adapter(FloatCastAdapter::to(DType::F32));
+        // Every file loads in the device's float type (f16 files as f32 on an f32 device, f32
+        // checkpoints in bf16 when training resumes in bf16).
+        .with_from_adapter(FloatCastAdapter::to(DType::from(device.settings().float_dtype)));
     let result = model.load_from(&mut store).map_err(|e| {
         AmclError::Weights(format!("file does not match the manifest's architecture: {e}"))
     })?;

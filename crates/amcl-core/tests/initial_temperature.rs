@@ -10,7 +10,6 @@ mod common;
 
 use amcl_core::methods::MethodKind;
 use amcl_core::model::AmclModelConfig;
-use burn::prelude::*;
 use common::*;
 
 /// The tests' batch size (amcl-barlow's channel network is built for it).

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use amcl_core::loss::objective_tensor;
 use amcl_core::methods::MocoState;
 use amcl_core::model::AmclModel;
 use amcl_core::weights::{self, Manifest};
@@ -113,9 +114,9 @@ pub fn load(run: &Path, optimizer: ModuleOptimizer, device: &Device) -> Result<R
         if shape.len() != 3 || values.len() != shape.iter().product::<usize>() {
             bail!("checkpoint/moco_queue.f32 does not match its shape {shape:?}");
         }
-        let queue =
-            Tensor::<3>::from_data(TensorData::new(values, [shape[0], shape[1], shape[2]]), device)
-                .without_autodiff();
+        // The queue holds unit-norm keys of the objective, f32 whatever the training precision.
+        let data = TensorData::new(values, [shape[0], shape[1], shape[2]]);
+        let queue = Tensor::<3>::from_data(data, objective_tensor(device)).without_autodiff();
         Some(MocoState { key_model: key_model.no_grad(), queue })
     } else {
         None

@@ -192,8 +192,9 @@ pub struct PretrainArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Float type of the whole training step; f16/bf16 halve memory and are faster on GPUs
-    /// with half-precision units (no automatic mixed precision in burn 0.22) [default: f32].
+    /// Float type of the training step (the loss and temperatures stay f32); f16/bf16 halve
+    /// memory and are faster on GPUs with half-precision units (no automatic mixed precision in
+    /// burn 0.22) [default: f32].
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// Run folder: config.json, metrics.jsonl, checkpoint/, model.bpk, plots.

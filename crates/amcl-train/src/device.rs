@@ -23,7 +23,9 @@ pub enum DeviceChoice {
 
 /// A `--precision` value: the float type of parameters, activations, gradients and optimiser
 /// state. burn 0.22 has no automatic mixed precision (f32 master weights under f16 compute), so
-/// the whole step runs in the chosen type; half precision pays off on GPUs with fast f16/bf16.
+/// the step runs in the chosen type, except the objective and the temperatures, which amcl-core
+/// computes in f32 (`amcl_core::loss::objective_precision`); half precision pays off on GPUs with
+/// fast f16/bf16.
 #[derive(
     clap::ValueEnum,
     Debug,

@@ -5,6 +5,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::{Momentum, MomentumConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, Optimizer, SgdConfig, SgdState};
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 
 /// Which optimiser.
 #[derive(
@@ -77,7 +78,9 @@ struct SquaredNorm<'a> {
 impl ModuleVisitor for SquaredNorm<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.get::<D>(param.id) {
-            let sum = grad.square().sum();
+            // In f32: half-precision squares overflow f16 above 65,504, and phi's gradients are
+            // f32 while the backbone's may be half.
+            let sum = grad.cast(FloatDType::F32).square().sum();
             self.total = Some(match self.total.take() {
                 Some(total) => total + sum,
                 None => sum,
@@ -95,7 +98,8 @@ struct Rescale<'a> {
 impl ModuleVisitor for Rescale<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.remove::<D>(param.id) {
-            let scaled = grad * self.scale.clone().reshape([1; D]);
+            let scale = self.scale.clone().cast(grad.dtype()).reshape([1; D]);
+            let scaled = grad * scale;
             self.grads.register(param.id, scaled);
         }
     }

@@ -4,7 +4,7 @@ use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
 use crate::error::{AmclError, Result};
-use crate::loss::omega;
+use crate::loss::{objective_precision, omega};
 use crate::model::{AmclModel, TemperatureRange};
 
 /// Barlow temperatures of all heads: tau_ll [C, d] and tau_lm [C, d, d] (its diagonal unused).
@@ -54,7 +54,7 @@ pub fn channel_temperatures(
         )));
     }
     let tau = phi.pairwise_temperatures(channel_vectors(z1), channel_vectors(z2), &model.range);
-    let eye = Tensor::<2>::eye(d, &tau.device()).unsqueeze_dim::<3>(0);
+    let eye = objective_precision(Tensor::<2>::eye(d, &tau.device())).unsqueeze_dim::<3>(0);
     let diagonal = (tau.clone() * eye).sum_dim(2).reshape([c, d]);
     Ok((diagonal, tau))
 }
@@ -77,7 +77,7 @@ pub fn barlow_objective(
     let [c, _, d] = z1.dims();
     let device = z1.device();
     let cc = cross_correlation(z1, z2);
-    let eye = Tensor::<2>::eye(d, &device).unsqueeze_dim::<3>(0);
+    let eye = objective_precision(Tensor::<2>::eye(d, &device)).unsqueeze_dim::<3>(0);
     let off_mask = eye.clone().neg().add_scalar(1.0);
     let diagonal = (cc.clone() * eye.clone()).sum_dim(2).squeeze_dim::<2>(2);
     let off_diagonal = |x: Tensor<3>| (x * off_mask.clone()).sum_dims_squeeze::<1, _>(&[1, 2]);
@@ -116,8 +116,8 @@ pub fn barlow_step(
     lambda: f32,
     beta: f32,
 ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
-    let z1 = Tensor::stack::<3>(model.project(features_a), 0);
-    let z2 = Tensor::stack::<3>(model.project(features_b), 0);
+    let z1 = objective_precision(Tensor::stack::<3>(model.project(features_a), 0));
+    let z2 = objective_precision(Tensor::stack::<3>(model.project(features_b), 0));
     let taus =
         if adaptive { Some(channel_temperatures(model, z1.clone(), z2.clone())?) } else { None };
     Ok(barlow_objective(z1, z2, taus, lambda, beta, model.range))

@@ -4,6 +4,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::loss::{objective_precision, objective_tensor};
 use crate::model::TemperatureRange;
 
 /// Statistics of one head for one step.
@@ -61,7 +62,7 @@ impl DiagnosticsTensor {
     ) -> Self {
         let [c, _] = pos_tau.dims();
         let device = pos_tau.device();
-        let zeros = || Tensor::<2>::zeros([c, 1], &device);
+        let zeros = || Tensor::<2>::zeros([c, 1], objective_tensor(&device));
         let stats3 = |t: Tensor<2>| vec![t.clone().mean_dim(1), t.clone().min_dim(1), t.max_dim(1)];
         let pos_tau = pos_tau.detach();
         let neg_tau = neg_tau.map(|t| {
@@ -75,12 +76,13 @@ impl DiagnosticsTensor {
         }
         columns.push(pos_sim.detach().mean_dim(1));
         columns.push(hard_neg_sim.map(|s| s.detach().mean_dim(1)).unwrap_or_else(zeros));
+        let share = |hit: Tensor<2, Bool>| objective_precision(hit.float()).mean_dim(1);
         let saturation = |t: &Option<Tensor<2>>| match (t, range) {
             (Some(t), Some(r)) => {
                 let (floor, ceiling) = r.saturation_thresholds();
                 [
-                    t.clone().lower_equal_elem(floor).float().mean_dim(1),
-                    t.clone().greater_equal_elem(ceiling).float().mean_dim(1),
+                    share(t.clone().lower_equal_elem(floor)),
+                    share(t.clone().greater_equal_elem(ceiling)),
                 ]
             }
             _ => [zeros(), zeros()],

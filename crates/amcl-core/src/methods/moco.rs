@@ -6,7 +6,9 @@ use burn_store::{BurnpackStore, ModuleSnapshot};
 
 use super::diagnostics::DiagnosticsTensor;
 use crate::error::Result;
-use crate::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize};
+use crate::loss::{
+    AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize, objective_precision,
+};
 use crate::model::{AmclModel, TemperatureRange, paired_logits, pairwise_logits};
 use crate::rng::Rng;
 
@@ -74,8 +76,8 @@ impl MocoState {
         let c = model.num_heads();
         let mut rng = Rng::new(seed);
         let values: Vec<f32> = (0..c * queue_len * dim).map(|_| rng.normal()).collect();
-        let queue = Tensor::<3>::from_data(TensorData::new(values, [c, queue_len, dim]), device)
-            .without_autodiff();
+        let queue = Tensor::<3>::from_data(TensorData::new(values, [c, queue_len, dim]), device);
+        let queue = objective_precision(queue).without_autodiff();
         Self { key_model: independent_copy(model, device), queue: l2_normalize(queue) }
     }
 

@@ -5,7 +5,9 @@ use burn::prelude::*;
 use super::diagnostics::DiagnosticsTensor;
 use super::select_columns::{Columns, select_columns, selected_negatives};
 use crate::error::Result;
-use crate::loss::{AmclObjectiveConfig, amcl_objective_terms, nt_xent};
+use crate::loss::{
+    AmclObjectiveConfig, amcl_objective_terms, nt_xent, objective_precision, objective_tensor,
+};
 use crate::model::{AmclModel, TemperatureRange};
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
@@ -67,7 +69,7 @@ pub fn simclr_plain_objective(
 ) -> (Tensor<1>, DiagnosticsTensor) {
     let [c, n, d] = z_a.dims();
     let device = z_a.device();
-    let mut loss = Tensor::<1>::zeros([1], &device);
+    let mut loss = Tensor::<1>::zeros([1], objective_tensor(&device));
     let mut pos = Vec::with_capacity(c);
     let mut hard = Vec::with_capacity(c);
     for head in 0..c {
@@ -95,7 +97,7 @@ fn positive_and_hardest(a: Tensor<2>, b: Tensor<2>) -> (Tensor<1>, Tensor<1>) {
     let [n, _] = a.dims();
     let sim = crate::loss::cosine_similarity_matrix(a, b).detach();
     let eye = Tensor::<2>::eye(n, &sim.device()).bool();
-    let positive = (sim.clone() * eye.clone().float()).sum_dim(1).reshape([n]);
+    let positive = (sim.clone() * objective_precision(eye.clone().float())).sum_dim(1).reshape([n]);
     let hardest = sim.mask_fill(eye, -2.0).max_dim(1).reshape([n]);
     (positive, hardest)
 }

@@ -3,7 +3,7 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
-use crate::loss::{l2_normalize, omega};
+use crate::loss::{l2_normalize, objective_precision, omega};
 use crate::model::{AmclModel, TemperatureRange};
 
 /// SimSiam's objective over pre-computed quantities. `p1`, `p2`: predictions [C, N, d];
@@ -69,8 +69,10 @@ pub fn simsiam_step(
         z.iter().zip(&model.predictors).map(|(z, p)| p.forward(z.clone())).collect()
     };
     let stack = |v: Vec<Tensor<2>>| Tensor::stack::<3>(v, 0);
-    let (p1, p2) = (stack(predict(&z1)), stack(predict(&z2)));
-    let (z1, z2) = (stack(z1), stack(z2));
+    // The predictors run in the training precision; the objective in f32.
+    let f32 = |v| objective_precision(stack(v));
+    let (p1, p2) = (f32(predict(&z1)), f32(predict(&z2)));
+    let (z1, z2) = (f32(z1), f32(z2));
     let taus = adaptive.then(|| {
         let tau = |p: &Tensor<3>, z: &Tensor<3>| {
             model.paired_temperatures(l2_normalize(p.clone()), l2_normalize(z.clone()).detach())

@@ -21,7 +21,7 @@ pub use temperature::{
 use burn::prelude::*;
 
 use crate::error::{AmclError, Result as AmclResult, ensure_dims};
-use crate::loss::l2_normalize;
+use crate::loss::{l2_normalize, objective_precision};
 
 /// Architecture of an [`AmclModel`]. Serialised into every weights manifest.
 #[derive(Config, Debug, PartialEq)]
@@ -176,9 +176,12 @@ impl AmclModel {
         self.heads.iter().map(|head| head.forward(features.clone())).collect()
     }
 
-    /// Unit-norm projections of every head, stacked: [B, f] -> [C, B, d].
+    /// Unit-norm projections of every head, stacked: [B, f] -> [C, B, d], in the objective's f32
+    /// whatever the training precision.
     pub fn project_normalized(&self, features: Tensor<2>) -> Tensor<3> {
-        let heads = self.project(features).into_iter().map(l2_normalize).collect();
+        let heads =
+            self.project(features).into_iter().map(|z| l2_normalize(objective_precision(z)));
+        let heads = heads.collect();
         Tensor::stack(heads, 0)
     }
 

@@ -8,14 +8,21 @@
 //! For projections n = d and the inputs are the L2-normalised projections; Barlow Twins uses a
 //! second network of the same shape with n = B on channel vectors. All pairs of two sets are one
 //! matrix product of their phi-projections, so nothing here needs a kernel of its own.
+//!
+//! phi computes in f32 whatever the training precision (the objective's `OBJECTIVE_DTYPE`): its
+//! weights are stored in the training precision, like every other weight (burn 0.22 keeps no f32
+//! master copy), and cast for the forward pass, so temperatures near lo = 1e-5 stay
+//! representable under f16.
 
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
+use burn::tensor::module::linear;
 
 use super::{TEMPERATURE_HIDDEN, TemperatureRange};
 use crate::error::{AmclError, Result};
+use crate::loss::objective_precision;
 
 /// phi: R^n -> R^n, Linear(n, 128)-ReLU-Linear(128, n).
 #[derive(Module, Debug)]
@@ -47,9 +54,14 @@ impl DotTemperatureNet {
         self.hidden.weight.lazy_shape()[0]
     }
 
-    /// phi(z) for every row: [.., n] -> [.., n].
+    /// phi(z) for every row: [.., n] -> [.., n], computed in f32 (the casts are free in f32
+    /// training).
     pub fn project<const D: usize>(&self, z: Tensor<D>) -> Tensor<D> {
-        self.output.forward(relu(self.hidden.forward(z)))
+        let layer = |l: &Linear, x| {
+            let bias = l.bias.as_ref().map(|b| objective_precision(b.val()));
+            linear(x, objective_precision(l.weight.val()), bias)
+        };
+        layer(&self.output, relu(layer(&self.hidden, objective_precision(z))))
     }
 
     /// Temperatures of every pair (x_i, y_j) of two sets: [C, N, n] x [C, M, n] -> [C, N, M].
