@@ -142,10 +142,18 @@ fn authors_form_records_clipping_and_saturation() {
     let spread = read_json(&dir.join("summary.json"))["temperature_spread"].clone();
     let spread = spread.as_array().expect("temperature_spread");
     assert_eq!(spread.len(), 3);
-    for kind in ["views", "same_class", "other_class"] {
+    for kind in ["views", "same_class", "other_class", "hardest", "easiest"] {
         let tau = spread[0][kind]["tau"]["mean"].as_f64().unwrap();
         assert!(tau > 0.0 && tau < 2.0, "{kind}: {tau}");
     }
+    // Each of the 20 test images' 10 most and 10 least similar other images, the hardest
+    // more similar than the easiest.
+    let (hard, easy) = (&spread[0]["hardest"], &spread[0]["easiest"]);
+    assert_eq!((hard["pairs"].as_u64(), easy["pairs"].as_u64()), (Some(200), Some(200)));
+    let s = |k: &serde_json::Value| k["similarity"]["mean"].as_f64().unwrap();
+    assert!(s(hard) > s(easy), "{spread:?}");
+    let r = spread[0]["tau_similarity_correlation"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&r), "{r}");
     // Bad values of the new flags are clean errors.
     for (flag, value, needle) in [
         ("--grad-clip", "-1", "--grad-clip must be a positive number"),

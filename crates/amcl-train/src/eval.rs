@@ -290,8 +290,18 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         }
         for h in spread.iter().flatten() {
             println!(
-                "head {}: mean tau of two views of one image {:.4}, of one class {:.4}, of different classes {:.4}",
-                h.head, h.views.tau.mean, h.same_class.tau.mean, h.other_class.tau.mean
+                "head {}: mean tau of two views of one image {:.4}, of one class {:.4}, of different classes {:.4}; \
+                 of each view's {} hardest negatives {:.4} (s {:.3}), easiest {:.4} (s {:.3}); corr(s, tau) {:+.3}",
+                h.head,
+                h.views.tau.mean,
+                h.same_class.tau.mean,
+                h.other_class.tau.mean,
+                crate::spread::HARD,
+                h.hardest.tau.mean,
+                h.hardest.similarity.mean,
+                h.easiest.tau.mean,
+                h.easiest.similarity.mean,
+                h.tau_similarity_correlation
             );
         }
     }

@@ -291,8 +291,15 @@ pub fn pretrain(
         let spread = spread::temperature_spread(&valid, &test, augs, config.seed, &plain)?;
         for h in &spread {
             println!(
-                "  head {}: tau of two views of one image {:.3}, of one class {:.3}, of different classes {:.3}",
-                h.head, h.views.tau.mean, h.same_class.tau.mean, h.other_class.tau.mean
+                "  head {}: tau of two views of one image {:.3}, of one class {:.3}, of different classes {:.3}; \
+                 hardest negatives {:.3}, easiest {:.3}; corr(s, tau) {:+.2}",
+                h.head,
+                h.views.tau.mean,
+                h.same_class.tau.mean,
+                h.other_class.tau.mean,
+                h.hardest.tau.mean,
+                h.easiest.tau.mean,
+                h.tau_similarity_correlation
             );
         }
         summary["temperature_spread"] = serde_json::to_value(&spread)?;
