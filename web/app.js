@@ -28,13 +28,57 @@ function bindings() {
     addEventListener("TrunkApplicationStarted", () => resolve(window.wasmBindings), { once: true }));
 }
 
+const megabytes = (n) => `${(n / 1e6).toFixed(1)} MB`;
+
+// The page's wasm module, as the browser fetched it (size on the wire when the server compressed
+// it), or 0 when the browser does not say.
+function wasmBytes() {
+  const entry = performance.getEntriesByType("resource").find((e) => /\.wasm(\?|$)/.test(e.name));
+  return entry ? entry.encodedBodySize || entry.transferSize || 0 : 0;
+}
+
+// The weights at `url`, with the download's progress in the status line.
+async function fetchWeights(url, done) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch {
+    throw new Error(`could not fetch the weights at ${url}`);
+  }
+  if (!response.ok) {
+    throw new Error(`could not load the weights at ${url}: HTTP ${response.status} ${response.statusText}`);
+  }
+  const total = Number(response.headers.get("Content-Length")) || 0;
+  const parts = [];
+  let got = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done: end, value } = await reader.read();
+    if (end) break;
+    parts.push(value);
+    got += value.length;
+    $("progress").value = total ? got / total : 0;
+    $("loading").textContent = `${done}; weights ${megabytes(got)}${total ? ` of ${megabytes(total)}` : ""}`;
+  }
+  const bytes = new Uint8Array(got);
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  return bytes;
+}
+
 async function load() {
   $("progress").hidden = false;
   $("progress").removeAttribute("value");
+  const wasmSize = wasmBytes();
+  const done = wasmSize ? `program ${megabytes(wasmSize)}` : "program loaded";
+  $("loading").textContent = `${done}; fetching the weights`;
   try {
     const webgpu = params.get("cpu") !== "1" && "gpu" in navigator;
-    const info = JSON.parse(await wasm.load(weightsUrl, webgpu));
+    const weights = await fetchWeights(weightsUrl, done);
+    $("loading").textContent = `${done}; weights ${megabytes(weights.length)}; starting the model`;
+    const info = JSON.parse(await wasm.load_bytes(weights, weightsUrl, webgpu));
     $("backend").textContent = info.backend;
+    $("loading").textContent = `downloaded: ${done}, weights ${megabytes(weights.length)}`;
     $("model-info").textContent =
       `${info.method}, ${info.backbone}, ${info.heads} heads, d = ${info.dim}, ` +
       `${(info.params / 1e6).toFixed(2)} M parameters, beta = ${info.beta}`;
@@ -42,7 +86,8 @@ async function load() {
     message("");
   } catch (e) {
     $("backend").textContent = "no model";
-    message(String(e));
+    $("loading").textContent = "";
+    message(e instanceof Error ? e.message : String(e));
   } finally {
     $("progress").hidden = true;
   }
@@ -145,9 +190,13 @@ async function score() {
     const augs = $("augs").value.trim();
     const seed = Math.max(0, parseInt($("seed").value || "0", 10) || 0);
     const b = chosen.b || { bytes: new Uint8Array(), name: "" };
+    const started = performance.now();
     const report = await withFallback(async () =>
       JSON.parse(await wasm.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed)));
+    const ms = performance.now() - started;
     showScores(report);
+    $("score-time").textContent = `scored in ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+    $("score-time").dataset.value = ms;
     message("");
     // Hooks for tests and embedding pages: how many pairs were scored, and image A's name.
     document.body.dataset.scoredA = chosen.a.name;
@@ -229,18 +278,54 @@ function dropZone(zone, slot, input) {
   });
 }
 
-async function examples() {
-  for (const name of ["disc.png", "stripes.png", "checker.png", "ring.png"]) {
-    const button = document.createElement("button");
-    button.textContent = name.replace(".png", "");
-    button.addEventListener("click", async () => {
-      const response = await fetch(`examples/${name}`);
-      if (!response.ok) return message(`could not load examples/${name}`);
-      const item = { bytes: new Uint8Array(await response.arrayBuffer()), name };
+// The examples: CIFAR-10 test photographs (examples/photos.json) and drawings unlike the
+// training data. A click makes the example image A, or image B when A is already chosen alone.
+async function loadExample(path, name) {
+  const response = await fetch(`examples/${path}`);
+  if (!response.ok) throw new Error(`could not load examples/${path}`);
+  return { bytes: new Uint8Array(await response.arrayBuffer()), name };
+}
+
+function exampleButton(path, label, name, thumbnail) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = thumbnail ? "example photo" : "example";
+  button.dataset.testid = `example-${name}`;
+  button.setAttribute("aria-label", `use ${label} as an image`);
+  if (thumbnail) {
+    const img = document.createElement("img");
+    img.src = `examples/${path}`;
+    img.alt = "";
+    img.width = img.height = 32;
+    button.append(img);
+  }
+  button.append(label);
+  button.addEventListener("click", async () => {
+    try {
+      const item = await loadExample(path, name);
       if (!chosen.a || chosen.b) { chosen.a = item; chosen.b = null; } else { chosen.b = item; }
       score();
-    });
-    $("examples").appendChild(button);
+    } catch (e) {
+      message(String(e));
+    }
+  });
+  return button;
+}
+
+async function examples() {
+  const photos = $("photos");
+  try {
+    const response = await fetch("examples/photos.json");
+    if (!response.ok) throw new Error(`examples/photos.json: HTTP ${response.status}`);
+    for (const p of await response.json()) {
+      const label = p.name.replace(".jpg", "").replace("-", " ");
+      photos.appendChild(exampleButton(`photos/${p.name}`, label, p.name, true));
+    }
+  } catch (e) {
+    photos.textContent = `(no photographs: ${e})`;
+  }
+  for (const name of ["disc.png", "stripes.png", "checker.png", "ring.png"]) {
+    $("examples").appendChild(exampleButton(name, name.replace(".png", ""), name, false));
   }
 }
 

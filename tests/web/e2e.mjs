@@ -3,7 +3,9 @@
 //  1. twice, with WebGPU (--enable-unsafe-webgpu, SwiftShader) and without it (the CPU fallback):
 //     an uploaded pair, and one image augmented into two views (augs abcde, seed 7), must give
 //     every per-head number of `amcl-train score --json` for the same files and weights (1e-3);
-//     a non-image and a corrupt (truncated) image each show a message and the page keeps working;
+//     so must two of the shipped photographs chosen by their buttons; the status line names the
+//     bytes downloaded and each score's time; a non-image and a corrupt (truncated) image each
+//     show a message and the page keeps working;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
 //     README.md gives, and ?embed=1; a file dropped on the page, a 24-megapixel image (downscaled),
 //     one over the 64-megapixel limit (refused), several images (a similarity matrix per head);
@@ -75,6 +77,9 @@ const example = (name) => join(root, "web", "examples", name);
 const [imageA, imageB] = [example("disc.png"), example("ring.png")];
 const cliPair = JSON.parse(amclTrain(["score", imageA, imageB, "--weights", weights, "--device", "cpu", "--json"]));
 const cliViews = JSON.parse(amclTrain(["score", imageA, "--augs", "abcde", "--seed", "7", "--weights", weights, "--device", "cpu", "--json"]));
+// Two of the shipped photographs (web/examples/photos), as the page scores them from their buttons.
+const photo = (name) => example(join("photos", name));
+const cliPhotos = JSON.parse(amclTrain(["score", photo("cat-1.jpg"), photo("cat-2.jpg"), "--weights", weights, "--device", "cpu", "--json"]));
 
 const common = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
   "--disable-sync", "--no-first-run", "--disable-gpu-sandbox"];
@@ -144,11 +149,20 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     const backend = await page.textContent("[data-testid=backend]");
     if (backend !== mode.backend) fail(`${mode.name}: backend badge says ${backend}, expected ${mode.backend}`);
 
+    // The status line names what was downloaded; every score reports its time.
+    const loading = await page.textContent("[data-testid=loading]");
+    if (!/^downloaded: program [\d.]+ MB, weights [\d.]+ MB$/.test(loading)) fail(`${mode.name}: loading status: ${loading}`);
+    else console.log(`${mode.name}: "${loading}"`);
+
     await page.fill("[data-testid=augs]", "");
     await page.setInputFiles("[data-testid=image-b]", imageB);
     await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageA), "disc.png");
     await compare(page, cliPair, `${mode.name} pair`);
+    const time = await page.textContent("[data-testid=score-time]");
+    if (!/^scored in [\d.]+ ms$/.test(time)) fail(`${mode.name}: score time: ${time}`);
+    else console.log(`${mode.name}: ${time}`);
     await page.screenshot({ path: join(out, `demo-${mode.name}.png`), fullPage: true });
+
 
     // One image, two augmented views, as `amcl-train score A --augs abcde --seed 7`.
     await page.fill("[data-testid=augs]", "abcde");
@@ -167,6 +181,14 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     if (!/truncated\.png is not a readable PNG or JPEG image/.test(corrupt)) fail(`${mode.name}: corrupt image message: ${corrupt}`);
     else console.log(`${mode.name}: "${corrupt}"; the next upload is scored`);
     await scored(page, () => page.setInputFiles("[data-testid=image-a]", imageB), "ring.png");
+
+    // The photographs' buttons: with a pair chosen, a click starts a new pair as image A (two
+    // augmented views of it), the next click adds image B (scored here without augmentations).
+    await scored(page, () => page.setInputFiles("[data-testid=image-b]", imageA), "ring.png");
+    await scored(page, () => page.click("[data-testid='example-cat-1.jpg']"), "cat-1.jpg");
+    await page.fill("[data-testid=augs]", "");
+    await scored(page, () => page.click("[data-testid='example-cat-2.jpg']"), "cat-1.jpg");
+    await compare(page, cliPhotos, `${mode.name} two photographs`);
   });
 }
 

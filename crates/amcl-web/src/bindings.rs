@@ -95,10 +95,17 @@ pub(crate) async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
 /// Loads the weights at `url` (WebGPU if `webgpu` and available); returns the model's info.
 #[wasm_bindgen]
 pub async fn load(url: String, webgpu: bool) -> Result<String, JsValue> {
-    let (device, backend) = device(webgpu).await;
     let bytes = fetch_bytes(&url).await?;
+    load_bytes(bytes, url, webgpu).await
+}
+
+/// Loads weights the page has fetched itself (to show the download's progress); `name` (their
+/// URL) names them in errors. Returns the model's info, as [`load`].
+#[wasm_bindgen]
+pub async fn load_bytes(bytes: Vec<u8>, name: String, webgpu: bool) -> Result<String, JsValue> {
+    let (device, backend) = device(webgpu).await;
     let demo = Demo::new(&bytes, device, &backend)
-        .map_err(|e| error(format!("{url} is not a usable weights file: {e}")))?;
+        .map_err(|e| error(format!("{name} is not a usable weights file: {e}")))?;
     let info = json(&demo.info())?;
     DEMO.with(|d| *d.borrow_mut() = Some(std::rc::Rc::new(demo)));
     Ok(info)
