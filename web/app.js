@@ -208,6 +208,63 @@ async function score() {
   }
 }
 
+// The lesson (examples/lessons.json, chosen by examples/pick_photos.py): three pairs scored with
+// the same augmentations and seed, side by side. The sentences under them are static; the
+// browser test checks that the shipped weights' numbers bear them out.
+async function lesson() {
+  if (!ready) return message("The model is not loaded yet.");
+  $("lesson-button").disabled = true;
+  try {
+    const response = await fetch("examples/lessons.json");
+    if (!response.ok) throw new Error(`examples/lessons.json: HTTP ${response.status}`);
+    const plan = await response.json();
+    const photo = (name) => loadExample(`photos/${name}`, name);
+    for (const pair of plan.pairs) {
+      const a = await photo(pair.a);
+      const b = pair.b ? await photo(pair.b) : { bytes: new Uint8Array(), name: "" };
+      const report = await withFallback(async () =>
+        JSON.parse(await wasm.score(a.bytes, a.name, b.bytes, b.name, plan.augs, plan.seed)));
+      const figure = document.querySelector(`.lesson-pair[data-kind=${pair.kind}]`);
+      const views = figure.querySelector(".lesson-views");
+      views.textContent = "";
+      for (const [i, view] of report.views.entries()) {
+        const canvas = document.createElement("canvas");
+        canvas.setAttribute("role", "img");
+        canvas.setAttribute("aria-label", `view ${i + 1}: ${i === 0 || !pair.b ? pair.a : pair.b}`);
+        drawView(canvas, view);
+        views.appendChild(canvas);
+      }
+      const table = figure.querySelector("table");
+      table.innerHTML = "<thead><tr><th>head</th><th><i>s</i></th><th>&tau;<sup>+</sup></th><th><i>s</i>/&tau;<sup>+</sup></th></tr></thead>";
+      const body = document.createElement("tbody");
+      for (const h of report.heads) {
+        const tr = document.createElement("tr");
+        for (const [key, value] of [["head", h.head], ["s", h.similarity], ["tau", h.tau_pos], ["scaled", h.scaled]]) {
+          const td = document.createElement("td");
+          td.textContent = key === "head" ? String(value) : fmt(value);
+          if (key !== "head") {
+            td.dataset.testid = `lesson-${key}-${pair.kind}-${h.head}`;
+            td.dataset.value = value;
+          }
+          tr.appendChild(td);
+        }
+        body.appendChild(tr);
+      }
+      table.appendChild(body);
+      const total = document.createElement("caption");
+      total.textContent = `AMCL score ${fmt(report.amcl_score)}`;
+      table.prepend(total);
+    }
+    $("lesson-pairs").classList.add("shown");
+    document.body.dataset.lesson = String(Number(document.body.dataset.lesson || 0) + 1);
+    message("");
+  } catch (e) {
+    message(e instanceof Error ? e.message : String(e));
+  } finally {
+    $("lesson-button").disabled = false;
+  }
+}
+
 function heat(value) {
   // -1 (blue) .. 0 (white) .. 1 (red)
   const t = Math.max(-1, Math.min(1, value));
@@ -334,6 +391,7 @@ async function main() {
   dropZone($("drop-a"), "a", $("image-a"));
   dropZone($("drop-b"), "b", $("image-b"));
   $("score").addEventListener("click", score);
+  $("lesson-button").addEventListener("click", lesson);
   $("images").addEventListener("change", () => matrix($("images").files));
   examples();
   await load();

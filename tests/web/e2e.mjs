@@ -3,7 +3,8 @@
 //  1. twice, with WebGPU (--enable-unsafe-webgpu, SwiftShader) and without it (the CPU fallback):
 //     an uploaded pair, and one image augmented into two views (augs abcde, seed 7), must give
 //     every per-head number of `amcl-train score --json` for the same files and weights (1e-3);
-//     so must two of the shipped photographs chosen by their buttons; the status line names the
+//     so must two of the shipped photographs chosen by their buttons, and the lesson's three
+//     pairs, whose sentences must hold for those numbers in every head; the status line names the
 //     bytes downloaded and each score's time; a non-image and a corrupt (truncated) image each
 //     show a message and the page keeps working;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
@@ -79,6 +80,11 @@ const cliPair = JSON.parse(amclTrain(["score", imageA, imageB, "--weights", weig
 const cliViews = JSON.parse(amclTrain(["score", imageA, "--augs", "abcde", "--seed", "7", "--weights", weights, "--device", "cpu", "--json"]));
 // Two of the shipped photographs (web/examples/photos), as the page scores them from their buttons.
 const photo = (name) => example(join("photos", name));
+// The lesson's pairs (web/examples/lessons.json), as amcl-train scores them.
+const lessonPlan = JSON.parse(readFileSync(example("lessons.json"), "utf8"));
+const cliLesson = Object.fromEntries(lessonPlan.pairs.map((p) => [p.kind, JSON.parse(amclTrain(["score",
+  photo(p.a), ...(p.b ? [photo(p.b)] : []), "--augs", lessonPlan.augs, "--seed", String(lessonPlan.seed),
+  "--weights", weights, "--device", "cpu", "--json"]))]));
 const cliPhotos = JSON.parse(amclTrain(["score", photo("cat-1.jpg"), photo("cat-2.jpg"), "--weights", weights, "--device", "cpu", "--json"]));
 
 const common = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -189,6 +195,33 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     await page.fill("[data-testid=augs]", "");
     await scored(page, () => page.click("[data-testid='example-cat-2.jpg']"), "cat-1.jpg");
     await compare(page, cliPhotos, `${mode.name} two photographs`);
+
+    // The lesson: three pairs side by side, amcl-train's numbers, and the sentences under them
+    // true of those numbers in every head.
+    await page.click("[data-testid=lesson-button]");
+    await page.waitForFunction(() => Number(document.body.dataset.lesson || 0) > 0, null, { timeout: 120_000 });
+    const shown = (key, kind, h) => page.getAttribute(`[data-testid=lesson-${key}-${kind}-${h}]`, "data-value").then(Number);
+    for (const [kind, cli] of Object.entries(cliLesson)) {
+      for (const h of cli.heads) {
+        for (const [key, field] of [["s", "similarity"], ["tau", "tau_pos"], ["scaled", "scaled"]]) {
+          const value = await shown(key, kind, h.head);
+          if (!(Math.abs(value - h[field]) <= 1e-3)) fail(`${mode.name} lesson ${kind} head ${h.head}: ${key} ${value} vs amcl-train ${h[field]}`);
+        }
+      }
+    }
+    for (const h of cliLesson.views.heads.map((x) => x.head)) {
+      const s = {}, tau = {};
+      for (const kind of ["views", "same_class", "other_class"]) {
+        s[kind] = await shown("s", kind, h);
+        tau[kind] = await shown("tau", kind, h);
+      }
+      if (!(s.views > s.same_class && s.views > s.other_class)) fail(`${mode.name} lesson head ${h}: two views do not have the highest s: ${JSON.stringify(s)}`);
+      if (!(s.same_class > s.other_class)) fail(`${mode.name} lesson head ${h}: one class not above two classes: ${JSON.stringify(s)}`);
+      const t = Object.values(tau);
+      if (!(Math.max(...t) < 1.2 * Math.min(...t))) fail(`${mode.name} lesson head ${h}: tau+ moves by a fifth or more: ${JSON.stringify(tau)}`);
+    }
+    console.log(`${mode.name}: the lesson's three pairs match amcl-train and bear out its sentences`);
+    await page.screenshot({ path: join(out, `demo-lesson-${mode.name}.png`), fullPage: true });
   });
 }
 
