@@ -1,7 +1,9 @@
 // The AMCL demo page: loads the weights, reads the user's images and shows what the wasm module
 // (crates/amcl-web, see bindings.rs) computes. Query parameters: ?weights=URL (another model
 // trained with amcl-train and exported), ?embed=1 (compact layout for iframes), ?cpu=1 (skip
-// WebGPU).
+// WebGPU), and the page's state, which the page keeps in its URL so that a link reproduces it:
+// a= and b= (an example such as photos/cat-1.jpg, or an image URL), augs=, seed=, lesson=1 (the
+// lesson shown) and hide= (panels to hide, comma-separated: inputs, lesson, views, scores, matrix).
 
 const params = new URLSearchParams(location.search);
 const weightsUrl = params.get("weights") || "model.bpk";
@@ -197,6 +199,7 @@ async function score() {
     showScores(report);
     $("score-time").textContent = `scored in ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
     $("score-time").dataset.value = ms;
+    saveState();
     message("");
     // Hooks for tests and embedding pages: how many pairs were scored, and image A's name.
     document.body.dataset.scoredA = chosen.a.name;
@@ -257,6 +260,7 @@ async function lesson() {
     }
     $("lesson-pairs").classList.add("shown");
     document.body.dataset.lesson = String(Number(document.body.dataset.lesson || 0) + 1);
+    saveState();
     message("");
   } catch (e) {
     message(e instanceof Error ? e.message : String(e));
@@ -340,7 +344,72 @@ function dropZone(zone, slot, input) {
 async function loadExample(path, name) {
   const response = await fetch(`examples/${path}`);
   if (!response.ok) throw new Error(`could not load examples/${path}`);
-  return { bytes: new Uint8Array(await response.arrayBuffer()), name };
+  return { bytes: new Uint8Array(await response.arrayBuffer()), name, source: path };
+}
+
+// An image named in the URL: an example's path (photos/cat-1.jpg) or an image URL.
+async function loadSource(source) {
+  if (!/^(https?:|\/)/.test(source)) return loadExample(source, source.split("/").pop());
+  let response;
+  try {
+    response = await fetch(source);
+  } catch {
+    throw new Error(`could not fetch the image at ${source}`);
+  }
+  if (!response.ok) throw new Error(`could not load the image at ${source}: HTTP ${response.status}`);
+  const name = decodeURIComponent(new URL(source, location.href).pathname.split("/").pop() || "image");
+  return { bytes: new Uint8Array(await response.arrayBuffer()), name, source };
+}
+
+// The page's state as its URL's query: what a link needs to show the same views and numbers.
+// Uploaded files have no address, so they leave a= and b= out.
+function stateUrl() {
+  const q = new URLSearchParams();
+  for (const key of ["weights", "embed", "cpu"]) if (params.has(key)) q.set(key, params.get(key));
+  if (chosen.a?.source) q.set("a", chosen.a.source);
+  if (chosen.a?.source && chosen.b?.source) q.set("b", chosen.b.source);
+  q.set("augs", $("augs").value.trim());
+  q.set("seed", String(Math.max(0, parseInt($("seed").value || "0", 10) || 0)));
+  if (document.body.dataset.lesson) q.set("lesson", "1");
+  if (hidden.length) q.set("hide", hidden.join(","));
+  return `${location.pathname}?${q.toString().replace(/%2F/g, "/").replace(/%2C/g, ",")}`;
+}
+
+function saveState() {
+  history.replaceState(null, "", stateUrl());
+}
+
+const PANELS = ["inputs", "lesson", "views", "scores", "matrix"];
+const hidden = (params.get("hide") || "").split(",").map((p) => p.trim()).filter((p) => PANELS.includes(p));
+
+// Restores the state a link carries (after the model has loaded).
+async function restoreState() {
+  for (const panel of hidden) document.querySelector(`section.${panel}`).hidden = true;
+  if (params.has("augs")) $("augs").value = params.get("augs");
+  if (params.has("seed")) $("seed").value = params.get("seed");
+  try {
+    if (params.get("a")) {
+      chosen.a = await loadSource(params.get("a"));
+      chosen.b = params.get("b") ? await loadSource(params.get("b")) : null;
+      await score();
+    }
+  } catch (e) {
+    message(e instanceof Error ? e.message : String(e));
+  }
+  if (params.get("lesson") === "1") await lesson();
+}
+
+async function copyLink() {
+  saveState();
+  const link = location.href;
+  try {
+    await navigator.clipboard.writeText(link);
+    $("copied").textContent = "link copied";
+  } catch {
+    // No clipboard permission (e.g. in some iframes): show the link to copy by hand.
+    $("copied").textContent = link;
+  }
+  $("copied").dataset.link = link;
 }
 
 function exampleButton(path, label, name, thumbnail) {
@@ -392,9 +461,12 @@ async function main() {
   dropZone($("drop-b"), "b", $("image-b"));
   $("score").addEventListener("click", score);
   $("lesson-button").addEventListener("click", lesson);
+  $("copy-link").addEventListener("click", copyLink);
+  for (const id of ["augs", "seed"]) $(id).addEventListener("change", saveState);
   $("images").addEventListener("change", () => matrix($("images").files));
   examples();
   await load();
+  if (ready) await restoreState();
   document.body.dataset.ready = "1";
 }
 

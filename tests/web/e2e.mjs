@@ -7,6 +7,8 @@
 //     pairs, whose sentences must hold for those numbers in every head; the status line names the
 //     bytes downloaded and each score's time; a non-image and a corrupt (truncated) image each
 //     show a message and the page keeps working;
+//  1b. a teacher's link: the state in the URL (images, augmentations, seed, lesson, hidden
+//     panels) is shown, and the page's own "Copy link" reproduces its views and numbers;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
 //     README.md gives, and ?embed=1; a file dropped on the page, a 24-megapixel image (downscaled),
 //     one over the 64-megapixel limit (refused), several images (a similarity matrix per head);
@@ -224,6 +226,40 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     await page.screenshot({ path: join(out, `demo-lesson-${mode.name}.png`), fullPage: true });
   });
 }
+
+// 1b. A teacher's link: the page's state lives in its URL. A link with images, augmentations, seed
+// and hidden panels shows them; the page's own link ("Copy link") reproduces its views and numbers.
+await step("link", async (keep) => {
+  const link = `${base}/?a=photos/cat-1.jpg&b=photos/cat-2.jpg&augs=&seed=3&hide=matrix,views`;
+  const { page } = keep(await open([], link));
+  await page.waitForFunction(() => document.body.dataset.scoredA === "cat-1.jpg", null, { timeout: 120_000 });
+  await compare(page, cliPhotos, "link ?a=&b=");
+  for (const [panel, visible] of [["matrix", false], ["views", false], ["scores", true], ["lesson", true]]) {
+    if ((await page.isVisible(`section.${panel}`)) !== visible) fail(`link hide=matrix,views: section ${panel} visible is ${!visible}`);
+  }
+  // Build a state by hand, then take the page's link to a fresh page.
+  await page.fill("[data-testid=augs]", "abcd");
+  await page.fill("[data-testid=seed]", "5");
+  await scored(page, () => page.click("[data-testid='example-dog-1.jpg']"), "dog-1.jpg");
+  await page.click("[data-testid=lesson-button]");
+  await page.waitForFunction(() => Number(document.body.dataset.lesson || 0) > 0, null, { timeout: 120_000 });
+  await page.click("[data-testid=copy-link]");
+  await page.waitForSelector("[data-testid=copied][data-link]");
+  const copied = await page.getAttribute("[data-testid=copied]", "data-link");
+  const expected = ["a=photos/dog-1.jpg", "augs=abcd", "seed=5", "lesson=1", "hide=matrix,views"];
+  if (expected.some((part) => !copied.includes(part))) fail(`copied link ${copied} lacks one of ${expected}`);
+  const numbers = (p) => p.$$eval("[data-testid^=head-], [data-testid^=lesson-s-]", (els) => els.map((e) => `${e.dataset.testid}=${e.dataset.value}`).join(" "));
+  const before = await numbers(page);
+  const again = await open([], copied);
+  try {
+    await again.page.waitForFunction(() => document.body.dataset.scoredA === "dog-1.jpg" && document.body.dataset.lesson, null, { timeout: 120_000 });
+    const after = await numbers(again.page);
+    if (after !== before) fail(`link round trip: numbers differ\n  before ${before}\n  after  ${after}`);
+    else console.log(`link: ${copied.replace(base, "")} reproduces all ${before.split(" ").length} numbers`);
+  } finally {
+    await again.browser.close();
+  }
+});
 
 // 2. Embedded in a course page: sub-path, README's CSP, ?embed=1, drop, huge images, matrix.
 await step("embedded", async (keep) => {
