@@ -7,6 +7,8 @@
 //     pairs, whose sentences must hold for those numbers in every head; the status line names the
 //     bytes downloaded and each score's time; a non-image and a corrupt (truncated) image each
 //     show a message and the page keeps working;
+//  1c. axe-core's accessibility audit (no serious or critical violation) at 1000 and 375 px,
+//     nothing wider than a phone's screen, the lesson reachable and run from the keyboard;
 //  1b. a teacher's link: the state in the URL (images, augmentations, seed, lesson, hidden
 //     panels) is shown, and the page's own "Copy link" reproduces its views and numbers;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
@@ -224,6 +226,40 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     }
     console.log(`${mode.name}: the lesson's three pairs match amcl-train and bear out its sentences`);
     await page.screenshot({ path: join(out, `demo-lesson-${mode.name}.png`), fullPage: true });
+  });
+}
+
+// 1c. Everyone can use it: axe-core's audit of the page with the lesson shown (no serious or
+// critical violation), at a desktop width and at a phone's 375 px, where nothing may overflow
+// sideways; the controls reachable from the keyboard.
+const axeSource = readFileSync(join(root, "tests", "web", "node_modules", "axe-core", "axe.min.js"), "utf8");
+async function audit(page, what) {
+  await page.addScriptTag({ content: axeSource });
+  const violations = await page.evaluate(async () =>
+    (await window.axe.run(document, { resultTypes: ["violations"] })).violations
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 3) })));
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) fail(`${what}: accessibility violations: ${JSON.stringify(bad)}`);
+  else console.log(`${what}: axe-core finds no serious or critical violation (${violations.length} minor)`);
+}
+for (const width of [1000, 375]) {
+  await step(`a11y-${width}`, async (keep) => {
+    const { page } = keep(await open([], `${base}/?a=photos/cat-1.jpg&augs=abcde&seed=1&lesson=1`, { width, height: 900 }));
+    await page.waitForFunction(() => document.body.dataset.scoredA === "cat-1.jpg" && document.body.dataset.lesson, null, { timeout: 120_000 });
+    await audit(page, `${width} px`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    if (overflow > 1) fail(`${width} px: the page is ${overflow} px wider than the window`);
+    await page.screenshot({ path: join(out, `demo-${width}px.png`), fullPage: true });
+    // The keyboard: Tab reaches the lesson button, and Enter on it shows the lesson again.
+    const before = await page.evaluate(() => Number(document.body.dataset.lesson));
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate(() => document.activeElement?.id === "lesson-button");
+    }
+    if (!reached) fail(`${width} px: Tab never reaches the lesson button`);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((n) => Number(document.body.dataset.lesson) > n, before, { timeout: 120_000 });
   });
 }
 
