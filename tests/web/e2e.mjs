@@ -153,6 +153,7 @@ async function step(name, run) {
 }
 
 // 1. WebGPU and the CPU fallback: the numbers of amcl-train score.
+const timings = {}; // per mode, written to target/web-e2e/timings.json
 for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name: "cpu", args: [], backend: "CPU (wasm)" }]) {
   await step(mode.name, async (keep) => {
     const { page } = keep(await open(mode.args, `${base}/`));
@@ -226,8 +227,26 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     }
     console.log(`${mode.name}: the lesson's three pairs match amcl-train and bear out its sentences`);
     await page.screenshot({ path: join(out, `demo-lesson-${mode.name}.png`), fullPage: true });
+
+    // Timings, reported (never asserted): the time per score, median of 5 with the model warm.
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      await scored(page, () => page.click("[data-testid=score]"), "cat-1.jpg");
+      times.push(Number(await page.getAttribute("[data-testid=score-time]", "data-value")));
+    }
+    times.sort((x, y) => x - y);
+    timings[mode.name] = { ...timings[mode.name], score_ms_median_of_5: times[2] };
+  });
+  // Time to first score after page load: a link that scores two views of a photo on arrival.
+  await step(`${mode.name}-first-score`, async (keep) => {
+    const { page } = keep(await open(mode.args, `${base}/?a=photos/cat-1.jpg&augs=abcde&seed=0`));
+    await page.waitForFunction(() => document.body.dataset.scoredA === "cat-1.jpg", null, { timeout: 120_000 });
+    const ms = await page.evaluate(() => performance.now());
+    timings[mode.name] = { ...timings[mode.name], first_score_after_load_ms: ms };
+    console.log(`${mode.name}: first score ${(ms / 1000).toFixed(1)} s after the page started loading; then ${Math.round(timings[mode.name].score_ms_median_of_5)} ms per score (median of 5)`);
   });
 }
+writeFileSync(join(out, "timings.json"), JSON.stringify(timings, null, 1));
 
 // 1c. Everyone can use it: axe-core's audit of the page with the lesson shown (no serious or
 // critical violation), at a desktop width and at a phone's 375 px, where nothing may overflow
