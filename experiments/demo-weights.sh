@@ -6,7 +6,8 @@
 # epochs. About 80 s an epoch on 2 cores of an AVX-512 EPYC, so some hours: the run checkpoints
 # every epoch and this script continues it where it stopped (run it again after an interruption).
 # When it has finished, it exports the weights to web/model.bpk (f16), the file `trunk build`
-# ships.
+# ships, and chooses the demo's photographs and lesson again with them (web/examples/pick_photos.py);
+# then `bash scripts/test.sh` checks the lesson's sentences against the new numbers.
 #
 #   experiments/demo-weights.sh             # train (or continue), then export
 #   OUT=runs/demo2 experiments/demo-weights.sh
@@ -28,3 +29,5 @@ else
     --weight-decay 5e-4 --warmup-epochs 5 --grad-clip 1 --eval-every 10 --seed 0 --out "$out"
 fi
 "$bin" export --weights "$out/model.bpk" --out web/model.bpk
+# The demo's photographs and its lesson are chosen with the shipped weights: choose them again.
+python3 web/examples/pick_photos.py --binary "$bin"
