@@ -587,6 +587,18 @@ fn score_prints_the_documented_json() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(first.stdout, again.stdout);
 
+    // The explorer's strengths: a whole-image crop changes the views; out of range, a clean error.
+    let with = |flag: &str, value: &str| {
+        let flag = format!("{flag}={value}");
+        let (a, w) = (a.to_str().unwrap(), weights.to_str().unwrap());
+        amcl_train(&["score", a, "--augs", "abcde", "--seed", "3", &flag, "--weights", w, "--json"])
+    };
+    let whole = with("--crop-scale", "1");
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_ne!(whole.stdout, first.stdout, "--crop-scale 1 left the views as they were");
+    assert_clean_failure(&with("--jitter-strength", "2"), "the jitter strength must lie in [0, 1]");
+    assert_clean_failure(&with("--blur-max", "0"), "the largest blur sigma must lie in [0.1, 5]");
+
     // Bad input: a file that is not an image, and missing weights.
     let bogus = dir.join("bogus.jpg");
     std::fs::write(&bogus, b"not an image").unwrap();

@@ -2,8 +2,9 @@
 // (crates/amcl-web, see bindings.rs) computes. Query parameters: ?weights=URL (another model
 // trained with amcl-train and exported), ?embed=1 (compact layout for iframes), ?cpu=1 (skip
 // WebGPU), and the page's state, which the page keeps in its URL so that a link reproduces it:
-// a= and b= (an example such as photos/cat-1.jpg, or an image URL), augs=, seed=, lesson=1 (the
-// lesson shown) and hide= (panels to hide, comma-separated: inputs, lesson, views, scores, matrix).
+// a= and b= (an example such as photos/cat-1.jpg, or an image URL), augs=, seed=, the explorer's
+// strengths crop=, jitter=, blur= (when not the authors'), lesson=1 (the lesson shown) and hide=
+// (panels to hide, comma-separated: inputs, explorer, lesson, views, scores, matrix).
 
 const params = new URLSearchParams(location.search);
 const weightsUrl = params.get("weights") || "model.bpk";
@@ -184,6 +185,47 @@ async function withFallback(run) {
   }
 }
 
+// The explorer's strengths (amcl_core::augment::Strengths) as the module takes them.
+const STRENGTHS = { crop: ["crop_scale_min", 0.08], jitter: ["jitter_strength", 0.5], blur: ["blur_sigma_max", 2] };
+function strengths() {
+  return JSON.stringify(Object.fromEntries(Object.entries(STRENGTHS).map(([id, [key]]) => [key, Number($(id).value)])));
+}
+
+// Live scoring for the explorer: the latest request wins; at most one score runs at a time.
+let scoring = null;
+let again = false;
+async function scoreLive() {
+  if (scoring) { again = true; return; }
+  scoring = score();
+  await scoring;
+  scoring = null;
+  if (again) { again = false; scoreLive(); }
+}
+
+// The explorer's checkboxes and the augmentation letters field stay in step.
+function lettersFromBoxes() {
+  $("augs").value = [...document.querySelectorAll("[data-letter]")].filter((b) => b.checked).map((b) => b.dataset.letter).join("");
+}
+function boxesFromLetters() {
+  const letters = $("augs").value;
+  for (const box of document.querySelectorAll("[data-letter]")) box.checked = letters.includes(box.dataset.letter);
+}
+
+function setupExplorer() {
+  boxesFromLetters();
+  $("augs").addEventListener("input", boxesFromLetters);
+  for (const box of document.querySelectorAll("[data-letter]")) {
+    box.addEventListener("change", () => { lettersFromBoxes(); saveState(); if (chosen.a) scoreLive(); });
+  }
+  for (const id of Object.keys(STRENGTHS)) {
+    $(id).addEventListener("input", () => {
+      $(`${id}-value`).textContent = $(id).value;
+      if (chosen.a) scoreLive();
+    });
+    $(id).addEventListener("change", saveState);
+  }
+}
+
 async function score() {
   if (!ready) return message("The model is not loaded yet.");
   if (!chosen.a) return message("Choose image A first.");
@@ -194,7 +236,7 @@ async function score() {
     const b = chosen.b || { bytes: new Uint8Array(), name: "" };
     const started = performance.now();
     const report = await withFallback(async () =>
-      JSON.parse(await wasm.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed)));
+      JSON.parse(await wasm.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed, strengths())));
     const ms = performance.now() - started;
     showScores(report);
     $("score-time").textContent = `scored in ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
@@ -226,7 +268,7 @@ async function lesson() {
       const a = await photo(pair.a);
       const b = pair.b ? await photo(pair.b) : { bytes: new Uint8Array(), name: "" };
       const report = await withFallback(async () =>
-        JSON.parse(await wasm.score(a.bytes, a.name, b.bytes, b.name, plan.augs, plan.seed)));
+        JSON.parse(await wasm.score(a.bytes, a.name, b.bytes, b.name, plan.augs, plan.seed, "")));
       const figure = document.querySelector(`.lesson-pair[data-kind=${pair.kind}]`);
       const views = figure.querySelector(".lesson-views");
       views.textContent = "";
@@ -370,6 +412,9 @@ function stateUrl() {
   if (chosen.a?.source && chosen.b?.source) q.set("b", chosen.b.source);
   q.set("augs", $("augs").value.trim());
   q.set("seed", String(Math.max(0, parseInt($("seed").value || "0", 10) || 0)));
+  for (const [id, [, fallback]] of Object.entries(STRENGTHS)) {
+    if (Number($(id).value) !== fallback) q.set(id, $(id).value);
+  }
   if (document.body.dataset.lesson) q.set("lesson", "1");
   if (hidden.length) q.set("hide", hidden.join(","));
   return `${location.pathname}?${q.toString().replace(/%2F/g, "/").replace(/%2C/g, ",")}`;
@@ -379,7 +424,7 @@ function saveState() {
   history.replaceState(null, "", stateUrl());
 }
 
-const PANELS = ["inputs", "lesson", "views", "scores", "matrix"];
+const PANELS = ["inputs", "explorer", "lesson", "views", "scores", "matrix"];
 const hidden = (params.get("hide") || "").split(",").map((p) => p.trim()).filter((p) => PANELS.includes(p));
 
 // Restores the state a link carries (after the model has loaded).
@@ -387,6 +432,10 @@ async function restoreState() {
   for (const panel of hidden) document.querySelector(`section.${panel}`).hidden = true;
   if (params.has("augs")) $("augs").value = params.get("augs");
   if (params.has("seed")) $("seed").value = params.get("seed");
+  for (const id of Object.keys(STRENGTHS)) {
+    if (params.has(id)) { $(id).value = params.get(id); $(`${id}-value`).textContent = $(id).value; }
+  }
+  boxesFromLetters();
   try {
     if (params.get("a")) {
       chosen.a = await loadSource(params.get("a"));
@@ -462,6 +511,7 @@ async function main() {
   $("score").addEventListener("click", score);
   $("lesson-button").addEventListener("click", lesson);
   $("copy-link").addEventListener("click", copyLink);
+  setupExplorer();
   for (const id of ["augs", "seed"]) $(id).addEventListener("change", saveState);
   $("images").addEventListener("change", () => matrix($("images").files));
   examples();

@@ -9,6 +9,7 @@
 //     show a message and the page keeps working;
 //  1c. axe-core's accessibility audit (no serious or critical violation) at 1000 and 375 px,
 //     nothing wider than a phone's screen, the lesson reachable and run from the keyboard;
+//  1d. the augmentation explorer: a slider and a checkbox rescore live, as amcl-train does;
 //  1b. a teacher's link: the state in the URL (images, augmentations, seed, lesson, hidden
 //     panels) is shown, and the page's own "Copy link" reproduces its views and numbers;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
@@ -281,6 +282,33 @@ for (const width of [1000, 375]) {
     await page.waitForFunction((n) => Number(document.body.dataset.lesson) > n, before, { timeout: 120_000 });
   });
 }
+
+// 1d. The augmentation explorer: a slider and a checkbox rescore live, with amcl-train's numbers
+// for the same strengths (`score --crop-scale --jitter-strength --blur-max`).
+const cliExplore = (augs, extra) => JSON.parse(amclTrain(["score", photo("cat-1.jpg"), "--augs", augs, "--seed", "2",
+  ...extra, "--weights", weights, "--device", "cpu", "--json"]));
+await step("explorer", async (keep) => {
+  const { page } = keep(await open([], `${base}/?a=photos/cat-1.jpg&augs=abcde&seed=2`));
+  await page.waitForFunction(() => document.body.dataset.scoredA === "cat-1.jpg", null, { timeout: 120_000 });
+  const count = () => page.evaluate(() => Number(document.body.dataset.scored || 0));
+  const settle = async (act) => {
+    const before = await count();
+    await act();
+    await page.waitForFunction((n) => Number(document.body.dataset.scored || 0) > n, before, { timeout: 120_000 });
+    await page.waitForTimeout(300); // a live rescore may follow the first
+  };
+  await settle(() => page.fill("[data-testid=crop]", "0.5"));
+  await compare(page, cliExplore("abcde", ["--crop-scale", "0.5"]), "explorer crop 0.5");
+  await settle(() => page.uncheck("[data-testid=aug-b]"));
+  if ((await page.inputValue("[data-testid=augs]")) !== "acde") fail("explorer: unchecking b did not update the letters");
+  await settle(() => page.fill("[data-testid=jitter]", "1"));
+  await compare(page, cliExplore("acde", ["--crop-scale", "0.5", "--jitter-strength", "1"]), "explorer without blur, jitter 1");
+  await page.click("[data-testid=copy-link]");
+  await page.waitForSelector("[data-testid=copied][data-link]");
+  const link = await page.getAttribute("[data-testid=copied]", "data-link");
+  if (!["augs=acde", "crop=0.5", "jitter=1"].every((p) => link.includes(p))) fail(`explorer: link ${link}`);
+  console.log(`explorer: live rescoring matches amcl-train (${await page.textContent("[data-testid=score-time]")})`);
+});
 
 // 1b. A teacher's link: the page's state lives in its URL. A link with images, augmentations, seed
 // and hidden panels shows them; the page's own link ("Copy link") reproduces its views and numbers.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter};
+use amcl_core::augment::{AugmentationSet, Augmenter, Strengths};
 use amcl_core::model::TemperatureForm;
 use amcl_core::score::{PairScore, score_pair};
 use amcl_core::weights;
@@ -27,6 +27,15 @@ pub struct ScoreArgs {
     /// Seed of the augmentations.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Smallest crop area of augmentation a, a fraction in (0, 1] (the demo's explorer).
+    #[arg(long, default_value_t = Strengths::default().crop_scale_min)]
+    pub crop_scale: f32,
+    /// Colour-jitter strength of augmentation d, in [0, 1].
+    #[arg(long, default_value_t = Strengths::default().jitter_strength)]
+    pub jitter_strength: f32,
+    /// Largest blur sigma of augmentation b, in [0.1, 5].
+    #[arg(long, default_value_t = Strengths::default().blur_sigma_max)]
+    pub blur_max: f32,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Cpu)]
     pub device: DeviceChoice,
@@ -57,7 +66,14 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     let (a, b) = match &args.augs {
         Some(letters) => {
             let set: AugmentationSet = letters.parse().context("--augs")?;
-            let mut augmenter = Augmenter::new(set, AugmentConfig::new(), args.seed);
+            let strengths = Strengths {
+                crop_scale_min: args.crop_scale,
+                jitter_strength: args.jitter_strength,
+                blur_sigma_max: args.blur_max,
+            };
+            let config =
+                strengths.config().context("--crop-scale, --jitter-strength, --blur-max")?;
+            let mut augmenter = Augmenter::new(set, config, args.seed);
             (augmenter.view(a)?, augmenter.view(b)?)
         }
         None => (a, b),

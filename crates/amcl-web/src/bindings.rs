@@ -7,6 +7,8 @@ use burn::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use amcl_core::augment::Strengths;
+
 use crate::demo::Demo;
 
 thread_local! {
@@ -116,6 +118,8 @@ fn demo() -> Result<std::rc::Rc<Demo>, JsValue> {
 }
 
 /// Scores a pair (or two augmented views of `a` when `b` is empty); returns a `PairReport`.
+/// `strengths`: the augmentations' strengths as JSON (`amcl_core::augment::Strengths`), or empty
+/// for the authors'.
 #[wasm_bindgen]
 pub async fn score(
     a: Vec<u8>,
@@ -124,10 +128,19 @@ pub async fn score(
     b_name: String,
     augs: String,
     seed: u32,
+    strengths: String,
 ) -> Result<String, JsValue> {
     let demo = demo()?;
+    let strengths: Strengths = if strengths.is_empty() {
+        Strengths::default()
+    } else {
+        serde_json::from_str(&strengths).map_err(|e| error(format!("strengths: {e}")))?
+    };
     let second = (!b.is_empty()).then_some((b.as_slice(), b_name.as_str()));
-    let report = demo.score((&a, &a_name), second, &augs, u64::from(seed)).await.map_err(error)?;
+    let report = demo
+        .score((&a, &a_name), second, &augs, u64::from(seed), &strengths)
+        .await
+        .map_err(error)?;
     json(&report)
 }
 

@@ -3,6 +3,7 @@
 //! decoding large images in a 32-bit address space. Run them with `bash scripts/test-wasm.sh`
 //! (it starts Chromium with WebGPU enabled; see `crates/amcl-web/webdriver.json`).
 
+use amcl_core::augment::Strengths;
 use amcl_core::prelude::*;
 use burn::prelude::*;
 use wasm_bindgen::JsCast;
@@ -66,8 +67,8 @@ async fn webgpu_scores_equal_cpu_scores() {
     let on_cpu = Demo::new(&bytes, Device::flex(), CPU).unwrap();
     let (a, b) = (png(60, 45, 20), png(33, 70, 200));
     for (second, augs) in [(Some((b.as_slice(), "b.png")), ""), (None, "abcde")] {
-        let g = on_gpu.score((&a, "a.png"), second, augs, 7).await.unwrap();
-        let c = on_cpu.score((&a, "a.png"), second, augs, 7).await.unwrap();
+        let g = on_gpu.score((&a, "a.png"), second, augs, 7, &Strengths::default()).await.unwrap();
+        let c = on_cpu.score((&a, "a.png"), second, augs, 7, &Strengths::default()).await.unwrap();
         assert_eq!(g.heads.len(), 3);
         for (hg, hc) in g.heads.iter().zip(&c.heads) {
             for (x, y) in [
@@ -127,11 +128,16 @@ async fn large_images_are_downscaled_and_huge_ones_refused_before_decoding() {
     let demo = Demo::new(&weights(), Device::flex(), CPU).unwrap();
     // 12 megapixels: 36 MB of RGB in wasm's 32-bit address space, then resized to 32 x 32.
     let large = png(4000, 3000, 60);
-    let report = demo.score((&large, "large.png"), None, "abcde", 0).await.unwrap();
+    let report =
+        demo.score((&large, "large.png"), None, "abcde", 0, &Strengths::default()).await.unwrap();
     assert_eq!(report.views[0].rgba.len(), 4 * 32 * 32);
     // A header claiming 20000 x 20000 pixels (400 MP): refused from the header alone.
     let huge = png_header(20_000, 20_000);
-    let err = demo.score((&huge, "huge.png"), None, "abcde", 0).await.unwrap_err().to_string();
+    let err = demo
+        .score((&huge, "huge.png"), None, "abcde", 0, &Strengths::default())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("huge.png is 20000x20000 pixels"), "{err}");
 }
 

@@ -5,7 +5,7 @@
 // Natively (the bin only prints a hint), this module is used by the tests alone.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter};
+use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter, Strengths};
 use amcl_core::error::AmclError;
 use amcl_core::input::{decode_chw, to_tensor};
 use amcl_core::model::AmclModel;
@@ -147,6 +147,7 @@ impl Demo {
         b: Option<(&[u8], &str)>,
         augs: &str,
         seed: u64,
+        strengths: &Strengths,
     ) -> Result<(Tensor<4>, Tensor<4>), AmclError> {
         let image_a = self.batch(&[a])?;
         let image_b = match b {
@@ -162,7 +163,7 @@ impl Demo {
             return Ok((image_a, image_b));
         }
         let set: AugmentationSet = augs.parse()?;
-        let mut augmenter = Augmenter::new(set, AugmentConfig::new(), seed);
+        let mut augmenter = Augmenter::new(set, strengths.config()?, seed);
         Ok((augmenter.view(image_a)?, augmenter.view(image_b)?))
     }
 
@@ -186,8 +187,9 @@ impl Demo {
         b: Option<(&[u8], &str)>,
         augs: &str,
         seed: u64,
+        strengths: &Strengths,
     ) -> Result<PairReport, AmclError> {
-        let (view_a, view_b) = self.views(a, b, augs, seed)?;
+        let (view_a, view_b) = self.views(a, b, augs, seed, strengths)?;
         let table = score_table(&self.model, view_a.clone(), view_b.clone(), self.manifest.beta)?;
         let score = pair_score_from_table(&read(table).await?);
         let first = score.heads[0].similarity;

@@ -1,5 +1,6 @@
 //! Native tests of the demo's computations (the browser runs the same code on WebGPU or wasm).
 
+use amcl_core::augment::Strengths;
 use amcl_core::prelude::*;
 use burn::prelude::*;
 
@@ -28,7 +29,14 @@ fn pair_scores_equal_the_library_scores_of_the_same_pixels() {
     let info = demo.info();
     assert_eq!((info.heads, info.dim, info.method.as_str()), (3, 16, "amcl-simclr"));
     let (a, b) = (png(10), png(200));
-    let report = pollster::block_on(demo.score((&a, "a.png"), Some((&b, "b.png")), "", 0)).unwrap();
+    let report = pollster::block_on(demo.score(
+        (&a, "a.png"),
+        Some((&b, "b.png")),
+        "",
+        0,
+        &Strengths::default(),
+    ))
+    .unwrap();
     assert_eq!(report.heads.len(), 3);
     let total: f32 = report.heads.iter().map(|h| h.scaled - h.omega).sum();
     assert!((report.amcl_score - total).abs() < 1e-4);
@@ -48,11 +56,35 @@ fn pair_scores_equal_the_library_scores_of_the_same_pixels() {
 fn augmented_views_are_seeded() {
     let demo = demo();
     let a = png(90);
-    let one = pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 3)).unwrap();
-    let two = pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 3)).unwrap();
-    let other = pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 4)).unwrap();
+    let one =
+        pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 3, &Strengths::default()))
+            .unwrap();
+    let two =
+        pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 3, &Strengths::default()))
+            .unwrap();
+    let other =
+        pollster::block_on(demo.score((&a, "a.png"), None, "abcde", 4, &Strengths::default()))
+            .unwrap();
     assert_eq!(one.amcl_score, two.amcl_score);
     assert_ne!(one.views[0].rgba, other.views[0].rgba);
+}
+
+/// The explorer's strengths change the views (a smaller crop, no colour jitter), and a strength
+/// out of range is an error that names it.
+#[test]
+fn strengths_change_the_views_and_are_checked() {
+    let demo = demo();
+    let a = png(90);
+    let score = |s: Strengths| pollster::block_on(demo.score((&a, "a.png"), None, "ad", 3, &s));
+    let authors = score(Strengths::default()).unwrap();
+    let tight = score(Strengths { crop_scale_min: 0.9, ..Strengths::default() }).unwrap();
+    assert_ne!(authors.views[0].rgba, tight.views[0].rgba);
+    let still = Strengths { crop_scale_min: 1.0, jitter_strength: 0.0, ..Strengths::default() };
+    let same = score(still).unwrap();
+    // Whole image, no jitter: both views are the image itself.
+    assert_eq!(same.views[0].rgba, same.views[1].rgba);
+    let err = score(Strengths { jitter_strength: 1.5, ..Strengths::default() }).unwrap_err();
+    assert!(err.to_string().contains("jitter strength must lie in [0, 1], got 1.5"), "{err}");
 }
 
 #[test]
@@ -76,9 +108,15 @@ fn matrix_diagonal_holds_the_positive_pairs() {
 fn bad_input_is_an_error_not_a_panic() {
     let demo = demo();
     let a = png(1);
-    let err = pollster::block_on(demo.score((b"GIF89a nope", "x.gif"), Some((&a, "a.png")), "", 0));
+    let err = pollster::block_on(demo.score(
+        (b"GIF89a nope", "x.gif"),
+        Some((&a, "a.png")),
+        "",
+        0,
+        &Strengths::default(),
+    ));
     assert!(err.unwrap_err().to_string().contains("x.gif is not a readable PNG or JPEG image"));
-    let err = pollster::block_on(demo.score((&a, "a.png"), None, "", 0));
+    let err = pollster::block_on(demo.score((&a, "a.png"), None, "", 0, &Strengths::default()));
     assert!(err.unwrap_err().to_string().contains("second image"));
     assert!(Demo::new(b"not weights", Device::flex(), "CPU").is_err());
 }

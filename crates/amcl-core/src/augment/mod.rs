@@ -123,6 +123,52 @@ pub struct AugmentConfig {
     pub flip_p: f32,
 }
 
+/// The three strengths a user turns (the demo's augmentation explorer, `amcl-train score`): the
+/// smallest crop area (a), the colour-jitter strength (d) and the largest blur sigma (b). The
+/// probabilities stay the authors'.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Strengths {
+    /// Smallest crop area as a fraction of the image, in (0, 1] (authors': 0.08).
+    pub crop_scale_min: f32,
+    /// Colour-jitter strength s, in [0, 1] (authors': 0.5).
+    pub jitter_strength: f32,
+    /// Largest blur sigma (pixels at 224 px), in [0.1, 5] (authors': 2.0).
+    pub blur_sigma_max: f32,
+}
+
+impl Default for Strengths {
+    fn default() -> Self {
+        let c = AugmentConfig::new();
+        Self {
+            crop_scale_min: c.crop_scale_min,
+            jitter_strength: c.jitter_strength,
+            blur_sigma_max: c.blur_sigma.1,
+        }
+    }
+}
+
+impl Strengths {
+    /// The augmentation settings with these strengths, or an error naming the one out of range.
+    pub fn config(&self) -> AmclResult<AugmentConfig> {
+        let check = |name: &str, value: f32, ok: bool, range: &str| {
+            if ok && value.is_finite() {
+                Ok(())
+            } else {
+                Err(AmclError::InvalidConfig(format!("{name} must lie in {range}, got {value}")))
+            }
+        };
+        let Self { crop_scale_min: crop, jitter_strength: jitter, blur_sigma_max: blur } = *self;
+        check("the crop scale", crop, crop > 0.0 && crop <= 1.0, "(0, 1]")?;
+        check("the jitter strength", jitter, (0.0..=1.0).contains(&jitter), "[0, 1]")?;
+        check("the largest blur sigma", blur, (0.1..=5.0).contains(&blur), "[0.1, 5]")?;
+        let defaults = AugmentConfig::new();
+        Ok(defaults
+            .with_crop_scale_min(crop)
+            .with_jitter_strength(jitter)
+            .with_blur_sigma((0.1, blur)))
+    }
+}
+
 /// The random parameters of one augmented view of one image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewParams {
