@@ -78,8 +78,7 @@ struct SquaredNorm<'a> {
 impl ModuleVisitor for SquaredNorm<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(grad) = self.grads.get::<D>(param.id) {
-            // In f32: half-precision squares overflow f16 above 65,504, and phi's gradients are
-            // f32 while the backbone's may be half.
+            // In f32: under --precision f16 the squares would overflow above 65,504.
             let sum = grad.cast(FloatDType::F32).square().sum();
             self.total = Some(match self.total.take() {
                 Some(total) => total + sum,

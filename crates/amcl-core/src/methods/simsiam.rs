@@ -70,9 +70,9 @@ pub fn simsiam_step(
     };
     let stack = |v: Vec<Tensor<2>>| Tensor::stack::<3>(v, 0);
     // The predictors run in the training precision; the objective in f32.
-    let f32 = |v| objective_precision(stack(v));
-    let (p1, p2) = (f32(predict(&z1)), f32(predict(&z2)));
-    let (z1, z2) = (f32(z1), f32(z2));
+    let for_objective = |v| objective_precision(stack(v));
+    let (p1, p2) = (for_objective(predict(&z1)), for_objective(predict(&z2)));
+    let (z1, z2) = (for_objective(z1), for_objective(z2));
     let taus = adaptive.then(|| {
         let tau = |p: &Tensor<3>, z: &Tensor<3>| {
             model.paired_temperatures(l2_normalize(p.clone()), l2_normalize(z.clone()).detach())
