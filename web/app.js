@@ -3,7 +3,8 @@
 // trained with amcl-train and exported), ?embed=1 (compact layout for iframes), ?cpu=1 (skip
 // WebGPU), and the page's state, which the page keeps in its URL so that a link reproduces it:
 // a= and b= (an example such as photos/cat-1.jpg, or an image URL), augs=, seed=, the explorer's
-// strengths crop=, jitter=, blur= (when not the authors'), lesson=1 (the lesson shown) and hide=
+// strengths crop=, jitter=, blur= (when not the authors'), lesson=1 (the lesson shown),
+// matrix=photos (the several-images panel showing the example photographs) and hide=
 // (panels to hide, comma-separated: inputs, explorer, lesson, views, scores, matrix).
 
 const params = new URLSearchParams(location.search);
@@ -320,52 +321,122 @@ function heat(value) {
   return `rgb(${r},${g},${b})`;
 }
 
-async function matrix(files) {
+// Several images: per head, the similarity matrix (view A of each image against view B of each)
+// and the views' embeddings on their two principal components, the two views of an image joined.
+// `items`: [{ bytes, name, group }], group (a photo's class) colouring the points.
+async function matrix(items) {
   if (!ready) return message("The model is not loaded yet.");
-  if (files.length < 2) return message("Choose at least two images for the matrix.");
+  if (items.length < 2) return message("Choose at least two images for the matrix.");
   try {
-    const items = await Promise.all([...files].map(fileBytes));
     const total = items.reduce((n, it) => n + it.bytes.length, 0);
     const bytes = new Uint8Array(total);
     let at = 0;
     for (const it of items) { bytes.set(it.bytes, at); at += it.bytes.length; }
     const lengths = new Uint32Array(items.map((it) => it.bytes.length));
     const seed = Math.max(0, parseInt($("seed").value || "0", 10) || 0);
-    const report = await withFallback(async () => JSON.parse(
-      await wasm.matrix(bytes, lengths, items.map((it) => it.name), $("augs").value.trim(), seed)));
+    const report = await withFallback(async () => JSON.parse(await wasm.matrix(
+      bytes, lengths, items.map((it) => it.name), $("augs").value.trim(), seed, strengths())));
+    const groups = [...new Set(items.map((it) => it.group ?? it.name))];
+    const colour = (i) => `hsl(${Math.round((360 * groups.indexOf(items[i].group ?? items[i].name)) / groups.length)},70%,42%)`;
     const out = $("matrices");
     out.textContent = "";
-    const n = report.n;
-    const cellSize = Math.max(18, Math.min(48, Math.floor(240 / n)));
     for (const h of report.heads) {
       const fig = document.createElement("figure");
-      const canvas = document.createElement("canvas");
-      canvas.width = canvas.height = n * cellSize;
-      canvas.dataset.testid = `matrix-${h.head}`;
-      const ctx = canvas.getContext("2d");
-      for (let i = 0; i < n; i++) {
-        for (let j = 0; j < n; j++) {
-          ctx.fillStyle = heat(h.similarity[i * n + j]);
-          ctx.fillRect(j * cellSize, i * cellSize, cellSize, cellSize);
-        }
-        const j = h.hardest[i];
-        ctx.strokeStyle = "#000";
-        ctx.lineWidth = 2;
-        ctx.beginPath();
-        ctx.arc((j + 0.5) * cellSize, (i + 0.5) * cellSize, cellSize * 0.35, 0, 2 * Math.PI);
-        ctx.stroke();
-      }
+      fig.append(heatmap(h, report.n), scatter(h, report.n, colour, items));
       const caption = document.createElement("figcaption");
-      caption.textContent = `head ${h.head}: hardest negative per row (tau-): ` +
-        h.hardest.map((j, i) => `${i}->${j} (${h.tau[i * n + j].toFixed(3)})`).join(", ");
-      fig.append(canvas, caption);
+      const [x, y] = h.projection.explained.map((v) => `${Math.round(100 * v)} %`);
+      caption.textContent = `head ${h.head}: principal components ${x} and ${y} of the variance; ` +
+        "hardest negative per row (tau-): " +
+        h.hardest.map((j, i) => `${i}->${j} (${h.tau[i * report.n + j].toFixed(3)})`).join(", ");
+      fig.append(caption);
       out.appendChild(fig);
     }
+    $("matrix-legend").textContent = groups.length < items.length
+      ? `Colours: ${groups.join(", ")}.` : "Each image has its own colour.";
+    document.body.dataset.matrix = String(Number(document.body.dataset.matrix || 0) + 1);
     message("");
   } catch (e) {
-    message(String(e));
+    message(e instanceof Error ? e.message : String(e));
   }
 }
+
+// One head's similarity matrix; each row's hardest negative ringed.
+function heatmap(h, n) {
+  const cellSize = Math.max(12, Math.min(48, Math.floor(240 / n)));
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = n * cellSize;
+  canvas.dataset.testid = `matrix-${h.head}`;
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-label", `head ${h.head}: similarity of view A of each image (rows) to view B of each (columns)`);
+  const ctx = canvas.getContext("2d");
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      ctx.fillStyle = heat(h.similarity[i * n + j]);
+      ctx.fillRect(j * cellSize, i * cellSize, cellSize, cellSize);
+    }
+    const j = h.hardest[i];
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    ctx.arc((j + 0.5) * cellSize, (i + 0.5) * cellSize, cellSize * 0.35, 0, 2 * Math.PI);
+    ctx.stroke();
+  }
+  return canvas;
+}
+
+// One head's embeddings in the plane of their two principal components: view A a dot, view B a
+// ring, the two views of one image (a positive pair) joined by a line.
+function scatter(h, n, colour, items) {
+  const side = 240;
+  const pad = 10;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = side;
+  canvas.dataset.testid = `pca-${h.head}`;
+  canvas.dataset.points = JSON.stringify(h.projection.points);
+  canvas.setAttribute("role", "img");
+  const ctx = canvas.getContext("2d");
+  const p = h.projection.points;
+  const reach = Math.max(1e-6, ...p.flat().map(Math.abs));
+  const at = ([x, y]) => [side / 2 + ((side / 2 - pad) * x) / reach, side / 2 - ((side / 2 - pad) * y) / reach];
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, side, side);
+  ctx.strokeStyle = "#e4e4ec";
+  ctx.beginPath();
+  ctx.moveTo(side / 2, 0); ctx.lineTo(side / 2, side); ctx.moveTo(0, side / 2); ctx.lineTo(side, side / 2);
+  ctx.stroke();
+  let spread = 0;
+  for (let i = 0; i < n; i++) {
+    const [a, b] = [at(p[i]), at(p[n + i])];
+    spread += Math.hypot(p[i][0] - p[n + i][0], p[i][1] - p[n + i][1]);
+    ctx.strokeStyle = colour(i);
+    ctx.fillStyle = colour(i);
+    ctx.lineWidth = 1.5;
+    ctx.beginPath(); ctx.moveTo(...a); ctx.lineTo(...b); ctx.stroke();
+    ctx.beginPath(); ctx.arc(...a, 4, 0, 2 * Math.PI); ctx.fill();
+    ctx.beginPath(); ctx.arc(...b, 4, 0, 2 * Math.PI); ctx.stroke();
+  }
+  canvas.setAttribute("aria-label", `head ${h.head}: the ${n} images' two views on the embeddings' two principal ` +
+    `components; the average line joining an image's two views is ${(spread / n / reach).toFixed(2)} of the plot's half-width`);
+  canvas.title = items.map((it, i) => `${i}: ${it.name}`).join("\n");
+  return canvas;
+}
+
+// The example photographs (examples/photos.json), each coloured by its class.
+async function matrixPhotos() {
+  try {
+    const response = await fetch("examples/photos.json");
+    if (!response.ok) throw new Error(`examples/photos.json: HTTP ${response.status}`);
+    const photos = await response.json();
+    const items = await Promise.all(photos.map(async (p) =>
+      ({ ...(await loadExample(`photos/${p.name}`, p.name)), group: p.class })));
+    matrixSource = "photos";
+    saveState();
+    await matrix(items);
+  } catch (e) {
+    message(e instanceof Error ? e.message : String(e));
+  }
+}
+let matrixSource = null; // "photos" when the matrix shows the example photographs (matrix= in the URL)
 
 function dropZone(zone, slot, input) {
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
@@ -416,6 +487,7 @@ function stateUrl() {
     if (Number($(id).value) !== fallback) q.set(id, $(id).value);
   }
   if (document.body.dataset.lesson) q.set("lesson", "1");
+  if (matrixSource) q.set("matrix", matrixSource);
   if (hidden.length) q.set("hide", hidden.join(","));
   return `${location.pathname}?${q.toString().replace(/%2F/g, "/").replace(/%2C/g, ",")}`;
 }
@@ -446,6 +518,7 @@ async function restoreState() {
     message(e instanceof Error ? e.message : String(e));
   }
   if (params.get("lesson") === "1") await lesson();
+  if (params.get("matrix") === "photos") await matrixPhotos();
 }
 
 async function copyLink() {
@@ -513,7 +586,12 @@ async function main() {
   $("copy-link").addEventListener("click", copyLink);
   setupExplorer();
   for (const id of ["augs", "seed"]) $(id).addEventListener("change", saveState);
-  $("images").addEventListener("change", () => matrix($("images").files));
+  $("images").addEventListener("change", async () => {
+    matrixSource = null;
+    saveState();
+    await matrix(await Promise.all([...$("images").files].map(fileBytes)));
+  });
+  $("matrix-photos").addEventListener("click", matrixPhotos);
   examples();
   await load();
   if (ready) await restoreState();

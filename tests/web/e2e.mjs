@@ -12,6 +12,9 @@
 //  1d. the augmentation explorer: a slider and a checkbox rescore live, as amcl-train does;
 //  1b. a teacher's link: the state in the URL (images, augmentations, seed, lesson, hidden
 //     panels) is shown, and the page's own "Copy link" reproduces its views and numbers;
+//  1e. several images: the 16 photographs' matrices and principal-component projections per
+//     head, where an image's two views lie closer than two different images, and the link
+//     (matrix=photos) reproduces them;
 //  2. as a course page embeds it: under a sub-path, with the Content-Security-Policy that
 //     README.md gives, and ?embed=1; a file dropped on the page, a 24-megapixel image (downscaled),
 //     one over the 64-megapixel limit (refused), several images (a similarity matrix per head);
@@ -21,7 +24,7 @@
 // Screenshots go to target/web-e2e/ for review.
 //
 // Usage: node tests/web/e2e.mjs   (from the repository root, after `trunk build --release` and
-// `cargo build --release -p amcl-train`)
+// `cargo build --release -p amcl-train`); E2E_ONLY=pca,link runs only the steps named.
 
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
@@ -142,7 +145,11 @@ async function compare(page, cli, what) {
   console.log(`${what}: ${cli.heads.length} heads match amcl-train score (max |diff| ${worst.toExponential(2)})`);
 }
 
+// E2E_ONLY=pca,embedded runs only the steps named (while working on them); unset, all run.
+const only = (process.env.E2E_ONLY || "").split(",").filter(Boolean);
+
 async function step(name, run) {
+  if (only.length && !only.includes(name)) return;
   let opened = null;
   try {
     await run((o) => { opened = o; return o; });
@@ -247,7 +254,7 @@ for (const mode of [{ name: "webgpu", args: WEBGPU, backend: "WebGPU" }, { name:
     console.log(`${mode.name}: first score ${(ms / 1000).toFixed(1)} s after the page started loading; then ${Math.round(timings[mode.name].score_ms_median_of_5)} ms per score (median of 5)`);
   });
 }
-writeFileSync(join(out, "timings.json"), JSON.stringify(timings, null, 1));
+if (Object.keys(timings).length) writeFileSync(join(out, "timings.json"), JSON.stringify(timings, null, 1));
 
 // 1c. Everyone can use it: axe-core's audit of the page with the lesson shown (no serious or
 // critical violation), at a desktop width and at a phone's 375 px, where nothing may overflow
@@ -344,6 +351,41 @@ await step("link", async (keep) => {
   }
 });
 
+// 1e. Several images: the 16 photographs, per head a similarity matrix and the embeddings on their
+// two principal components; matrix=photos in the link brings the same picture back.
+await step("pca", async (keep) => {
+  const { page } = keep(await open([], `${base}/?augs=abcde&seed=2&crop=0.5`, { width: 1000, height: 1400 }));
+  await page.click("[data-testid=matrix-photos]");
+  await page.waitForFunction(() => document.body.dataset.matrix, null, { timeout: 120_000 });
+  const points = (p) => p.$$eval("[data-testid^=pca-]", (els) => els.map((e) => JSON.parse(e.dataset.points)));
+  const heads = await points(page);
+  if (heads.length !== cliPair.heads.length) fail(`pca: ${heads.length} projections for ${cliPair.heads.length} heads`);
+  for (const [c, p] of heads.entries()) {
+    if (p.length !== 32 || p.flat().some((v) => !Number.isFinite(v))) { fail(`pca head ${c}: ${p.length} points`); continue; }
+    // What the picture shows: an image's two views lie closer together than two different images.
+    const d = (i, j) => Math.hypot(p[i][0] - p[j][0], p[i][1] - p[j][1]);
+    let positive = 0, other = 0, count = 0;
+    for (let i = 0; i < 16; i++) {
+      positive += d(i, 16 + i) / 16;
+      for (let j = 0; j < 16; j++) if (j !== i) { other += d(i, 16 + j); count++; }
+    }
+    other /= count;
+    if (!(positive < other)) fail(`pca head ${c}: views of one photo ${positive.toFixed(3)} apart, different photos ${other.toFixed(3)}`);
+    else console.log(`pca head ${c}: views of one photo ${positive.toFixed(3)} apart on average, different photos ${other.toFixed(3)}`);
+  }
+  const link = await page.evaluate(() => location.href);
+  if (!link.includes("matrix=photos")) fail(`pca: the link ${link} lacks matrix=photos`);
+  await page.screenshot({ path: join(out, "demo-pca.png"), fullPage: true });
+  const again = await open([], link, { width: 1000, height: 1400 });
+  try {
+    await again.page.waitForFunction(() => document.body.dataset.matrix, null, { timeout: 120_000 });
+    if (JSON.stringify(await points(again.page)) !== JSON.stringify(heads)) fail("pca: the link did not reproduce the projection");
+    else console.log(`pca: ${link.replace(base, "")} reproduces the ${heads.length} projections`);
+  } finally {
+    await again.browser.close();
+  }
+});
+
 // 2. Embedded in a course page: sub-path, README's CSP, ?embed=1, drop, huge images, matrix.
 await step("embedded", async (keep) => {
   const { page, logs } = keep(await open(WEBGPU, `${base}${SUB}?embed=1`, { width: 720, height: 560 }));
@@ -392,7 +434,11 @@ await step("embedded", async (keep) => {
     const size = await page.getAttribute(`[data-testid=matrix-${c}]`, "width");
     if (!(Number(size) > 0)) fail(`matrix head ${c}: canvas width ${size}`);
   }
-  console.log(`embedded: ${heads} similarity matrices of ${files.length} images, hardest negatives marked`);
+  for (let c = 0; c < heads; c++) {
+    const n = await page.$eval(`[data-testid=pca-${c}]`, (e) => JSON.parse(e.dataset.points).length);
+    if (n !== 2 * files.length) fail(`matrix head ${c}: ${n} projected views for ${files.length} images`);
+  }
+  console.log(`embedded: ${heads} similarity matrices and projections of ${files.length} images, hardest negatives marked`);
   await page.screenshot({ path: join(out, "demo-matrix.png"), fullPage: true });
 });
 

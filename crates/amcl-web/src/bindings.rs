@@ -131,11 +131,7 @@ pub async fn score(
     strengths: String,
 ) -> Result<String, JsValue> {
     let demo = demo()?;
-    let strengths: Strengths = if strengths.is_empty() {
-        Strengths::default()
-    } else {
-        serde_json::from_str(&strengths).map_err(|e| error(format!("strengths: {e}")))?
-    };
+    let strengths = parse_strengths(&strengths)?;
     let second = (!b.is_empty()).then_some((b.as_slice(), b_name.as_str()));
     let report = demo
         .score((&a, &a_name), second, &augs, u64::from(seed), &strengths)
@@ -144,7 +140,17 @@ pub async fn score(
     json(&report)
 }
 
-/// Similarity matrices of several images (concatenated in `bytes`, split by `lengths`).
+/// The augmentations' strengths from JSON (`amcl_core::augment::Strengths`), or the authors'
+/// when `json` is empty.
+fn parse_strengths(json: &str) -> Result<Strengths, JsValue> {
+    if json.is_empty() {
+        return Ok(Strengths::default());
+    }
+    serde_json::from_str(json).map_err(|e| error(format!("strengths: {e}")))
+}
+
+/// Similarity matrices and principal-component projections of several images (concatenated in
+/// `bytes`, split by `lengths`), per head; returns a `MatrixReport`. `strengths` as in [`score`].
 #[wasm_bindgen]
 pub async fn matrix(
     bytes: Vec<u8>,
@@ -152,8 +158,10 @@ pub async fn matrix(
     names: Vec<String>,
     augs: String,
     seed: u32,
+    strengths: String,
 ) -> Result<String, JsValue> {
     let demo = demo()?;
+    let strengths = parse_strengths(&strengths)?;
     let mut images = Vec::with_capacity(lengths.len());
     let mut start = 0usize;
     for (len, name) in lengths.iter().zip(&names) {
@@ -162,6 +170,6 @@ pub async fn matrix(
         images.push((slice, name.as_str()));
         start = end;
     }
-    let report = demo.matrix(&images, &augs, u64::from(seed)).await.map_err(error)?;
+    let report = demo.matrix(&images, &augs, u64::from(seed), &strengths).await.map_err(error)?;
     json(&report)
 }

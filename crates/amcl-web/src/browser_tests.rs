@@ -89,8 +89,8 @@ async fn webgpu_scores_equal_cpu_scores() {
     }
     let images = [png(40, 40, 0), png(40, 40, 90), png(40, 40, 180)];
     let named: Vec<(&[u8], &str)> = images.iter().map(|b| (b.as_slice(), "m.png")).collect();
-    let g = on_gpu.matrix(&named, "abcde", 1).await.unwrap();
-    let c = on_cpu.matrix(&named, "abcde", 1).await.unwrap();
+    let g = on_gpu.matrix(&named, "abcde", 1, &Strengths::default()).await.unwrap();
+    let c = on_cpu.matrix(&named, "abcde", 1, &Strengths::default()).await.unwrap();
     for (hg, hc) in g.heads.iter().zip(&c.heads) {
         for (x, y) in hg.similarity.iter().zip(&hc.similarity).chain(hg.tau.iter().zip(&hc.tau)) {
             assert!((x - y).abs() < 1e-3, "matrix: WebGPU {x} vs CPU {y}");

@@ -5,7 +5,7 @@
 // Natively (the bin only prints a hint), this module is used by the tests alone.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use amcl_core::augment::{AugmentConfig, AugmentationSet, Augmenter, Strengths};
+use amcl_core::augment::{AugmentationSet, Augmenter, Strengths};
 use amcl_core::error::AmclError;
 use amcl_core::input::{decode_chw, to_tensor};
 use amcl_core::model::AmclModel;
@@ -14,6 +14,8 @@ use amcl_core::weights::{self, Manifest};
 use burn::module::Module;
 use burn::prelude::*;
 use serde::Serialize;
+
+use crate::projection::{Projection, principal_components};
 
 /// SimCLR's fixed temperature, for the single-head comparison.
 pub const SIMCLR_TEMPERATURE: f32 = 0.5;
@@ -76,6 +78,9 @@ pub struct HeadMatrix {
     pub tau: Vec<f32>,
     /// Per row, the column of the hardest negative (largest s/tau off the diagonal).
     pub hardest: Vec<usize>,
+    /// The head's embeddings of view A of every image, then of view B, in the plane of their
+    /// two principal components (`2n` points; image i's positives are points i and n + i).
+    pub projection: Projection,
 }
 
 /// Similarity matrices of several images, per head.
@@ -207,12 +212,14 @@ impl Demo {
     }
 
     /// Per head, the similarity and temperature of view A of every image against view B of
-    /// every image (two augmented views per image from `augs` and `seed`).
+    /// every image (two augmented views per image from `augs`, `strengths` and `seed`), and the
+    /// views' embeddings projected onto their two principal components.
     pub async fn matrix(
         &self,
         images: &[(&[u8], &str)],
         augs: &str,
         seed: u64,
+        strengths: &Strengths,
     ) -> Result<MatrixReport, AmclError> {
         let n = images.len();
         if n < 2 {
@@ -224,7 +231,7 @@ impl Demo {
         let (view_a, view_b) = if augs.is_empty() {
             (batch.clone(), batch)
         } else {
-            let mut augmenter = Augmenter::new(augs.parse()?, AugmentConfig::new(), seed);
+            let mut augmenter = Augmenter::new(augs.parse()?, strengths.config()?, seed);
             augmenter.two_views(batch)?
         };
         let features = self.model.try_features(Tensor::cat(vec![view_a, view_b], 0))?;
@@ -233,6 +240,7 @@ impl Demo {
         let mut heads = Vec::with_capacity(c);
         for head in 0..c {
             let zc = z.clone().narrow(0, head, 1).reshape([2 * n, d]);
+            let projection = principal_components(&read(zc.clone()).await?, d)?;
             let (za, zb) = (zc.clone().narrow(0, 0, n), zc.narrow(0, n, n));
             let similarity = za.clone().matmul(zb.clone().transpose());
             let tau = self.model.pairwise_temperature(head, za, zb);
@@ -250,7 +258,7 @@ impl Demo {
                         .unwrap_or(0)
                 })
                 .collect();
-            heads.push(HeadMatrix { head, similarity, tau, hardest });
+            heads.push(HeadMatrix { head, similarity, tau, hardest, projection });
         }
         Ok(MatrixReport { backend: self.backend.clone(), n, heads })
     }

@@ -4,6 +4,7 @@
 //! page itself is `index.html` + `web/app.js`, which call the functions in [`bindings`].
 
 mod demo;
+mod projection;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

@@ -92,14 +92,43 @@ fn matrix_diagonal_holds_the_positive_pairs() {
     let demo = demo();
     let images = [png(0), png(80), png(160), png(240)];
     let named: Vec<(&[u8], &str)> = images.iter().map(|b| (b.as_slice(), "x.png")).collect();
-    let report = pollster::block_on(demo.matrix(&named, "", 0)).unwrap();
+    let report = pollster::block_on(demo.matrix(&named, "", 0, &Strengths::default())).unwrap();
     assert_eq!(report.n, 4);
     for head in &report.heads {
+        assert_eq!(head.projection.points.len(), 8);
         for i in 0..4 {
-            // Without augmentation both views are the same image: s_ii = 1.
+            // Without augmentation both views are the same image: s_ii = 1, and the two views
+            // of an image fall on one point of the projection.
             assert!((head.similarity[i * 4 + i] - 1.0).abs() < 1e-4);
             assert_ne!(head.hardest[i], i);
             assert!(head.tau[i * 4 + head.hardest[i]] > 0.0);
+            let (a, b) = (head.projection.points[i], head.projection.points[4 + i]);
+            assert!((a[0] - b[0]).abs() < 1e-4 && (a[1] - b[1]).abs() < 1e-4, "{a:?} {b:?}");
+        }
+    }
+}
+
+#[test]
+fn matrix_projection_preserves_what_it_can_of_the_distances() {
+    // With views that differ, the projection's distances never exceed the embeddings' own
+    // (a projection onto a plane only shortens), and the strengths reach the views.
+    let demo = demo();
+    let images = [png(0), png(80), png(160)];
+    let named: Vec<(&[u8], &str)> = images.iter().map(|b| (b.as_slice(), "x.png")).collect();
+    let gentle = Strengths { crop_scale_min: 0.9, ..Strengths::default() };
+    let report = pollster::block_on(demo.matrix(&named, "ab", 3, &gentle)).unwrap();
+    let harsh = pollster::block_on(demo.matrix(&named, "ab", 3, &Strengths::default())).unwrap();
+    let (g, h) = (&report.heads[0], &harsh.heads[0]);
+    assert_ne!(g.similarity, h.similarity, "the strengths changed nothing");
+    for head in &report.heads {
+        let p = &head.projection;
+        assert!(p.explained[0] >= p.explained[1] && p.explained[0] <= 1.0 + 1e-5);
+        for i in 0..3 {
+            // |z_a - z_b|^2 = 2 - 2 s for unit vectors: the positive pair's true distance.
+            let true_distance = (2.0 - 2.0 * head.similarity[i * 3 + i]).max(0.0).sqrt();
+            let (a, b) = (p.points[i], p.points[3 + i]);
+            let projected = ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+            assert!(projected <= true_distance + 1e-3, "{projected} > {true_distance}");
         }
     }
 }
