@@ -25,7 +25,7 @@ pub struct Projection {
 /// principal components. Each component's sign is chosen so that its largest coordinate (in
 /// absolute value) is positive, so that the same points always give the same picture.
 pub fn principal_components(values: &[f32], d: usize) -> Result<Projection, AmclError> {
-    if d == 0 || values.len() % d != 0 || values.len() / d < 2 {
+    if d == 0 || !values.len().is_multiple_of(d) || values.len() / d < 2 {
         return Err(AmclError::InvalidConfig(format!(
             "a projection needs at least two points of one dimension (got {} values, d = {d})",
             values.len()
