@@ -375,7 +375,7 @@ await step("pca", async (keep) => {
   }
   const link = await page.evaluate(() => location.href);
   if (!link.includes("matrix=photos")) fail(`pca: the link ${link} lacks matrix=photos`);
-  await page.screenshot({ path: join(out, "demo-pca.png"), fullPage: true });
+  await page.locator("section.matrix figure").first().screenshot({ path: join(out, "demo-pca.png") });
   const again = await open([], link, { width: 1000, height: 1400 });
   try {
     await again.page.waitForFunction(() => document.body.dataset.matrix, null, { timeout: 120_000 });
