@@ -421,12 +421,12 @@ function scatter(h, n, colour, items) {
   return canvas;
 }
 
+let matrixSource = null; // "photos" when the matrix shows the example photographs (matrix= in the URL)
+
 // The example photographs (examples/photos.json), each coloured by its class.
 async function matrixPhotos() {
   try {
-    const response = await fetch("examples/photos.json");
-    if (!response.ok) throw new Error(`examples/photos.json: HTTP ${response.status}`);
-    const photos = await response.json();
+    const photos = await photoList();
     const items = await Promise.all(photos.map(async (p) =>
       ({ ...(await loadExample(`photos/${p.name}`, p.name)), group: p.class })));
     matrixSource = "photos";
@@ -436,8 +436,6 @@ async function matrixPhotos() {
     message(e instanceof Error ? e.message : String(e));
   }
 }
-let matrixSource = null; // "photos" when the matrix shows the example photographs (matrix= in the URL)
-
 function dropZone(zone, slot, input) {
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
@@ -560,12 +558,20 @@ function exampleButton(path, label, name, thumbnail) {
   return button;
 }
 
+// The list of example photographs (examples/photos.json), fetched once (again after a failure).
+let photoListing = null;
+function photoList() {
+  photoListing ??= fetch("examples/photos.json").then((response) => {
+    if (!response.ok) throw new Error(`examples/photos.json: HTTP ${response.status}`);
+    return response.json();
+  }).catch((e) => { photoListing = null; throw e; }); // a failed fetch is tried again next time
+  return photoListing;
+}
+
 async function examples() {
   const photos = $("photos");
   try {
-    const response = await fetch("examples/photos.json");
-    if (!response.ok) throw new Error(`examples/photos.json: HTTP ${response.status}`);
-    for (const p of await response.json()) {
+    for (const p of await photoList()) {
       const label = p.name.replace(".jpg", "").replace("-", " ");
       photos.appendChild(exampleButton(`photos/${p.name}`, label, p.name, true));
     }
