@@ -34,14 +34,21 @@ declare -A runs=(
   [amcl-simclr-soft]="$sgd --method amcl-simclr --amcl-form soft"
   [amcl-simclr-soft-posomega]="$sgd --method amcl-simclr --amcl-form soft --beta-positive 1"
   [amcl-simclr-authors-posomega]="$sgd --method amcl-simclr --amcl-form authors --beta-positive 1"
+  [amcl-simclr-centred]="$sgd --method amcl-simclr --amcl-form centred"
+  [amcl-simclr-centred-topk]="$sgd --method amcl-simclr --amcl-form centred --reduction topk"
+  [amcl-simclr-centred-0.1]="$sgd --method amcl-simclr --amcl-form centred --tau-max 0.2"
+  [simclr-0.1]="$sgd --method simclr --temperature 0.1"
   [moco]="$sgd --method moco"
+  [amcl-moco-centred]="$sgd --method amcl-moco --amcl-form centred"
   [amcl-moco-authors]="$sgd --method amcl-moco --amcl-form authors"
   [amcl-moco-soft]="$sgd --method amcl-moco --amcl-form soft"
 )
 order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-authors-init
        amcl-simclr-authors-lo0.05 amcl-simclr-authors-beta1 amcl-simclr-soft-noinit
        moco amcl-moco-authors amcl-moco-soft amcl-simclr-authors-adam
-       amcl-simclr-soft-posomega amcl-simclr-authors-posomega)
+       amcl-simclr-soft-posomega amcl-simclr-authors-posomega
+       amcl-simclr-centred amcl-moco-centred amcl-simclr-centred-topk simclr-0.1
+       amcl-simclr-centred-0.1)
 [ $# -gt 0 ] && order=("$@")
 mkdir -p "$out"
 for name in "${order[@]}"; do

@@ -11,7 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's header says how long the suite has run so far (a cold run should stay well under
+# an hour on 2 cores).
+step() { printf '\n==> %s   [%dm%02ds]\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)); }
 
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -33,10 +35,23 @@ step "cargo test (native, release profile, CPU backend)"
 cargo test --workspace --release --no-default-features --features amcl-train/x86-v4
 
 # amcl-core's CPU kernels pick the widest vector instructions the CPU has; AMCL_CPU_SIMD caps
-# them, so that the copies an AVX2-only or older x86-64 CPU runs are tested here too.
+# them, so that the copies an AVX2-only or older x86-64 CPU runs are tested here too. The kernels
+# and their tests live in amcl-core, so its test programs (the build above, nothing recompiled)
+# run again; the trainer's end-to-end tests add no kernel of their own.
+core_tests=$(cargo test --workspace --release --no-default-features --features amcl-train/x86-v4 \
+  --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and "/crates/amcl-core" in m["manifest_path"] and m["profile"]["test"]:
+        print(m["executable"])')
+[ -n "$core_tests" ] || { echo "no amcl-core test programs found" >&2; exit 1; }
 for level in avx2 baseline; do
-  step "cargo test (native) with amcl-core's kernels capped at $level (AMCL_CPU_SIMD=$level)"
-  AMCL_CPU_SIMD=$level cargo test --workspace --release --no-default-features --features amcl-train/x86-v4
+  step "amcl-core's tests with its kernels capped at $level (AMCL_CPU_SIMD=$level)"
+  for program in $core_tests; do
+    (cd crates/amcl-core && AMCL_CPU_SIMD=$level "$program" -q)
+  done
 done
 
 step "CUDA build, offline with Debian's LLVM 22 (scripts/build-cuda-offline.sh; compile and link)"

@@ -98,6 +98,57 @@ fn tau_init_starts_the_temperatures_there() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `--amcl-form centred`: the centred temperature network with its level at the base method's
+/// temperature (hi = 2 tau_0), recorded in the configuration and the weights; the temperatures
+/// start there and `score` reads the form back. `--tau-init` does not apply and says so.
+#[test]
+fn centred_form_keeps_its_level_at_the_base_temperature() {
+    let dir = temp_dir("centred-form");
+    for (method, hi) in [("amcl-simclr", 1.0), ("amcl-moco", 0.2)] {
+        let out_dir = dir.join(method);
+        let mut args = tiny_args(out_dir.to_str().unwrap(), "1", "64", "32");
+        args.extend(["--method", method, "--amcl-form", "centred"]);
+        let out = amcl_train(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let config = read_json(&out_dir.join("config.json"));
+        assert_eq!(config["model"]["temperature_form"], "centred");
+        assert_eq!(config["reduction"], "logsumexp");
+        let got = config["model"]["temperature"]["hi"].as_f64().unwrap();
+        assert!((got - hi).abs() < 1e-6, "{method}: hi {got}");
+        // After one tiny epoch the temperatures are near their level hi / 2 on average.
+        for head in epoch_records(&out_dir)[0]["heads"].as_array().unwrap() {
+            let tau = head["tau_neg_mean"].as_f64().unwrap();
+            assert!((tau - hi / 2.0).abs() < 0.1 * hi, "{method}: {head}");
+        }
+    }
+    let weights = dir.join("amcl-simclr").join("model.bpk");
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+    write_png(&a, 40, 40, 10);
+    write_png(&b, 40, 40, 200);
+    let out = amcl_train(&[
+        "score",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let score: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(score["temperature_form"], "centred", "{score}");
+    let out = amcl_train(&[
+        "pretrain",
+        "--amcl-form",
+        "centred",
+        "--tau-init",
+        "0.2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&out, "--tau-init does not apply to --amcl-form centred");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// The authors' form with their gradient clipping: the configuration names every part, every step
 /// records the gradient's norm before clipping, every epoch the share of temperatures at each
 /// bound, and the end of the run the temperatures by kind of pair.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use amcl_core::loss::AUTHORS_TOP_K;
 use amcl_core::methods::BaseMethod;
+use amcl_core::model::TemperatureForm;
 use amcl_core::prelude::*;
 use anyhow::{Context, Result, bail};
 
@@ -42,6 +43,11 @@ pub enum AmclForm {
     /// adapt (docs/RESULTS.md): the authors' shared dot-product phi and beta, the soft
     /// log-sum-exp reduction over all negatives, phi started at the base method's temperature.
     Soft,
+    /// A candidate (docs/RESULTS.md): the soft form with phi's projections centred over the
+    /// batch, so that an anchor's logits average to zero and the temperatures' common level stays
+    /// at the middle of the range, (lo, hi) = (1e-5, 2 tau_0) with tau_0 the base method's
+    /// temperature; phi shapes only which pairs are warmer or colder than tau_0.
+    Centred,
 }
 
 impl AmclForm {
@@ -49,7 +55,7 @@ impl AmclForm {
     fn reduction(self) -> Reduction {
         match self {
             AmclForm::Authors => Reduction::Topk,
-            AmclForm::Soft => Reduction::Logsumexp,
+            AmclForm::Soft | AmclForm::Centred => Reduction::Logsumexp,
         }
     }
 
@@ -62,7 +68,23 @@ impl AmclForm {
             }
             // No base temperature to start from (it is 1): phi's default start, tau ~ 1.
             (AmclForm::Soft, _) => None,
+            // Centring cancels phi's output bias: the level is the middle of the range instead.
+            (AmclForm::Centred, _) => None,
         }
+    }
+
+    /// The temperature network of this form.
+    fn temperature_form(self) -> TemperatureForm {
+        match self {
+            AmclForm::Centred => TemperatureForm::Centred,
+            AmclForm::Authors | AmclForm::Soft => TemperatureForm::Dot,
+        }
+    }
+
+    /// The upper bound hi of this form's temperatures for `kind` (None: the authors' 2.0). The
+    /// centred form's level, the middle of (lo, hi), is the base method's temperature.
+    fn tau_max(self, kind: MethodKind) -> Option<f32> {
+        (self == AmclForm::Centred).then(|| 2.0 * kind.base_temperature())
     }
 }
 
@@ -140,7 +162,7 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
     /// The AMCL objective's form; the flags below override its parts [quick: soft, paper:
-    /// authors].
+    /// authors]. centred: phi's projections centred over the batch, level tau-max / 2.
     #[arg(long, value_enum)]
     pub amcl_form: Option<AmclForm>,
     /// Negative reduction of the AMCL objective [soft: logsumexp, authors: topk].
@@ -163,7 +185,8 @@ pub struct PretrainArgs {
     /// Lower bound lo of every adaptive temperature [default: 1e-5].
     #[arg(long)]
     pub tau_min: Option<f32>,
-    /// Upper bound hi of every adaptive temperature [default: 2.0].
+    /// Upper bound hi of every adaptive temperature [default: 2.0; centred: twice the base
+    /// method's tau].
     #[arg(long)]
     pub tau_max: Option<f32>,
     /// Fixed temperature of plain simclr and moco [default: simclr 0.5, moco 0.1].
@@ -304,8 +327,14 @@ impl PretrainArgs {
         let wide = paper && matches!(kind.base, BaseMethod::Simsiam | BaseMethod::Barlow);
         let range = TemperatureRange {
             lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
-            hi: self.tau_max.unwrap_or(TemperatureRange::default().hi),
+            hi: self.tau_max.or(form.tau_max(kind)).unwrap_or(TemperatureRange::default().hi),
         };
+        if form == AmclForm::Centred && self.tau_init.is_some() {
+            bail!(
+                "--tau-init does not apply to --amcl-form centred: its temperatures start, and \
+                 stay on average, at the middle of the range (set it with --tau-max = 2 x tau)"
+            );
+        }
         let model = kind.model_config(
             AmclModelConfig::new()
                 .with_backbone(backbone)
@@ -319,7 +348,8 @@ impl PretrainArgs {
                 } else {
                     64
                 }))
-                .with_temperature(range),
+                .with_temperature(range)
+                .with_temperature_form(form.temperature_form()),
             batch_size,
         );
         model.validate().context("--tau-min / --tau-max")?;

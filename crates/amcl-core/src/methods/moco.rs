@@ -192,16 +192,19 @@ pub fn moco_symmetric_objective(
 
 /// Adaptive temperatures of (q_i, k_i) and of (q_i, queue_n) in every head, all heads at once;
 /// the queries go through phi once for both. The keys and the queue carry no gradient, but phi's
-/// projection of them does (both sides of a pair go through the same phi).
+/// projection of them does (both sides of a pair go through the same phi). In the centred form
+/// the batch (queries and keys) sets phi_bar, which the queue is centred by as well.
 fn moco_temperatures(
     model: &AmclModel,
     q: &Tensor<3>,
     k: &Tensor<3>,
     queue: &Tensor<3>,
 ) -> MocoTemperatures {
-    let project = |z: &Tensor<3>| model.phi.project(z.clone());
-    let queries = project(q);
-    let positive = model.range.squash(paired_logits(queries.clone(), project(k)));
-    let negative = model.range.squash(pairwise_logits(queries, project(queue)));
+    let heads = 0..q.dims()[0];
+    let sets = vec![q.clone(), k.clone(), queue.clone()];
+    let [queries, keys, queue]: [Tensor<3>; 3] =
+        model.phi_projections(sets, 2, heads).try_into().expect("three sets");
+    let positive = model.range.squash(paired_logits(queries.clone(), keys));
+    let negative = model.range.squash(pairwise_logits(queries, queue));
     (positive, negative)
 }

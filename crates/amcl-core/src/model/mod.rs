@@ -14,9 +14,11 @@ pub use conv_cpu::{conv2d, matrix_product};
 pub use normalize::Normalization;
 pub use projection::{ProjectionHead, ProjectorKind};
 pub use temperature::{
-    DotTemperatureNet, SATURATION, TEMPERATURE_HIDDEN, TemperatureForm, TemperatureRange,
-    paired_logits, pairwise_logits,
+    CENTRE_MOMENTUM, DotTemperatureNet, SATURATION, TEMPERATURE_HIDDEN, TemperatureCentre,
+    TemperatureForm, TemperatureRange, paired_logits, pairwise_logits,
 };
+
+use std::ops::Range;
 
 use burn::prelude::*;
 
@@ -41,7 +43,8 @@ pub struct AmclModelConfig {
     /// Projection dimension d.
     #[config(default = 128)]
     pub dim: usize,
-    /// The temperature network: the authors' phi shared by all heads, with a dot product.
+    /// The temperature network: the authors' phi shared by all heads, with a dot product
+    /// (`Dot`), or its projections centred over the batch first (`Centred`).
     #[config(default = "TemperatureForm::Dot")]
     pub temperature_form: TemperatureForm,
     /// The layers of each projection head.
@@ -113,6 +116,8 @@ impl AmclModelConfig {
                 })
                 .collect(),
             phi: DotTemperatureNet::new(self.dim, device),
+            phi_centre: (self.temperature_form == TemperatureForm::Centred)
+                .then(|| TemperatureCentre::new(self.heads, self.dim, device)),
             predictors,
             channel_phi: self.barlow_batch.map(|b| DotTemperatureNet::new(b, device)),
             range: self.temperature,
@@ -132,6 +137,8 @@ pub struct AmclModel {
     pub heads: Vec<ProjectionHead>,
     /// The temperature network phi, shared by all heads (the authors' release).
     pub phi: DotTemperatureNet,
+    /// The centred form's running mean of phi's projections per head (None for the `Dot` form).
+    pub phi_centre: Option<TemperatureCentre>,
     /// SimSiam predictors, one per head (empty for other methods).
     pub predictors: Vec<ProjectionHead>,
     /// amcl-barlow's channel temperature network R^B -> R^B, shared by the heads.
@@ -199,28 +206,68 @@ impl AmclModel {
         Ok(self)
     }
 
+    /// phi's projections of sets of views of the heads `heads` ([C', N_k, d] each -> [C', N_k, d]),
+    /// for Eq. 3's logits. The centred form subtracts phi_bar, the mean over the rows of the
+    /// first `batch` sets while training (the running mean otherwise; [`TemperatureCentre`]).
+    pub fn phi_projections(
+        &self,
+        sets: Vec<Tensor<3>>,
+        batch: usize,
+        heads: Range<usize>,
+    ) -> Vec<Tensor<3>> {
+        let projected: Vec<_> = sets.into_iter().map(|z| self.phi.project(z)).collect();
+        match &self.phi_centre {
+            None => projected,
+            Some(centre) => {
+                let phi_bar = centre.of(&projected[..batch.max(1)], heads);
+                projected.into_iter().map(|p| p - phi_bar.clone()).collect()
+            }
+        }
+    }
+
     /// Adaptive temperatures of aligned pairs in every head:
-    /// [C, N, d] x [C, N, d] -> [C, N], in (lo, hi).
+    /// [C, N, d] x [C, N, d] -> [C, N], in (lo, hi). Centred form: centred over both sets.
     pub fn paired_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<2> {
-        self.range.squash(paired_logits(self.phi.project(z_a), self.phi.project(z_b)))
+        let c = z_a.dims()[0];
+        self.paired_temperatures_of(z_a, z_b, 0..c)
     }
 
     /// Adaptive temperatures of all pairs in every head:
-    /// [C, N, d] x [C, M, d] -> [C, N, M], in (lo, hi).
+    /// [C, N, d] x [C, M, d] -> [C, N, M], in (lo, hi). Centred form: centred over both sets.
     pub fn pairwise_temperatures(&self, z_a: Tensor<3>, z_b: Tensor<3>) -> Tensor<3> {
-        self.phi.pairwise_temperatures(z_a, z_b, &self.range)
+        let c = z_a.dims()[0];
+        self.pairwise_temperatures_of(z_a, z_b, 0..c)
     }
 
     /// Adaptive temperatures of aligned pairs in one head: [B, d] x [B, d] -> [B], in (lo, hi).
-    /// Every head shares phi, so the head only names where the projections come from.
-    pub fn paired_temperature(&self, _head: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
+    /// Every head shares phi; the head names where the projections come from (and, in the
+    /// centred form, which head's centre applies).
+    pub fn paired_temperature(&self, head: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<1> {
         let [n, _] = z_a.dims();
-        self.paired_temperatures(z_a.unsqueeze(), z_b.unsqueeze()).reshape([n])
+        self.paired_temperatures_of(z_a.unsqueeze(), z_b.unsqueeze(), head..head + 1).reshape([n])
     }
 
     /// Adaptive temperatures of all pairs in one head: [N, d] x [M, d] -> [N, M], in (lo, hi).
-    pub fn pairwise_temperature(&self, _head: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
+    pub fn pairwise_temperature(&self, head: usize, z_a: Tensor<2>, z_b: Tensor<2>) -> Tensor<2> {
         let ([n, _], [m, _]) = (z_a.dims(), z_b.dims());
-        self.pairwise_temperatures(z_a.unsqueeze(), z_b.unsqueeze()).reshape([n, m])
+        self.pairwise_temperatures_of(z_a.unsqueeze(), z_b.unsqueeze(), head..head + 1)
+            .reshape([n, m])
+    }
+
+    fn paired_temperatures_of(&self, a: Tensor<3>, b: Tensor<3>, heads: Range<usize>) -> Tensor<2> {
+        let [pa, pb]: [Tensor<3>; 2] =
+            self.phi_projections(vec![a, b], 2, heads).try_into().expect("two sets");
+        self.range.squash(paired_logits(pa, pb))
+    }
+
+    fn pairwise_temperatures_of(
+        &self,
+        a: Tensor<3>,
+        b: Tensor<3>,
+        heads: Range<usize>,
+    ) -> Tensor<3> {
+        let [pa, pb]: [Tensor<3>; 2] =
+            self.phi_projections(vec![a, b], 2, heads).try_into().expect("two sets");
+        self.range.squash(pairwise_logits(pa, pb))
     }
 }

@@ -6,12 +6,18 @@
 //! phi = Linear(d, 128)-ReLU-Linear(128, d), logit = -<phi(z_a), phi(z_b)>. All pairs'
 //! temperatures are one matrix product of the phi-projections.
 //!
+//! The centred form ([`centre`], this project's variant) subtracts the batch's mean phi-projection
+//! from every phi-projection first, so the logits of an anchor average to zero: phi decides which
+//! pairs are warmer or colder than the common level, which stays at the middle of the range.
+//!
 //! The first versions of this project read the paper's figure as a per-head phi_c([z_a ; z_b])
 //! -> 1 ("concat"). Not shown to train better than the authors' network (docs/RESULTS.md), it was
 //! removed with its CPU kernels; its weights files are refused by name ([`crate::weights`]).
 
+mod centre;
 mod dot;
 
+pub use centre::{CENTRE_MOMENTUM, TemperatureCentre};
 pub use dot::{DotTemperatureNet, paired_logits, pairwise_logits};
 
 use burn::prelude::*;
@@ -73,12 +79,16 @@ pub enum TemperatureForm {
     /// The authors' release: one phi shared by all heads, logit = -<phi(z_a), phi(z_b)>.
     #[default]
     Dot,
+    /// This project's variant: the same phi, its projections centred over the batch
+    /// ([`TemperatureCentre`]), logit = -<phi(z_a) - phi_bar, phi(z_b) - phi_bar>.
+    Centred,
 }
 
 impl std::fmt::Display for TemperatureForm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Dot => "dot",
+            Self::Centred => "centred",
         })
     }
 }
