@@ -38,6 +38,9 @@ declare -A runs=(
   [amcl-simclr-centred-topk]="$sgd --method amcl-simclr --amcl-form centred --reduction topk"
   [amcl-simclr-centred-0.1]="$sgd --method amcl-simclr --amcl-form centred --tau-max 0.2"
   [simclr-0.1]="$sgd --method simclr --temperature 0.1"
+  [amcl-simclr-centred-0.2]="$sgd --method amcl-simclr --amcl-form centred --tau-max 0.4"
+  [simclr-0.2]="$sgd --method simclr --temperature 0.2"
+  [amcl-simclr-centred-0.3]="$sgd --method amcl-simclr --amcl-form centred --tau-max 0.6"
   [moco]="$sgd --method moco"
   [amcl-moco-centred]="$sgd --method amcl-moco --amcl-form centred"
   [amcl-moco-authors]="$sgd --method amcl-moco --amcl-form authors"
@@ -48,7 +51,7 @@ order=(simclr amcl-simclr-authors amcl-simclr-soft amcl-simclr-authors-init
        moco amcl-moco-authors amcl-moco-soft amcl-simclr-authors-adam
        amcl-simclr-soft-posomega amcl-simclr-authors-posomega
        amcl-simclr-centred amcl-moco-centred amcl-simclr-centred-topk simclr-0.1
-       amcl-simclr-centred-0.1)
+       amcl-simclr-centred-0.1 amcl-simclr-centred-0.2 simclr-0.2 amcl-simclr-centred-0.3)
 [ $# -gt 0 ] && order=("$@")
 mkdir -p "$out"
 for name in "${order[@]}"; do

@@ -60,7 +60,7 @@ fn tiny_pretrain_writes_a_run_folder_with_loadable_weights() {
 fn tau_init_starts_the_temperatures_there() {
     let dir = temp_dir("tau-init");
     let mut args = tiny_args(dir.to_str().unwrap(), "1", "64", "32");
-    args.extend(["--tau-init", "0.2"]);
+    args.extend(["--amcl-form", "soft", "--tau-init", "0.2"]);
     let out = amcl_train(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let tau_init = read_json(&dir.join("config.json"))["tau_init"].as_f64().unwrap();
@@ -93,7 +93,8 @@ fn tau_init_starts_the_temperatures_there() {
     let plain = step_losses("plain", &[]);
     assert!(!plain.is_empty());
     assert_eq!(plain, step_losses("plain-tau", &["--tau-init", "0.2"]));
-    let out = amcl_train(&["pretrain", "--tau-init", "3", "--out", dir.to_str().unwrap()]);
+    let dir_arg = dir.to_str().unwrap();
+    let out = amcl_train(&["pretrain", "--amcl-form", "soft", "--tau-init", "3", "--out", dir_arg]);
     assert_clean_failure(&out, "--tau-init must lie strictly between");
     std::fs::remove_dir_all(dir).ok();
 }
@@ -209,7 +210,7 @@ fn authors_form_records_clipping_and_saturation() {
     for (flag, value, needle) in [
         ("--grad-clip", "-1", "--grad-clip must be a positive number"),
         ("--grad-clip", "nan", "--grad-clip must be a positive number"),
-        ("--tau-init", "1.5", "--tau-init must lie strictly between"),
+        ("--tau-init", "1.5", "--tau-init does not apply to --amcl-form centred"),
         ("--temperature", "0", "--temperature must be a positive number"),
     ] {
         let flag = format!("{flag}={value}");
@@ -720,7 +721,7 @@ fn experiment_tables_base_against_amcl_over_seeds_and_reuses_finished_runs() {
     for (method, arm, name) in [
         ("simclr", "base", "simclr"),
         ("amcl-simclr", "authors", "amcl-simclr-authors"),
-        ("amcl-simclr", "soft", "amcl-simclr-soft"),
+        ("amcl-simclr", "centred", "amcl-simclr-centred"),
     ] {
         for augs in ["a", "ab"] {
             for seed in [0, 1] {
@@ -750,12 +751,11 @@ fn experiment_tables_base_against_amcl_over_seeds_and_reuses_finished_runs() {
     assert_eq!(config["model"]["heads"], 3);
     assert_eq!(config["epochs"], 1);
     assert_eq!(config["reduction"], "topk");
-    assert_eq!(
-        read_json(&dir.join("amcl-simclr-soft-a-seed0/config.json"))["reduction"],
-        "logsumexp"
-    );
+    let centred = read_json(&dir.join("amcl-simclr-centred-a-seed0/config.json"));
+    assert_eq!(centred["reduction"], "logsumexp");
+    assert_eq!(centred["model"]["temperature_form"], "centred");
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
-    for row in ["| simclr | a | authors |", "| simclr | ab | soft |"] {
+    for row in ["| simclr | a | authors |", "| simclr | ab | centred |"] {
         assert!(md.contains(row), "{row} missing: {md}");
     }
     assert!(md.contains(" ± ") && md.contains("What the temperatures did"), "{md}");

@@ -39,18 +39,35 @@ pub enum AmclForm {
     /// The authors' release exactly: shared dot-product phi, top-100 negatives, beta 1e-4
     /// (1e-6 for Barlow Twins), phi at its default initialisation (tau ~ 1), tau in (1e-5, 2).
     Authors,
-    /// This project's default, the measured variant closest to the authors' whose temperatures
-    /// adapt (docs/RESULTS.md): the authors' shared dot-product phi and beta, the soft
-    /// log-sum-exp reduction over all negatives, phi started at the base method's temperature.
+    /// The previous default (docs/RESULTS.md): the authors' shared dot-product phi and beta, the
+    /// soft log-sum-exp reduction over all negatives, phi started at the base method's
+    /// temperature. Its temperatures stay inside their bounds but sink together, alike for
+    /// every pair.
     Soft,
-    /// A candidate (docs/RESULTS.md): the soft form with phi's projections centred over the
-    /// batch, so that an anchor's logits average to zero and the temperatures' common level stays
-    /// at the middle of the range, (lo, hi) = (1e-5, 2 tau_0) with tau_0 the base method's
+    /// This project's default, the measured variant closest to the authors' whose temperatures
+    /// adapt pair by pair (docs/RESULTS.md): the soft form with phi's projections centred over
+    /// the batch, so that an anchor's logits average to zero and the temperatures' common level
+    /// stays at the middle of the range, (lo, hi) = (1e-5, 2 tau_0) with tau_0 the base method's
     /// temperature; phi shapes only which pairs are warmer or colder than tau_0.
     Centred,
 }
 
 impl AmclForm {
+    /// The default form of `kind` outside the paper preset: centred for the methods with
+    /// negatives (SimCLR, MoCo), soft for SimSiam and Barlow Twins.
+    fn default_for(kind: MethodKind) -> Self {
+        if AmclForm::Centred.applies_to(kind) { AmclForm::Centred } else { AmclForm::Soft }
+    }
+
+    /// Whether this form applies to `kind`: every form does, except the centred one to SimSiam
+    /// and Barlow Twins (it centres the temperatures of an anchor's negatives; they have none).
+    /// For a plain method the form is irrelevant and its model keeps the plain network.
+    pub fn applies_to(self, kind: MethodKind) -> bool {
+        self != AmclForm::Centred
+            || !kind.adaptive
+            || matches!(kind.base, BaseMethod::Simclr | BaseMethod::Moco)
+    }
+
     /// The negative reduction of this form.
     fn reduction(self) -> Reduction {
         match self {
@@ -73,18 +90,18 @@ impl AmclForm {
         }
     }
 
-    /// The temperature network of this form.
-    fn temperature_form(self) -> TemperatureForm {
+    /// The temperature network of this form for `kind` (plain methods use none: the plain one).
+    fn temperature_form(self, kind: MethodKind) -> TemperatureForm {
         match self {
-            AmclForm::Centred => TemperatureForm::Centred,
-            AmclForm::Authors | AmclForm::Soft => TemperatureForm::Dot,
+            AmclForm::Centred if kind.adaptive => TemperatureForm::Centred,
+            _ => TemperatureForm::Dot,
         }
     }
 
     /// The upper bound hi of this form's temperatures for `kind` (None: the authors' 2.0). The
     /// centred form's level, the middle of (lo, hi), is the base method's temperature.
     fn tau_max(self, kind: MethodKind) -> Option<f32> {
-        (self == AmclForm::Centred).then(|| 2.0 * kind.base_temperature())
+        (self == AmclForm::Centred && kind.adaptive).then(|| 2.0 * kind.base_temperature())
     }
 }
 
@@ -161,11 +178,11 @@ pub struct PretrainArgs {
     /// Epochs of linear learning-rate warm-up before the cosine decay [quick: 1, paper: 10].
     #[arg(long)]
     pub warmup_epochs: Option<usize>,
-    /// The AMCL objective's form; the flags below override its parts [quick: soft, paper:
+    /// The AMCL objective's form; the flags below override its parts [quick: centred, paper:
     /// authors]. centred: phi's projections centred over the batch, level tau-max / 2.
     #[arg(long, value_enum)]
     pub amcl_form: Option<AmclForm>,
-    /// Negative reduction of the AMCL objective [soft: logsumexp, authors: topk].
+    /// Negative reduction of the AMCL objective [centred and soft: logsumexp, authors: topk].
     #[arg(long, value_enum)]
     pub reduction: Option<Reduction>,
     /// Negatives per anchor of `--reduction topk` [default: 100].
@@ -179,7 +196,8 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub beta_positive: Option<f32>,
     /// Start every adaptive temperature near this value (phi's output bias) instead of near 1
-    /// [soft: the base method's tau (simclr 0.5, moco 0.1); authors: none, tau ~ 1].
+    /// [soft: the base method's tau (simclr 0.5, moco 0.1); authors: none, tau ~ 1; centred:
+    /// does not apply, see --tau-max].
     #[arg(long, value_name = "TAU")]
     pub tau_init: Option<f32>,
     /// Lower bound lo of every adaptive temperature [default: 1e-5].
@@ -321,7 +339,17 @@ impl PretrainArgs {
             .as_deref()
             .unwrap_or(if paper { "resnet18" } else { "small-cnn" })
             .parse()?;
-        let form = self.amcl_form.unwrap_or(if paper { AmclForm::Authors } else { AmclForm::Soft });
+        let form = match self.amcl_form {
+            Some(form) => form,
+            None if paper => AmclForm::Authors,
+            None => AmclForm::default_for(kind),
+        };
+        if !form.applies_to(kind) {
+            bail!(
+                "--amcl-form centred applies to amcl-simclr and amcl-moco (the methods with \
+                 negatives), not {method}"
+            );
+        }
         let batch_size = self.batch_size.unwrap_or(if paper { 512 } else { 128 });
         // The authors' SimSiam and Barlow Twins projectors are 2,048 wide, to 2,048.
         let wide = paper && matches!(kind.base, BaseMethod::Simsiam | BaseMethod::Barlow);
@@ -329,7 +357,7 @@ impl PretrainArgs {
             lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
             hi: self.tau_max.or(form.tau_max(kind)).unwrap_or(TemperatureRange::default().hi),
         };
-        if form == AmclForm::Centred && self.tau_init.is_some() {
+        if form == AmclForm::Centred && kind.adaptive && self.tau_init.is_some() {
             bail!(
                 "--tau-init does not apply to --amcl-form centred: its temperatures start, and \
                  stay on average, at the middle of the range (set it with --tau-max = 2 x tau)"
@@ -349,7 +377,7 @@ impl PretrainArgs {
                     64
                 }))
                 .with_temperature(range)
-                .with_temperature_form(form.temperature_form()),
+                .with_temperature_form(form.temperature_form(kind)),
             batch_size,
         );
         model.validate().context("--tau-min / --tau-max")?;

@@ -18,6 +18,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
+use amcl_core::methods::MethodKind;
+
 use crate::config::{AmclForm, PretrainArgs, TrainConfig};
 use crate::data::{DataSource, Split};
 use crate::device::{self, DeviceChoice};
@@ -34,8 +36,8 @@ pub struct ExperimentArgs {
     #[arg(long, value_delimiter = ',', default_value = "a,abcde")]
     pub augs: Vec<String>,
     /// Forms of the AMCL objective, comma-separated (`pretrain --amcl-form`); each base method
-    /// runs once and its AMCL version once per form.
-    #[arg(long, value_delimiter = ',', value_enum, default_value = "authors,soft")]
+    /// runs once and its AMCL version once per form that applies to it (centred: simclr, moco).
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "authors,centred")]
     pub forms: Vec<AmclForm>,
     /// Seeds, comma-separated; each seed fixes the initial weights, the data subset and the
     /// augmentations, identically for a base method and its AMCL version.
@@ -234,7 +236,8 @@ fn plan(args: &ExperimentArgs) -> Result<Vec<Run>> {
         for augs in &args.augs {
             for &seed in &args.seeds {
                 let mut arms = vec![(base.clone(), "base".to_string(), args.base_heads, None)];
-                for &form in &args.forms {
+                let kind: MethodKind = format!("amcl-{base}").parse()?;
+                for &form in args.forms.iter().filter(|f| f.applies_to(kind)) {
                     arms.push((format!("amcl-{base}"), form_name(form), args.heads, Some(form)));
                 }
                 for (method, arm, heads, form) in arms {

@@ -19,6 +19,8 @@ use std::ops::Range;
 use burn::module::RunningState;
 use burn::prelude::*;
 
+use crate::loss::objective_precision;
+
 /// Weight of the newest batch in the running mean (batch norm's 0.1).
 pub const CENTRE_MOMENTUM: f64 = 0.1;
 
@@ -34,9 +36,9 @@ impl TemperatureCentre {
         Self { running: RunningState::new(Tensor::zeros([heads, n], device)) }
     }
 
-    /// The running mean [C, n].
+    /// The running mean [C, n], in f32.
     pub fn running(&self) -> Tensor<2> {
-        self.running.value_sync()
+        objective_precision(self.running.value_sync())
     }
 
     /// phi_bar for the heads `heads` as [C', 1, n], from `batch` (phi-projections [C', N_k, n]):
@@ -44,7 +46,11 @@ impl TemperatureCentre {
     /// every head also updates the running mean.
     pub fn of(&self, batch: &[Tensor<3>], heads: Range<usize>) -> Tensor<3> {
         let device = batch[0].device();
-        let running = self.running.value_sync().to_device(&device);
+        // Computed in the objective's f32 whatever the training precision, like phi's
+        // projections; stored back in the precision the state is kept in (like every buffer).
+        let stored = self.running.value_sync();
+        let stored_dtype = stored.dtype();
+        let running = objective_precision(stored).to_device(&device);
         let [c, n] = running.dims();
         if !device.is_autodiff() {
             return running.slice([heads, 0..n]).unsqueeze_dim(1);
@@ -53,7 +59,7 @@ impl TemperatureCentre {
         if heads == (0..c) {
             let updated = running * (1.0 - CENTRE_MOMENTUM)
                 + mean.clone().detach().reshape([c, n]) * CENTRE_MOMENTUM;
-            self.running.update(updated.detach());
+            self.running.update(updated.detach().cast(stored_dtype));
         }
         mean
     }
