@@ -3,7 +3,8 @@
 
 Writes golden.json: fixed inputs and the losses the formulas of docs/METHOD.md give for them
 (the authors' release: the top-k objective, the shared dot-product temperature network, SimSiam
-with the full beta on each Omega, Barlow Twins with channel temperatures; and the other forms).
+with the full beta on each Omega, Barlow Twins with channel temperatures; and the other forms,
+the centred temperature network among them).
 The Rust tests (crates/amcl-core/tests/golden.rs) read the inputs, run amcl-core, and compare.
 Regenerate with:  python3 tests/reference/generate.py
 """
@@ -288,6 +289,24 @@ for adaptive in (False, True):
     cases["barlow"].append(dict(z1=z1, z2=z2, tau_diag=a, tau_off=b, lambda_=5e-3, beta=0.1,
                                 w1=net[0], b1=net[1], w2=net[2], b2=net[3],
                                 loss=barlow(z1, z2, a, b, 5e-3, 0.1)))
+
+
+def centred_taus(z, net, hi):
+    """The centred form (docs/METHOD.md): phi's projections minus their mean over the set, then
+    Eq. 3 with lo = LO and the given hi, for every ordered pair of the set."""
+    p = [phi(v, *net) for v in z]
+    bar = [sum(col) / len(p) for col in zip(*p)]
+    c = [[x - m for x, m in zip(v, bar)] for v in p]
+    return [[LO + (hi - LO) * sigmoid(-dot(a, b)) for b in c] for a in c]
+
+
+# The centred temperature network on one set of views (the batch that sets the centre).
+cases["centred_temperature"] = []
+for scale, hi in ((0.3, 1.0), (0.5, 0.2)):
+    net = temperature_net(4, H, scale)
+    z = [unit(v) for v in normal([6, 4])]
+    cases["centred_temperature"].append(dict(
+        w1=net[0], b1=net[1], w2=net[2], b2=net[3], z=z, hi=hi, tau=centred_taus(z, net, hi)))
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden.json")
 with open(out, "w") as f:

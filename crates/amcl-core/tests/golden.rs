@@ -6,7 +6,7 @@ use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, amcl_objective, nt
 use amcl_core::methods::{
     barlow_objective, channel_vectors, moco_objective, simclr_amcl_objective, simsiam_objective,
 };
-use amcl_core::model::{DotTemperatureNet, TemperatureRange};
+use amcl_core::model::{AmclModelConfig, DotTemperatureNet, TemperatureForm, TemperatureRange};
 use burn::prelude::*;
 use common::*;
 use serde_json::Value;
@@ -88,6 +88,34 @@ fn shared_temperature_network_matches_reference() {
         let (want, _) = flatten(&case["tau"]);
         for (got, want) in values(tau).into_iter().zip(want) {
             assert_close(got, want, 1e-5, "dot-product temperature");
+        }
+    }
+}
+
+/// The centred form while training (an autodiff device): the set of views is the batch whose mean
+/// phi-projection is subtracted before the dot product.
+#[test]
+fn centred_temperature_network_matches_reference() {
+    let d = device().autodiff();
+    let cases = golden()["centred_temperature"].as_array().unwrap().clone();
+    assert_eq!(cases.len(), 2);
+    for case in cases {
+        let hi = case["hi"].as_f64().unwrap() as f32;
+        let mut model = AmclModelConfig::new()
+            .with_width(4)
+            .with_heads(1)
+            .with_dim(4)
+            .with_temperature(TemperatureRange { lo: 1e-5, hi })
+            .with_temperature_form(TemperatureForm::Centred)
+            .init(&d)
+            .unwrap();
+        model.phi = temperature_net(&case, &d);
+        let z: Tensor<2> = tensor(&case["z"], &d);
+        let tau = model.pairwise_temperatures(z.clone().unsqueeze(), z.unsqueeze());
+        let (want, _) = flatten(&case["tau"]);
+        assert_eq!(want.len(), 36);
+        for (got, want) in values(tau).into_iter().zip(want) {
+            assert_close(got, want, 1e-5, "centred temperature");
         }
     }
 }
