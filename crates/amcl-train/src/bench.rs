@@ -19,7 +19,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde_json::{Value, json};
 
-use crate::config::Reduction;
+use crate::config::{AmclForm, Reduction};
 use crate::data::DataSource;
 use crate::data::loader::Prefetcher;
 use crate::device::{self, DeviceChoice, Precision};
@@ -49,6 +49,11 @@ pub struct BenchArgs {
     /// Negative reduction of the AMCL objective.
     #[arg(long, value_enum, default_value_t = Reduction::Logsumexp)]
     pub reduction: Reduction,
+    /// Temperature network of the amcl-* methods as in `pretrain --amcl-form` (the reduction is
+    /// --reduction's) [default: each method's default form: centred for amcl-simclr and
+    /// amcl-moco, the plain network otherwise].
+    #[arg(long, value_enum)]
+    pub amcl_form: Option<AmclForm>,
     /// Negatives per anchor of `--reduction topk`.
     #[arg(long, default_value_t = amcl_core::loss::AUTHORS_TOP_K)]
     pub top_k: usize,
@@ -255,13 +260,16 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
     let augs: AugmentationSet = args.augs.parse()?;
     let selected = device::select_with(args.device, args.precision)?;
     let device = selected.device.clone().autodiff();
+    let form = args.amcl_form.filter(|f| f.applies_to(kind));
+    let form = form.unwrap_or_else(|| AmclForm::default_for(kind));
     let config = kind.model_config(
         AmclModelConfig::new()
             .with_backbone(backbone)
             .with_width(args.width)
             .with_heads(args.heads)
             .with_dim(args.dim)
-            .with_hidden(args.hidden),
+            .with_hidden(args.hidden)
+            .with_temperature_form(form.temperature_form(kind)),
         args.batch_size,
     );
     let mut model = config.init(&device)?;
@@ -317,6 +325,7 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
     let images = (args.steps * args.batch_size) as f64;
     Ok(json!({
         "method": kind.name(),
+        "temperature_form": config.temperature_form,
         "backbone": backbone.name(),
         "batch_size": args.batch_size,
         "heads": args.heads,

@@ -55,7 +55,7 @@ pub enum AmclForm {
 impl AmclForm {
     /// The default form of `kind` outside the paper preset: centred for the methods with
     /// negatives (SimCLR, MoCo), soft for SimSiam and Barlow Twins.
-    fn default_for(kind: MethodKind) -> Self {
+    pub fn default_for(kind: MethodKind) -> Self {
         if AmclForm::Centred.applies_to(kind) { AmclForm::Centred } else { AmclForm::Soft }
     }
 
@@ -91,7 +91,7 @@ impl AmclForm {
     }
 
     /// The temperature network of this form for `kind` (plain methods use none: the plain one).
-    fn temperature_form(self, kind: MethodKind) -> TemperatureForm {
+    pub fn temperature_form(self, kind: MethodKind) -> TemperatureForm {
         match self {
             AmclForm::Centred if kind.adaptive => TemperatureForm::Centred,
             _ => TemperatureForm::Dot,
