@@ -122,20 +122,7 @@ fn centred_form_keeps_its_level_at_the_base_temperature() {
             assert!((tau - hi / 2.0).abs() < 0.1 * hi, "{method}: {head}");
         }
     }
-    let weights = dir.join("amcl-simclr").join("model.bpk");
-    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
-    write_png(&a, 40, 40, 10);
-    write_png(&b, 40, 40, 200);
-    let out = amcl_train(&[
-        "score",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--weights",
-        weights.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let score: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let score = score_grey_pair(&dir, &dir.join("amcl-simclr").join("model.bpk"));
     assert_eq!(score["temperature_form"], "centred", "{score}");
     let out = amcl_train(&[
         "pretrain",
@@ -590,10 +577,8 @@ fn bad_flag_value_is_a_usage_error() {
     assert_clean_failure(&out, "unknown kind \"imagenet\"");
 }
 
-#[test]
-fn score_prints_the_documented_json() {
-    let dir = temp_dir("score");
-    let weights = tiny_weights(&dir);
+/// `score --json` of two grey images (written into `dir`) with `weights`.
+fn score_grey_pair(dir: &Path, weights: &Path) -> serde_json::Value {
     let (a, b) = (dir.join("a.png"), dir.join("b.png"));
     write_png(&a, 40, 40, 10);
     write_png(&b, 40, 40, 200);
@@ -606,7 +591,15 @@ fn score_prints_the_documented_json() {
         "--json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn score_prints_the_documented_json() {
+    let dir = temp_dir("score");
+    let weights = tiny_weights(&dir);
+    let v = score_grey_pair(&dir, &weights);
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
     assert!(v["backend"].is_string());
     let heads = v["heads"].as_array().unwrap();
     assert_eq!(heads.len(), 3);
