@@ -1,4 +1,4 @@
-//! The centred temperature form (docs/METHOD.md, "The centred form"): phi's projections centred
+//! The centred temperature form (docs/METHOD.md, "the centred form"): phi's projections centred
 //! over the batch while training, by their running mean otherwise.
 
 mod common;

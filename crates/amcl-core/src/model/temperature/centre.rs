@@ -1,4 +1,4 @@
-//! The centred form's centring of phi (docs/METHOD.md, "The centred form"): phi's projections
+//! The centred form's centring of phi (docs/METHOD.md, "the centred form"): phi's projections
 //! minus their mean over the batch, per head,
 //!
 //! ```text
