@@ -4,7 +4,7 @@
 # Installs what it needs (rustfmt, clippy, the wasm32 target; for the demo trunk, wasm-bindgen,
 # wasm-opt, playwright-core and chromium via scripts/setup-web.sh), then: format check, clippy
 # with warnings denied, every native test (release profile: burn's CPU kernels are slow
-# unoptimised; again with amcl-core's kernels capped at AVX2 and at x86-64's baseline), the
+# unoptimised; again with the CPU kernels capped at AVX2 and at x86-64's baseline), the
 # demo's release build (wasm32), its download size, its unit tests in the
 # browser (wasm-bindgen-test), and its end-to-end test in headless Chromium (WebGPU and the CPU
 # fallback).
@@ -34,24 +34,26 @@ cargo clippy -p amcl-web --target wasm32-unknown-unknown --all-targets --release
 step "cargo test (native, release profile, CPU backend)"
 cargo test --workspace --release --no-default-features --features amcl-train/x86-v4
 
-# amcl-core's CPU kernels pick the widest vector instructions the CPU has; AMCL_CPU_SIMD caps
-# them, so that the copies an AVX2-only or older x86-64 CPU runs are tested here too. The kernels
-# and their tests live in amcl-core, so its test programs (the build above, nothing recompiled)
-# run again; the trainer's end-to-end tests add no kernel of their own.
+# The CPU kernels (flex-kernels) pick the widest vector instructions the CPU has; AMCL_CPU_SIMD
+# caps them, so that the copies an AVX2-only or older x86-64 CPU runs are tested here too. The
+# test programs of flex-kernels (each kernel against burn's op) and of amcl-core (the model and
+# objective, which run on the kernels) run again from the build above, nothing recompiled; the
+# trainer's end-to-end tests add no kernel of their own.
 core_tests=$(cargo test --workspace --release --no-default-features --features amcl-train/x86-v4 \
   --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") \
-            and "/crates/amcl-core" in m["manifest_path"] and m["profile"]["test"]:
-        print(m["executable"])')
-[ -n "$core_tests" ] || { echo "no amcl-core test programs found" >&2; exit 1; }
+            and m["profile"]["test"] \
+            and any(f"/crates/{c}/" in m["manifest_path"] for c in ("flex-kernels", "amcl-core")):
+        print(m["manifest_path"].rsplit("/", 1)[0], m["executable"])')
+[ -n "$core_tests" ] || { echo "no flex-kernels or amcl-core test programs found" >&2; exit 1; }
 for level in avx2 baseline; do
-  step "amcl-core's tests with its kernels capped at $level (AMCL_CPU_SIMD=$level)"
-  for program in $core_tests; do
-    (cd crates/amcl-core && AMCL_CPU_SIMD=$level "$program" -q)
-  done
+  step "flex-kernels' and amcl-core's tests with the kernels capped at $level (AMCL_CPU_SIMD=$level)"
+  while read -r crate_dir program; do
+    (cd "$crate_dir" && AMCL_CPU_SIMD=$level "$program" -q </dev/null)
+  done <<<"$core_tests"
 done
 
 step "CUDA build, offline with Debian's LLVM 22 (scripts/build-cuda-offline.sh; compile and link)"

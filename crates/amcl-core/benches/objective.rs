@@ -1,9 +1,10 @@
 //! The AMCL objective's forward and backward pass on the CPU (flex with autodiff), timed alone at
-//! the shapes of a training step: the fused kernel (src/loss/amcl_fused.rs, what training runs)
+//! the shapes of a training step: the fused kernel (flex-kernels' tempered_nll, what training runs)
 //! against the same objective written with tensor ops (`composed_terms`, what the GPU backends
 //! run). C = 3 heads, batch N = 128, d = 64, beta = 0.1, as `amcl-train bench`.
 //!
 //!     cargo bench -p amcl-core --features autodiff --bench objective
+#[path = "../../flex-kernels/benches/common/mod.rs"]
 mod common;
 
 use amcl_core::loss::{

@@ -6,6 +6,7 @@
 //! Each figure is the fastest of 50 calls (on a shared host steadier than a mean).
 //!
 //!     cargo bench -p amcl-core --features autodiff --bench temperatures
+#[path = "../../flex-kernels/benches/common/mod.rs"]
 mod common;
 
 use amcl_core::loss::{AmclObjectiveConfig, NegativeReduction, l2_normalize};

@@ -29,7 +29,6 @@
 //! ```
 
 pub mod augment;
-mod cpu;
 pub mod error;
 #[cfg(feature = "decode")]
 pub mod input;

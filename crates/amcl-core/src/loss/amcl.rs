@@ -3,8 +3,8 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use flex_kernels::tempered_nll::{TemperedNll, tempered_nll};
 
-use super::amcl_fused::fused_terms;
 use super::nt_xent::log_sum_exp_rows;
 use super::omega::omega;
 use crate::error::{AmclError, Result};
@@ -83,7 +83,7 @@ pub fn try_amcl_objective(
 
 /// The per-head, per-anchor terms L_i^c of the objective: [C, N]. The objective is their sum
 /// over heads, averaged over anchors. On the CPU backend one fused kernel computes them and their
-/// gradients ([`super::amcl_fused`]); elsewhere the tensor ops of [`composed_terms`].
+/// gradients ([`flex_kernels::tempered_nll`]); elsewhere the tensor ops of [`composed_terms`].
 pub fn amcl_objective_terms(
     pos_sim: Tensor<2>,
     neg_sim: Tensor<3>,
@@ -102,6 +102,25 @@ pub fn amcl_objective_terms(
         return Ok(terms);
     }
     Ok(composed_terms(pos_sim, neg_sim, pos_tau, neg_tau, cfg))
+}
+
+/// The terms by flex-kernels' fused CPU kernel, when it runs for these tensors (f32 on flex);
+/// it has the log-sum-exp and hardest-negative forms, so top-k runs as tensor ops.
+pub fn fused_terms(
+    pos_sim: &Tensor<2>,
+    neg_sim: &Tensor<3>,
+    pos_tau: &Tensor<2>,
+    neg_tau: &Tensor<3>,
+    cfg: &AmclObjectiveConfig,
+) -> Option<Tensor<2>> {
+    let hardest_only = match cfg.reduction {
+        NegativeReduction::TopK(_) => return None,
+        NegativeReduction::Max => true,
+        NegativeReduction::LogSumExp => false,
+    };
+    let settings =
+        TemperedNll { beta: cfg.beta, log_coefficient: cfg.dim as f32 / 2.0, hardest_only };
+    tempered_nll(pos_sim, neg_sim, pos_tau, neg_tau, settings)
 }
 
 /// [`amcl_objective_terms`] written with tensor ops: what runs on the GPU backends, and on the

@@ -7,14 +7,13 @@
 //! reused by every base method in [`crate::methods`].
 
 mod amcl;
-mod amcl_fused;
 mod nt_xent;
 mod omega;
 mod precision;
 
 pub use amcl::{
     AUTHORS_TOP_K, AmclObjectiveConfig, NegativeReduction, amcl_objective, amcl_objective_terms,
-    composed_terms, hardest_negatives, try_amcl_objective,
+    composed_terms, fused_terms, hardest_negatives, try_amcl_objective,
 };
 pub use nt_xent::{cosine_similarity_matrix, l2_normalize, nt_xent};
 pub use omega::{omega, omega_scalar};

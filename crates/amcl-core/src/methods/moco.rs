@@ -43,7 +43,7 @@ pub fn moco_objective(
             },
         ),
     };
-    let (neg_sim, neg_tau) = super::select_columns::selected_negatives(neg_sim, neg_tau, &cfg);
+    let (neg_sim, neg_tau) = super::top_k::selected_negatives(neg_sim, neg_tau, &cfg);
     let diagnostics = DiagnosticsTensor::from_parts(
         pos_tau.clone(),
         pos_sim.clone(),

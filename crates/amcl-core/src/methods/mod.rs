@@ -7,17 +7,17 @@
 mod barlow;
 mod diagnostics;
 mod moco;
-mod select_columns;
 mod simclr;
 mod simsiam;
+mod top_k;
 
 pub use barlow::{
     BarlowTemperatureSet, barlow_objective, barlow_step, channel_temperatures, channel_vectors,
     cross_correlation, standardise,
 };
 pub use diagnostics::{DiagnosticsTensor, HeadDiagnostics, STATS};
+pub use flex_kernels::{Columns, select_columns};
 pub use moco::{MocoState, MocoTemperatures, moco_objective, moco_step, moco_symmetric_objective};
-pub use select_columns::{Columns, select_columns};
 pub use simclr::{
     simclr_amcl_objective, simclr_amcl_step, simclr_pair_columns, simclr_pair_indices,
     simclr_plain_objective,

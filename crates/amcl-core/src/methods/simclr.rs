@@ -3,12 +3,13 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
-use super::select_columns::{Columns, select_columns, selected_negatives};
+use super::top_k::selected_negatives;
 use crate::error::Result;
 use crate::loss::{
     AmclObjectiveConfig, amcl_objective_terms, nt_xent, objective_precision, objective_tensor,
 };
 use crate::model::{AmclModel, TemperatureRange};
+use flex_kernels::{Columns, select_columns};
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
 /// negatives ([2N, 2N - 2]) out of a row of the [2N, 2N] pair matrix. Views i and i + N are the

@@ -73,14 +73,14 @@ impl ConvBn {
     }
 
     fn forward_then(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
-        // The padding is the module's own (symmetric, set in `new`); the convolution itself is
-        // `conv_cpu::conv2d`, which is burn's except on the CPU backend.
+        // The padding is the module's own (symmetric, set in `new`); the convolution and batch
+        // norm are burn's, except on the CPU backend, where flex-kernels fuses them.
         let padding = match self.conv.padding {
             PaddingConfig2d::Explicit(top, left, _, _) => [top, left],
             _ => [self.conv.kernel_size[0] / 2, self.conv.kernel_size[1] / 2],
         };
-        let y = super::conv_cpu::conv2d(x, self.conv.weight.val(), self.conv.stride, padding);
-        super::batch_norm_cpu::batch_norm(&self.bn, y, relu)
+        let y = flex_kernels::conv2d(x, self.conv.weight.val(), self.conv.stride, padding);
+        flex_kernels::batch_norm(&self.bn, y, relu)
     }
 }
 

@@ -2,15 +2,11 @@
 //! (plus the SimSiam predictors or Barlow Twins temperatures when a method needs them).
 
 mod backbone;
-mod batch_norm_cpu;
-mod conv_cpu;
 mod normalize;
 mod projection;
 mod temperature;
 
 pub use backbone::{Backbone, BackboneKind, BasicBlock, ConvBn, ResNet18, SmallCnn};
-#[doc(hidden)]
-pub use conv_cpu::{conv2d, matrix_product};
 pub use normalize::Normalization;
 pub use projection::{ProjectionHead, ProjectorKind};
 pub use temperature::{

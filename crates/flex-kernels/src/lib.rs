@@ -1,23 +1,49 @@
-//! What the fused CPU kernels share (model/conv_cpu, batch_norm_cpu, methods/select_columns,
-//! loss/amcl_fused): which path a device takes ([`flex_path`]), their
-//! buffers ([`buffer`]), a vectorisable `exp` and `ln` ([`math`]), and [`widest_simd`], which
-//! compiles a kernel's loops for the widest vector instructions the CPU has (on x86-64 capped by
-//! `AMCL_CPU_SIMD`: `simd`).
+//! # flex-kernels
 //!
-//! Each kernel runs on flex (burn's CPU backend), plain or under autodiff; on every other device
-//! its caller uses burn's tensor ops, which compute the same values.
+//! Fused CPU kernels for burn's CPU backend (flex), each with its backward pass as a node of
+//! burn's autodiff graph:
+//!
+//! - [`conv2d`]: convolutions as im2col + matrix products per group of images, and Winograd
+//!   F(2x2, 3x3) for the 3x3 stride-1 layers;
+//! - [`batch_norm`]: batch normalisation (+ ReLU) while training, two passes each way;
+//! - [`select_columns`]: some columns of every row (a parallel `gather` and its scatter-add);
+//! - [`tempered_nll`]: the negative log-likelihood of one positive among negatives, each logit
+//!   s/t with its own temperature t and a penalty on t, one pass per row each way.
+//!
+//! Each one takes burn tensors and runs only where it is faster: f32 tensors on flex, plain or
+//! under autodiff with `NoCheckpointing` ([`flex_path`]). Anywhere else (WebGPU, CUDA, another
+//! dtype, gradient checkpointing) it calls burn's own op, which is also its reference in the
+//! tests: both compute the same values and gradients.
+//!
+//! What the kernels share: [`custom_op`] (the autodiff node of a kernel's backward pass),
+//! `buffer` (outputs the kernels fill completely, so they need no zeroing), `math` (an `exp`
+//! and `ln` that vectorise) and `widest_simd!`, which compiles a kernel's loops for the widest
+//! vector instructions the CPU has (capped by `AMCL_CPU_SIMD`, see [`simd`]).
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
+pub mod batch_norm;
 pub(crate) mod buffer;
+pub mod conv2d;
+#[cfg(feature = "autodiff")]
+pub mod custom_op;
 pub(crate) mod math;
+pub mod select_columns;
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod simd;
+pub mod simd;
+pub mod tempered_nll;
+#[cfg(test)]
+mod test_values;
+
+pub use batch_norm::batch_norm;
+pub use conv2d::conv2d;
+pub use select_columns::{Columns, select_columns};
 
 use burn::backend::DispatchDevice;
 use burn::prelude::*;
 
 /// Where a fused CPU kernel can run for tensors on a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FlexPath {
+pub enum FlexPath {
     /// Flex without autodiff: the kernel's forward alone.
     Plain,
     /// Flex under autodiff: the kernel's forward and its backward node.
@@ -28,7 +54,7 @@ pub(crate) enum FlexPath {
 }
 
 /// The path tensors on `device` take.
-pub(crate) fn flex_path(device: &Device) -> FlexPath {
+pub fn flex_path(device: &Device) -> FlexPath {
     match device.as_dispatch() {
         DispatchDevice::Flex(_) => FlexPath::Plain,
         #[cfg(feature = "autodiff")]
@@ -57,12 +83,12 @@ macro_rules! widest_simd {
                 fn v3($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
-                let level = $crate::cpu::simd::simd_level();
-                if level >= $crate::cpu::simd::SimdLevel::Avx512 {
+                let level = $crate::simd::simd_level();
+                if level >= $crate::simd::SimdLevel::Avx512 {
                     // SAFETY: the CPU has AVX-512F (`simd_level` is never above it).
                     return unsafe { v4($($arg),*) };
                 }
-                if level >= $crate::cpu::simd::SimdLevel::Avx2 {
+                if level >= $crate::simd::SimdLevel::Avx2 {
                     // SAFETY: the CPU has AVX2 and FMA (as above).
                     return unsafe { v3($($arg),*) };
                 }

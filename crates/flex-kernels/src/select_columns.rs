@@ -1,10 +1,10 @@
-//! Picking some columns of every row of an all-pairs matrix: each anchor's positive, or its
-//! negatives, out of [C, V, V] similarities and temperatures; and each anchor's top-k negatives
-//! ([`selected_negatives`]).
+//! Picking some columns of every row of a stack of matrices: in a contrastive loss, each
+//! anchor's positive or its negatives out of [C, V, V] similarities and temperatures; and the
+//! columns of each row's k largest values ([`top_k_columns`]).
 //!
 //! `select_columns(x, columns)[c, i, k] = x[c, i, columns[i][k]]`, which is `gather` along the
 //! last axis. On the CPU backend (flex, under autodiff) burn's gather and the scatter-add of its
-//! backward run on one thread and cost AMCL-SimCLR about 3 % of a step; here both are a copy
+//! backward run on one thread and cost AMCL-SimCLR about 3 % of a training step; here both are a copy
 //! per row over the cores. Elsewhere it is `gather`; both give the same values and gradients
 //! (tests below).
 #![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
@@ -12,8 +12,6 @@
 use std::sync::Arc;
 
 use burn::prelude::*;
-
-use crate::loss::{AmclObjectiveConfig, NegativeReduction, hardest_negatives};
 
 /// For each of `rows` rows, the same number of column indices (row-major).
 #[derive(Debug, Clone)]
@@ -41,7 +39,7 @@ impl Columns {
 pub fn select_columns(x: Tensor<3>, columns: &Columns) -> Tensor<3> {
     #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
     if x.dtype() == burn::tensor::DType::F32 {
-        use crate::cpu::{FlexPath, flex_path};
+        use crate::{FlexPath, flex_path};
         if flex_path(&x.device()) == FlexPath::Tracked
             && let Some(y) = tracked::forward(x.clone(), columns)
         {
@@ -62,41 +60,9 @@ pub fn gathered(x: Tensor<3>, columns: &Columns) -> Tensor<3> {
     x.gather(2, index)
 }
 
-/// The negatives the objective uses: with `TopK(k)` each anchor's k most similar (selected here,
-/// so that the diagnostics describe them; the objective then keeps all it is given), otherwise all.
-///
-/// On the CPU the k largest of each row are found on the host (a partial sort of one row per
-/// anchor) and copied out by [`select_columns`]; burn's `topk` sorts every row in full and its
-/// gather's backward runs on one thread, which made the authors' form 60 % slower per step.
-/// Elsewhere burn's `topk` and `gather` ([`hardest_negatives`]) select the same entries.
-pub(crate) fn selected_negatives(
-    neg_sim: Tensor<3>,
-    neg_tau: Tensor<3>,
-    cfg: &AmclObjectiveConfig,
-) -> (Tensor<3>, Tensor<3>) {
-    let NegativeReduction::TopK(k) = cfg.reduction else { return (neg_sim, neg_tau) };
-    let [c, n, available] = neg_sim.dims();
-    if k >= available {
-        return (neg_sim, neg_tau);
-    }
-    if crate::cpu::flex_path(&neg_sim.device()) == crate::cpu::FlexPath::Elsewhere {
-        return hardest_negatives(neg_sim, neg_tau, k);
-    }
-    let Ok(sims) = neg_sim.clone().detach().into_data().convert::<f32>().try_into_vec::<f32>()
-    else {
-        return hardest_negatives(neg_sim, neg_tau, k);
-    };
-    let columns = Columns::new(c * n, k, top_k_columns(&sims, available, k));
-    // Every (head, anchor) row has its own columns: the heads become rows of one stack.
-    let pick = |x: Tensor<3>| {
-        select_columns(x.reshape([1, c * n, available]), &columns).reshape([c, n, k])
-    };
-    (pick(neg_sim), pick(neg_tau))
-}
-
 /// For each row of `width` values, the columns of its `k` largest, in increasing column order
 /// (among equal values the lower columns first).
-fn top_k_columns(values: &[f32], width: usize, k: usize) -> Vec<usize> {
+pub fn top_k_columns(values: &[f32], width: usize, k: usize) -> Vec<usize> {
     let mut columns = Vec::with_capacity(values.len() / width * k);
     let mut order: Vec<usize> = Vec::with_capacity(width);
     for row in values.chunks(width) {
@@ -114,30 +80,27 @@ fn top_k_columns(values: &[f32], width: usize, k: usize) -> Vec<usize> {
 /// The op on flex under autodiff.
 #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
 mod tracked {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
-    use burn::backend::{Autodiff, Flex};
     use burn::prelude::*;
     use rayon::prelude::*;
 
     use super::Columns;
-    use crate::cpu::buffer::{contiguous, f32s};
-
-    type Ad = Autodiff<Flex, NoCheckpointing>;
+    use crate::buffer::f32s;
+    use crate::custom_op::{FlexBackward, record, tracked};
 
     #[derive(Debug)]
     struct SelectColumns;
 
-    impl Backward<Flex, 1> for SelectColumns {
+    impl FlexBackward<1> for SelectColumns {
         /// The columns, and x's shape [C, V, W].
         type State = (Columns, [usize; 3]);
 
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let (columns, [c, v, w]) = ops.state;
-            let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        fn backward(
+            self,
+            (columns, [c, v, w]): Self::State,
+            grad: FlexTensor,
+            _: [bool; 1],
+        ) -> [Option<FlexTensor>; 1] {
             let grad = f32s(&grad);
             let k = columns.per_row;
             // dx[c, i, columns[i][k]] += dy[c, i, k]; every other entry is zero.
@@ -149,13 +112,7 @@ mod tracked {
                     dx_row[j] += g;
                 }
             });
-            let [node] = ops.parents;
-            if let Some(node) = node {
-                grads.register::<Flex>(
-                    node.id,
-                    FlexTensor::from_data(TensorData::new(dx, [c, v, w])),
-                );
-            }
+            [Some(FlexTensor::from_data(TensorData::new(dx, [c, v, w])))]
         }
     }
 
@@ -165,9 +122,7 @@ mod tracked {
         if v != columns.rows || columns.indices.iter().any(|&j| j >= w) {
             return None;
         }
-        let px = x.try_into_primitive::<Ad>().ok()?;
-        let node = px.node();
-        let x = contiguous(px.into_primitive());
+        let (node, x) = tracked(x)?;
         let values = f32s(&x);
         let k = columns.per_row;
         let mut y = vec![0.0f32; c * v * k];
@@ -179,11 +134,7 @@ mod tracked {
             }
         });
         let y = FlexTensor::from_data(TensorData::new(y, [c, v, k]));
-        let y = match SelectColumns.prepare::<NoCheckpointing>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((columns.clone(), [c, v, w]), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        Some(Tensor::from_primitive::<Ad>(y))
+        Some(record(SelectColumns, [node], y, (columns.clone(), [c, v, w])))
     }
 }
 
@@ -195,7 +146,7 @@ mod tests {
     fn values_and_gradients_equal_gather() {
         let device = Device::flex().autodiff();
         let (c, v, w) = (3, 5, 7);
-        let mut rng = crate::rng::Rng::new(3);
+        let mut rng = crate::test_values::Rng::new(3);
         let values: Vec<f32> = (0..c * v * w).map(|_| rng.normal()).collect();
         // Row i keeps columns (i + 1) % w, (i + 3) % w and (2 i) % w: distinct for each row.
         let indices = (0..v).flat_map(|i| [(i + 1) % w, (i + 3) % w, (2 * i) % w]).collect();

@@ -1,17 +1,17 @@
-//! Each convolution layer of both backbones on the CPU (src/model/conv_cpu.rs, flex with
+//! Each convolution layer of both backbones on the CPU (src/conv2d.rs, flex with
 //! autodiff), forward alone and forward + backward (dx, except for the first layer, and dw), at
 //! the batch of `amcl-train bench`: the small CNN of width 16 at 128 images, ResNet-18 at 32.
 //! Each figure is the fastest of several calls, which on a shared host is steadier than a mean.
 //! The backward starts from `y.sum()`, so it also makes and copies y's gradient (one pass over
 //! y) and adds burn's autodiff bookkeeping.
 //!
-//!     cargo bench -p amcl-core --features autodiff,x86-v4 --bench conv_layers
-//!     cargo bench -p amcl-core --features autodiff,x86-v4 --bench conv_layers -- layer4  # names containing it
+//!     cargo bench -p flex-kernels --features autodiff,x86-v4 --bench conv_layers
+//!     cargo bench -p flex-kernels --features autodiff,x86-v4 --bench conv_layers -- layer4  # names containing it
 mod common;
 
-use amcl_core::model::conv2d;
 use burn::prelude::*;
 use common::{best_millis, filled};
+use flex_kernels::conv2d;
 
 fn main() {
     common::keep_freed_memory();

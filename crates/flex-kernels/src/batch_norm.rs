@@ -33,7 +33,7 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
         && x.dtype() == burn::tensor::DType::F32
         && bn.gamma.dims() == [x.dims()[1]]
     {
-        use crate::cpu::{FlexPath, flex_path};
+        use crate::{FlexPath, flex_path};
         if flex_path(&x.device()) == FlexPath::Tracked {
             // None under another checkpointing strategy: burn's batch norm then.
             if let Some((y, mean, variance)) =
@@ -68,18 +68,12 @@ fn update_running_statistics(bn: &BatchNorm, mean: Tensor<1>, variance: Tensor<1
 /// The fused op on flex under autodiff.
 #[cfg(all(feature = "autodiff", not(target_arch = "wasm32")))]
 mod tracked {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
     use burn::backend::flex::FlexTensor;
-    use burn::backend::{Autodiff, Flex};
     use burn::prelude::*;
 
     use super::kernel;
-    use crate::cpu::buffer::{contiguous, f32s};
-
-    type Ad = Autodiff<Flex, NoCheckpointing>;
+    use crate::buffer::f32s;
+    use crate::custom_op::{FlexBackward, record, tracked};
 
     /// What the backward pass needs: x, its [B, C, S] sizes, gamma, beta, the batch statistics
     /// and whether a ReLU followed.
@@ -97,12 +91,10 @@ mod tracked {
     #[derive(Debug)]
     struct BatchNormBackward;
 
-    impl Backward<Flex, 3> for BatchNormBackward {
+    impl FlexBackward<3> for BatchNormBackward {
         type State = Saved;
 
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let s = ops.state;
-            let dy = contiguous(grads.consume::<Flex>(&ops.node));
+        fn backward(self, s: Saved, dy: FlexTensor, _: [bool; 3]) -> [Option<FlexTensor>; 3] {
             let shape = s.x.layout().shape().clone();
             let affine = kernel::Affine {
                 gamma: &s.gamma,
@@ -111,29 +103,14 @@ mod tracked {
                 inv_std: &s.inv_std,
             };
             let grad = kernel::backward(f32s(&s.x), f32s(&dy), affine, s.dims, s.relu);
-            let [node_x, node_gamma, node_beta] = ops.parents;
-            let c = s.dims[1];
-            if let Some(node) = node_x {
-                let dx = TensorData::new(grad.x, shape);
-                grads.register::<Flex>(node.id, FlexTensor::from_data(dx));
-            }
-            if let Some(node) = node_gamma {
-                grads.register::<Flex>(
-                    node.id,
-                    FlexTensor::from_data(TensorData::new(grad.gamma, [c])),
-                );
-            }
-            if let Some(node) = node_beta {
-                grads.register::<Flex>(
-                    node.id,
-                    FlexTensor::from_data(TensorData::new(grad.beta, [c])),
-                );
-            }
+            let channels =
+                |values| Some(FlexTensor::from_data(TensorData::new(values, [s.dims[1]])));
+            [
+                Some(FlexTensor::from_data(TensorData::new(grad.x, shape))),
+                channels(grad.gamma),
+                channels(grad.beta),
+            ]
         }
-    }
-
-    fn values(t: FlexTensor) -> Vec<f32> {
-        f32s(&contiguous(t)).to_vec()
     }
 
     /// (y, batch mean, biased batch variance); None under another checkpointing strategy.
@@ -146,29 +123,18 @@ mod tracked {
     ) -> Option<(Tensor<4>, Tensor<1>, Tensor<1>)> {
         let device = x.device();
         let [b, c, h, w] = x.dims();
-        let (Ok(px), Ok(pg), Ok(pb)) = (
-            x.clone().try_into_primitive::<Ad>(),
-            gamma.try_into_primitive::<Ad>(),
-            beta.try_into_primitive::<Ad>(),
-        ) else {
-            return None;
-        };
-        let nodes = [px.node(), pg.node(), pb.node()];
-        let x = contiguous(px.into_primitive());
-        let gamma = values(pg.into_primitive());
-        let beta = values(pb.into_primitive());
+        let (node_x, x) = tracked(x)?;
+        let (node_gamma, gamma) = tracked(gamma)?;
+        let (node_beta, beta) = tracked(beta)?;
+        let (gamma, beta) = (f32s(&gamma).to_vec(), f32s(&beta).to_vec());
         let dims = [b, c, h * w];
         let out = kernel::forward(f32s(&x), &gamma, &beta, epsilon as f32, dims, relu);
         let y = FlexTensor::from_data(TensorData::new(out.y, [b, c, h, w]));
         let mean = Tensor::from_data(TensorData::new(out.mean.clone(), [c]), &device);
         let variance = Tensor::from_data(TensorData::new(out.variance, [c]), &device);
         let saved = Saved { x, dims, relu, gamma, beta, mean: out.mean, inv_std: out.inv_std };
-        let y = match BatchNormBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(saved, y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        Some((Tensor::from_primitive::<Ad>(y), mean, variance))
+        let nodes = [node_x, node_gamma, node_beta];
+        Some((record(BatchNormBackward, nodes, y, saved), mean, variance))
     }
 }
 
@@ -180,7 +146,7 @@ mod kernel {
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
-    use crate::cpu::buffer;
+    use crate::buffer;
 
     pub struct Forward {
         pub y: Vec<f32>,
@@ -374,7 +340,7 @@ mod tests {
     use burn::nn::BatchNormConfig;
 
     fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
-        let mut rng = crate::rng::Rng::new(seed);
+        let mut rng = crate::test_values::Rng::new(seed);
         let values: Vec<f32> =
             (0..shape.iter().product()).map(|_| 3.0 * rng.normal() + 1.5).collect();
         Tensor::from_data(TensorData::new(values, shape), device)
@@ -455,7 +421,7 @@ mod tests {
     #[test]
     fn statistics_hold_under_a_large_mean() {
         let dims = [8, 2, 50];
-        let mut rng = crate::rng::Rng::new(3);
+        let mut rng = crate::test_values::Rng::new(3);
         let x: Vec<f32> = (0..dims.iter().product()).map(|_| 1000.0 + rng.normal()).collect();
         let ones = [1.0f32; 2];
         let zeros = [0.0f32; 2];

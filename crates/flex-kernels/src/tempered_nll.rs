@@ -1,13 +1,14 @@
-//! The AMCL objective's per-anchor terms, fused on the CPU.
+//! The negative log-likelihood of each row's positive among its negatives, every logit with its
+//! own temperature and the temperatures penalised: the per-anchor terms of AMCL's objective
+//! (Wang et al., ECCV 2024), fused on the CPU.
 //!
-//! Written with tensor ops (`composed_terms` in [`super::amcl`]), each anchor's row of K
-//! negatives (K = 1,024 against MoCo's queue) goes through about fifteen element-wise passes
-//! forward (divide, concatenate, maxima, exponentials, logarithms, Omega, softmax weights) and
-//! as many backward, each one a new [C, N, K] tensor. Here the CPU backend (flex) reads each row
-//! once forward and once backward.
+//! Written with tensor ops, each row of K negatives (K = 1,024 against a MoCo queue) goes through
+//! about fifteen element-wise passes forward (divide, concatenate, maxima, exponentials,
+//! logarithms, the penalty, softmax weights) and as many backward, each one a new tensor. Here
+//! the CPU backend (flex) reads each row once forward and once backward.
 //!
-//! Per row, with l_0 = s+/t+, l_n = s_n/t_n, Omega(t) = (d/2) ln t + 1/t and its derivative
-//! Omega'(t) = d/(2t) - 1/t^2 (docs/METHOD.md, "The objective for SimCLR and MoCo"):
+//! Per row, with l_0 = s+/t+, l_n = s_n/t_n, the penalty Omega(t) = a ln t + 1/t and its
+//! derivative Omega'(t) = a/t - 1/t^2 (in AMCL a = d/2 for projections of dimension d):
 //!
 //! ```text
 //! LogSumExp  L = -l_0 + b Omega(t+) + ln(e^l_0 + sum_n e^l_n) - b W,   W = sum_n p_n Omega(t_n)
@@ -20,38 +21,34 @@
 //!            dL/dt = (directly) - dL/dl l / t
 //! ```
 //!
-//! Other backends (WebGPU, CUDA), and autodiff with gradient checkpointing, use the tensor ops,
-//! which their kernel fusion handles. Both paths give the same values and gradients: the tests
-//! below compare them, and the golden-value and finite-difference tests of `tests/golden.rs` and
-//! `tests/objective.rs` run on this path.
+//! Other backends (WebGPU, CUDA), and autodiff with gradient checkpointing, use the caller's
+//! tensor ops, which their kernel fusion handles. amcl-core's tests compare the two (values and
+//! gradients), and its golden-value and finite-difference tests run on this path.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use super::amcl::{AmclObjectiveConfig, NegativeReduction};
-use crate::cpu::buffer::{contiguous, f32s};
-use crate::cpu::{FlexPath, flex_path};
+use crate::buffer::{contiguous, f32s};
+use crate::{FlexPath, flex_path};
 
-/// The per-anchor terms [C, N] by the fused kernel when the tensors are f32 on the CPU backend
-/// (with or without autodiff); `None` otherwise, for the caller's tensor ops. Shapes are checked
-/// by the caller.
-pub(super) fn fused_terms(
+/// The terms [C, N] of rows (c, n) by the fused kernel, for s+ and t+ [C, N] and s and t
+/// [C, N, K], when the tensors are f32 on the CPU backend (with or without autodiff); `None`
+/// otherwise, for the caller's tensor ops. Shapes are checked by the caller.
+pub fn tempered_nll(
     pos_sim: &Tensor<2>,
     neg_sim: &Tensor<3>,
     pos_tau: &Tensor<2>,
     neg_tau: &Tensor<3>,
-    cfg: &AmclObjectiveConfig,
+    settings: TemperedNll,
 ) -> Option<Tensor<2>> {
     let all_f32 = [pos_sim.dtype(), neg_sim.dtype(), pos_tau.dtype(), neg_tau.dtype()]
         .iter()
         .all(|&dtype| dtype == DType::F32);
-    // The kernel has the hardest-negative and the log-sum-exp forms; top-k runs as tensor ops.
-    if !all_f32 || matches!(cfg.reduction, NegativeReduction::TopK(_)) {
+    if !all_f32 {
         return None;
     }
-    let settings = Settings::new(cfg);
     let [c, n, k] = neg_sim.dims();
     // The kernel sees rows: [C, N] as [C N, 1], and [C, N, K] as [C N, K].
     let column = |t: &Tensor<2>| t.clone().reshape([c * n, 1]);
@@ -66,29 +63,19 @@ pub(super) fn fused_terms(
     Some(terms.reshape([c, n]))
 }
 
-/// The objective's constants, as the kernel uses them.
-#[derive(Debug, Clone, Copy)]
-struct Settings {
-    /// beta, Omega's weight.
-    beta: f32,
-    /// d / 2, Omega's log coefficient.
-    half_dim: f32,
-    /// The hard-negative form (else log-sum-exp).
-    max: bool,
-}
-
-impl Settings {
-    fn new(cfg: &AmclObjectiveConfig) -> Self {
-        Self {
-            beta: cfg.beta,
-            half_dim: cfg.dim as f32 / 2.0,
-            max: cfg.reduction == NegativeReduction::Max,
-        }
-    }
+/// The loss's constants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TemperedNll {
+    /// The penalty's weight (AMCL's beta).
+    pub beta: f32,
+    /// a, the penalty's log coefficient (AMCL: d/2).
+    pub log_coefficient: f32,
+    /// Only the hardest negative (largest s/t) counts, instead of all of them (log-sum-exp).
+    pub hardest_only: bool,
 }
 
 /// The forward on flex tensors without autodiff.
-fn untracked_forward(inputs: [Tensor<2>; 4], settings: Settings) -> Tensor<2> {
+fn untracked_forward(inputs: [Tensor<2>; 4], settings: TemperedNll) -> Tensor<2> {
     let inputs = inputs.map(|t| t.try_into_primitive::<Flex>().expect("a flex tensor"));
     Tensor::from_primitive::<Flex>(forward_primitive(&inputs.map(contiguous), settings).0)
 }
@@ -101,7 +88,7 @@ fn rows([pos_sim, neg_sim, pos_tau, neg_tau]: &[FlexTensor; 4]) -> kernel::Rows<
 }
 
 /// The terms [R, 1], and each row's statistics [R, STATS] that the backward pass reuses.
-fn forward_primitive(inputs: &[FlexTensor; 4], settings: Settings) -> (FlexTensor, FlexTensor) {
+fn forward_primitive(inputs: &[FlexTensor; 4], settings: TemperedNll) -> (FlexTensor, FlexTensor) {
     let (terms, stats) = kernel::forward(&rows(inputs), settings);
     let r = terms.len();
     (
@@ -116,7 +103,7 @@ fn forward_primitive(inputs: &[FlexTensor; 4], settings: Settings) -> (FlexTenso
 fn backward_primitive(
     inputs: &[FlexTensor; 4],
     stats: &FlexTensor,
-    settings: Settings,
+    settings: TemperedNll,
     grad: FlexTensor,
 ) -> [FlexTensor; 4] {
     let x = rows(inputs);
@@ -135,55 +122,39 @@ fn backward_primitive(
 /// gradient kernel.
 #[cfg(feature = "autodiff")]
 mod tracked {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-    use burn::backend::{Autodiff, Flex};
     use burn::prelude::*;
 
-    use super::{FlexTensor, Settings, backward_primitive, contiguous, forward_primitive};
-
-    type Ad = Autodiff<Flex, NoCheckpointing>;
+    use super::{FlexTensor, TemperedNll, backward_primitive, forward_primitive};
+    use crate::custom_op::{FlexBackward, record, tracked};
 
     #[derive(Debug)]
-    struct AmclTerms {
-        settings: Settings,
-    }
+    struct TemperedNllBackward(TemperedNll);
 
-    impl Backward<Flex, 4> for AmclTerms {
+    impl FlexBackward<4> for TemperedNllBackward {
         /// s+, s, t+, t, and the forward's row statistics.
         type State = ([FlexTensor; 4], FlexTensor);
 
-        fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let grad = grads.consume::<Flex>(&ops.node);
-            let (inputs, stats) = ops.state;
-            let computed = backward_primitive(&inputs, &stats, self.settings, grad);
-            for (node, grad) in ops.parents.into_iter().zip(computed) {
-                if let Some(node) = node {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
+        fn backward(
+            self,
+            (inputs, stats): Self::State,
+            grad: FlexTensor,
+            _: [bool; 4],
+        ) -> [Option<FlexTensor>; 4] {
+            backward_primitive(&inputs, &stats, self.0, grad).map(Some)
         }
     }
 
     /// `None` under gradient checkpointing (another strategy type), for the tensor ops.
-    pub(super) fn forward(inputs: [Tensor<2>; 4], settings: Settings) -> Option<Tensor<2>> {
-        let [Ok(pos_sim), Ok(neg_sim), Ok(pos_tau), Ok(neg_tau)] =
-            inputs.map(|t| t.try_into_primitive::<Ad>())
-        else {
-            return None;
-        };
-        let primitives = [pos_sim, neg_sim, pos_tau, neg_tau];
-        let nodes = primitives.each_ref().map(|p| p.node());
-        let inputs = primitives.map(|p| contiguous(p.into_primitive()));
+    pub(super) fn forward(inputs: [Tensor<2>; 4], settings: TemperedNll) -> Option<Tensor<2>> {
+        let [pos_sim, neg_sim, pos_tau, neg_tau] = inputs;
+        let (node_0, pos_sim) = tracked(pos_sim)?;
+        let (node_1, neg_sim) = tracked(neg_sim)?;
+        let (node_2, pos_tau) = tracked(pos_tau)?;
+        let (node_3, neg_tau) = tracked(neg_tau)?;
+        let inputs = [pos_sim, neg_sim, pos_tau, neg_tau];
         let (terms, stats) = forward_primitive(&inputs, settings);
-        let op = AmclTerms { settings };
-        let terms = match op.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((inputs, stats), terms),
-            OpsKind::UnTracked(prep) => prep.finish(terms),
-        };
-        Some(Tensor::from_primitive::<Ad>(terms))
+        let nodes = [node_0, node_1, node_2, node_3];
+        Some(record(TemperedNllBackward(settings), nodes, terms, (inputs, stats)))
     }
 }
 
@@ -195,8 +166,8 @@ mod kernel {
 
     use std::mem::MaybeUninit;
 
-    use super::Settings;
-    use crate::cpu::{buffer, math, widest_simd};
+    use super::TemperedNll;
+    use crate::{buffer, math, widest_simd};
 
     /// An output slot the kernel writes before it is read.
     type Slot = MaybeUninit<f32>;
@@ -229,21 +200,21 @@ mod kernel {
         }
     }
 
-    /// Omega(t) = (d/2) ln t + 1/t.
+    /// Omega(t) = a ln t + 1/t.
     #[inline(always)]
-    fn omega(tau: f32, s: Settings) -> f32 {
-        s.half_dim * math::ln(tau) + 1.0 / tau
+    fn omega(tau: f32, s: TemperedNll) -> f32 {
+        s.log_coefficient * math::ln(tau) + 1.0 / tau
     }
 
-    /// Omega'(t) = d/(2t) - 1/t^2.
+    /// Omega'(t) = a/t - 1/t^2.
     #[inline(always)]
-    fn omega_prime(tau: f32, s: Settings) -> f32 {
+    fn omega_prime(tau: f32, s: TemperedNll) -> f32 {
         let inv = 1.0 / tau;
-        inv * (s.half_dim - inv)
+        inv * (s.log_coefficient - inv)
     }
 
     /// Each row's term, and its statistics [R, STATS].
-    pub fn forward(x: &Rows, s: Settings) -> (Vec<f32>, Vec<f32>) {
+    pub fn forward(x: &Rows, s: TemperedNll) -> (Vec<f32>, Vec<f32>) {
         let rows = x.pos_sim.len();
         let (mut terms, mut stats) = (vec![0.0; rows], vec![0.0; rows * STATS]);
         let task = |(t, (terms, stats)): (usize, (&mut [f32], &mut [f32]))| {
@@ -270,15 +241,15 @@ mod kernel {
         (terms, stats)
     }
 
-    widest_simd!(fn forward_row_simd => forward_row(x: &Rows, r: usize, s: Settings) -> (f32, [f32; STATS]));
+    widest_simd!(fn forward_row_simd => forward_row(x: &Rows, r: usize, s: TemperedNll) -> (f32, [f32; STATS]));
 
     /// Row r's term L (module equations) and statistics.
     #[inline(always)]
-    fn forward_row(x: &Rows, r: usize, s: Settings) -> (f32, [f32; STATS]) {
+    fn forward_row(x: &Rows, r: usize, s: TemperedNll) -> (f32, [f32; STATS]) {
         let (sims, taus) = x.negatives(r);
         let (l_0, tau_0) = (x.pos_sim[r] / x.pos_tau[r], x.pos_tau[r]);
         let positive = -l_0 + s.beta * omega(tau_0, s);
-        if s.max {
+        if s.hardest_only {
             let (hardest, at) = largest_logit::<true>(sims, taus);
             return (positive + hardest - s.beta * omega(taus[at], s), [at as f32, 0.0, 0.0, 0.0]);
         }
@@ -341,7 +312,7 @@ mod kernel {
         sims: &[f32],
         taus: &[f32],
         m: f32,
-        s: Settings,
+        s: TemperedNll,
     ) -> (f32, f32) {
         let term = |sim: f32, tau: f32| {
             let e = math::exp(sim / tau - m);
@@ -375,7 +346,7 @@ mod kernel {
     }
 
     /// The backward pass, given the forward's statistics and the terms' gradient g [R].
-    pub fn backward(x: &Rows, stats: &[f32], g: &[f32], s: Settings) -> Grads {
+    pub fn backward(x: &Rows, stats: &[f32], g: &[f32], s: TemperedNll) -> Grads {
         let (rows, k) = (g.len(), x.k);
         let stats_of = |r: usize| -> [f32; STATS] {
             stats[r * STATS..(r + 1) * STATS].try_into().expect("STATS values")
@@ -405,10 +376,16 @@ mod kernel {
     }
 
     /// dL/ds+ and dL/dt+ of row r, times g.
-    fn positive_grads(x: &Rows, r: usize, stats: [f32; STATS], g: f32, s: Settings) -> (f32, f32) {
+    fn positive_grads(
+        x: &Rows,
+        r: usize,
+        stats: [f32; STATS],
+        g: f32,
+        s: TemperedNll,
+    ) -> (f32, f32) {
         let (tau, l_0) = (x.pos_tau[r], x.pos_sim[r] / x.pos_tau[r]);
         // dL/dl_0 = q_0 - 1 = -sum_n q_n (exactly -1 for Max).
-        let d_l = if s.max { -g } else { -g * stats[1] / stats[2] };
+        let d_l = if s.hardest_only { -g } else { -g * stats[1] / stats[2] };
         (d_l / tau, -d_l * l_0 / tau + g * s.beta * omega_prime(tau, s))
     }
 
@@ -417,7 +394,7 @@ mod kernel {
         r: usize,
         stats: [f32; STATS],
         g: f32,
-        s: Settings,
+        s: TemperedNll,
         d_sim: &mut [Slot],
         d_tau: &mut [Slot]
     ));
@@ -429,12 +406,12 @@ mod kernel {
         r: usize,
         stats: [f32; STATS],
         g: f32,
-        s: Settings,
+        s: TemperedNll,
         d_sim: &mut [Slot],
         d_tau: &mut [Slot],
     ) {
         let (sims, taus) = x.negatives(r);
-        if s.max {
+        if s.hardest_only {
             let (d_sim, d_tau) = (buffer::zeroed(d_sim), buffer::zeroed(d_tau));
             let at = stats[0] as usize;
             let (tau, l) = (taus[at], sims[at] / taus[at]);
@@ -458,7 +435,7 @@ mod kernel {
         sims: &[f32],
         taus: &[f32],
         (m_neg, q_scale, inv_z_neg, w, g): (f32, f32, f32, f32, f32),
-        s: Settings,
+        s: TemperedNll,
         d_sim: &mut [Slot],
         d_tau: &mut [Slot],
     ) {
@@ -481,60 +458,7 @@ mod kernel {
 
 #[cfg(test)]
 mod tests {
-    use super::super::amcl::composed_terms;
     use super::*;
-
-    fn uniform<const D: usize>(shape: [usize; D], lo: f32, hi: f32, seed: u64) -> Tensor<D> {
-        let mut rng = crate::rng::Rng::new(seed);
-        let count = shape.iter().product();
-        let values: Vec<f32> = (0..count).map(|_| lo + (hi - lo) * rng.uniform()).collect();
-        Tensor::from_data(TensorData::new(values, shape), &Device::flex())
-    }
-
-    fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
-    }
-
-    fn assert_close(got: Vec<f32>, expected: Vec<f32>, what: &str) {
-        let scale = expected.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-        let diff = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(diff <= 1e-5 * scale, "{what}: max |diff| {diff} (scale {scale})");
-    }
-
-    /// Shapes with one negative, with a K that is not a multiple of anything, and with more
-    /// rows than one task holds; each reduction, with and without Omega.
-    fn cases() -> Vec<([usize; 3], AmclObjectiveConfig)> {
-        let mut cases = Vec::new();
-        for shape in [[1, 1, 1], [2, 5, 7], [3, 11, 37]] {
-            for reduction in [NegativeReduction::LogSumExp, NegativeReduction::Max] {
-                for beta in [0.0, 0.1] {
-                    cases.push((shape, AmclObjectiveConfig { beta, dim: 64, reduction }));
-                }
-            }
-        }
-        cases
-    }
-
-    #[test]
-    fn fused_terms_equal_the_tensor_ops() {
-        for ([c, n, k], cfg) in cases() {
-            let neg_sim = uniform([c, n, k], -1.0, 1.0, 2);
-            let neg_tau = uniform([c, n, k], 0.05, 1.0, 4);
-            // Then the positives at the temperature floor, whose logits (~1e5) dwarf every
-            // negative's: the negatives' weights must not underflow into 0 / 0.
-            let positives = [
-                (uniform([c, n], -1.0, 1.0, 1), uniform([c, n], 0.05, 1.0, 3)),
-                (uniform([c, n], 0.5, 1.0, 1), Tensor::full([c, n], 1e-5, &Device::flex())),
-            ];
-            for (pos_sim, pos_tau) in positives {
-                let (neg_sim, neg_tau) = (neg_sim.clone(), neg_tau.clone());
-                let fused = fused_terms(&pos_sim, &neg_sim, &pos_tau, &neg_tau, &cfg).unwrap();
-                let composed = composed_terms(pos_sim, neg_sim, pos_tau, neg_tau, &cfg);
-                let what = format!("{:?} {cfg:?}", [c, n, k]);
-                assert_close(to_vec(fused), to_vec(composed), &what);
-            }
-        }
-    }
 
     /// The hard negative is the first of equal logits, wherever they sit among the lanes and
     /// the remainder, as the tensor ops' argmax.
@@ -550,39 +474,6 @@ mod tests {
             let hardest = kernel::largest_logit::<true>(&sims, &taus);
             assert_eq!(hardest, (1.8, first), "K = {k}, {ties:?}");
             assert_eq!(kernel::largest_logit::<false>(&sims, &taus).0, 1.8, "K = {k}, {ties:?}");
-        }
-    }
-
-    /// Needs the `autodiff` feature, on in workspace builds (amcl-train enables it).
-    #[cfg(feature = "autodiff")]
-    #[test]
-    fn fused_gradients_equal_the_tensor_ops() {
-        let device = Device::flex().autodiff();
-        for ([c, n, k], cfg) in cases() {
-            let grads_of = |fused: bool| {
-                let leaf = |t: Tensor<3>| Tensor::<3>::from_data(t.into_data(), &device);
-                let pos_sim = leaf(uniform([c, n, 1], -1.0, 1.0, 1)).require_grad();
-                let neg_sim = leaf(uniform([c, n, k], -1.0, 1.0, 2)).require_grad();
-                let pos_tau = leaf(uniform([c, n, 1], 0.05, 1.0, 3)).require_grad();
-                let neg_tau = leaf(uniform([c, n, k], 0.05, 1.0, 4)).require_grad();
-                let (ps, pt) = (pos_sim.clone().reshape([c, n]), pos_tau.clone().reshape([c, n]));
-                let terms = if fused {
-                    fused_terms(&ps, &neg_sim, &pt, &neg_tau, &cfg).unwrap()
-                } else {
-                    composed_terms(ps, neg_sim.clone(), pt, neg_tau.clone(), &cfg)
-                };
-                // A non-uniform upstream gradient, so that each row's g matters.
-                let g = Tensor::<2>::from_data(uniform([c, n], -1.0, 1.0, 5).into_data(), &device);
-                let grads = (terms * g).sum().backward();
-                [pos_sim, neg_sim, pos_tau, neg_tau]
-                    .map(|x| to_vec(x.grad(&grads).expect("a gradient")))
-            };
-            let (fused, composed) = (grads_of(true), grads_of(false));
-            let names = ["pos_sim", "neg_sim", "pos_tau", "neg_tau"];
-            for ((name, got), expected) in names.iter().zip(fused).zip(composed) {
-                assert!(expected.iter().any(|v| v.abs() > 1e-4), "{name}: trivially zero");
-                assert_close(got, expected, &format!("grad {name}, {:?} {cfg:?}", [c, n, k]));
-            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The backbones' convolutions on the CPU, as im2col and one matrix product per group of images.
+//! 2-D convolutions on the CPU, as im2col and one matrix product per group of images.
 //!
 //! For an input x [B, C_in, H, W] and weights w [C_out, C_in, k_h, k_w] (no bias, groups 1,
 //! dilation 1), with K = C_in k_h k_w and P = H_out W_out:
@@ -20,7 +20,7 @@
 //! and col2im work a kernel tap and a plane at a time, as shifted block copies and adds where
 //! the stride allows (see `im2col`).
 //!
-//! The 3x3 layers with stride 1 and 32 channels or more (most of both backbones' work) take
+//! The 3x3 layers with stride 1 and 32 channels or more (most of a CIFAR ResNet's work) take
 //! the Winograd convolution instead, in all three passes: see [`winograd`].
 //!
 //! Used on flex, with or without autodiff, in f32 and on native targets (the browser keeps
@@ -28,14 +28,14 @@
 //! (tests below).
 #![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
 
-use crate::cpu::{FlexPath, flex_path};
+use crate::{FlexPath, flex_path};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn::tensor::ops::ConvOptions;
 
-use crate::cpu::buffer::{self, contiguous, f32s};
+use crate::buffer::{self, contiguous, f32s};
 
 mod winograd;
 
@@ -152,43 +152,32 @@ fn flex_forward(
 /// [`kernel::backward`].
 #[cfg(feature = "autodiff")]
 mod tracked {
-    use burn::backend::autodiff::checkpoint::base::Checkpointer;
-    use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-    use burn::backend::autodiff::grads::Gradients;
-    use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-    use burn::backend::{Autodiff, Flex};
     use burn::prelude::*;
 
-    use super::{ConvShape, FlexTensor, contiguous, f32s, forward_primitive, kernel, shape_of};
-
-    type Ad = Autodiff<Flex, NoCheckpointing>;
+    use super::{ConvShape, FlexTensor, f32s, forward_primitive, kernel, shape_of};
+    use crate::custom_op::{FlexBackward, record, tracked};
 
     #[derive(Debug)]
     struct Conv2dBackward;
 
-    impl Backward<Flex, 2> for Conv2dBackward {
+    impl FlexBackward<2> for Conv2dBackward {
+        /// x, w and the shapes.
         type State = (FlexTensor, FlexTensor, ConvShape);
 
-        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let (x, w, shape) = ops.state;
-            let grad = contiguous(grads.consume::<Flex>(&ops.node));
-            let [node_x, node_w] = ops.parents;
+        fn backward(
+            self,
+            (x, w, shape): Self::State,
+            grad: FlexTensor,
+            [want_x, _]: [bool; 2],
+        ) -> [Option<FlexTensor>; 2] {
             let (grad_x, grad_w) =
-                kernel::backward(f32s(&x), f32s(&w), f32s(&grad), &shape, node_x.is_some());
-            if let (Some(node), Some(grad_x)) = (node_x, grad_x) {
-                let dims = [shape.batch, shape.c_in, shape.h, shape.w];
-                grads.register::<Flex>(
-                    node.id,
-                    FlexTensor::from_data(TensorData::new(grad_x, dims)),
-                );
-            }
-            if let Some(node) = node_w {
-                let dims = [shape.c_out, shape.c_in, shape.kernel[0], shape.kernel[1]];
-                grads.register::<Flex>(
-                    node.id,
-                    FlexTensor::from_data(TensorData::new(grad_w, dims)),
-                );
-            }
+                kernel::backward(f32s(&x), f32s(&w), f32s(&grad), &shape, want_x);
+            let x_dims = [shape.batch, shape.c_in, shape.h, shape.w];
+            let w_dims = [shape.c_out, shape.c_in, shape.kernel[0], shape.kernel[1]];
+            [
+                grad_x.map(|g| FlexTensor::from_data(TensorData::new(g, x_dims))),
+                Some(FlexTensor::from_data(TensorData::new(grad_w, w_dims))),
+            ]
         }
     }
 
@@ -199,21 +188,11 @@ mod tracked {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Option<Tensor<4>> {
-        let (Ok(px), Ok(pw)) =
-            (x.clone().try_into_primitive::<Ad>(), weight.clone().try_into_primitive::<Ad>())
-        else {
-            return None;
-        };
-        let nodes = [px.node(), pw.node()];
-        let x = contiguous(px.into_primitive());
-        let w = contiguous(pw.into_primitive());
+        let (node_x, x) = tracked(x)?;
+        let (node_w, w) = tracked(weight)?;
         let shape = shape_of(&x, &w, stride, padding);
         let y = forward_primitive(&x, &w, &shape);
-        let y = match Conv2dBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish((x, w, shape), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        Some(Tensor::from_primitive::<Ad>(y))
+        Some(record(Conv2dBackward, [node_x, node_w], y, (x, w, shape)))
     }
 }
 
@@ -236,7 +215,7 @@ mod kernel {
     use std::mem::MaybeUninit;
 
     use super::{ConvShape, winograd};
-    use crate::cpu::buffer;
+    use crate::buffer;
     #[cfg(not(target_arch = "wasm32"))]
     use rayon::prelude::*;
 
@@ -808,7 +787,7 @@ mod tests {
     use super::*;
 
     fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
-        let mut rng = crate::rng::Rng::new(seed);
+        let mut rng = crate::test_values::Rng::new(seed);
         let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.normal()).collect();
         Tensor::from_data(TensorData::new(values, shape), device)
     }

@@ -20,7 +20,7 @@
 //!
 //! The 16 products make 16 c_out c_in multiply-adds per tile of four outputs, where im2col's
 //! one product makes 36: 2.25x fewer. The transforms are additions (and halvings, for U), so
-//! the results differ from the direct sum by rounding only (tests in `conv_cpu`).
+//! the results differ from the direct sum by rounding only (tests in `conv2d`).
 //!
 //! The rotated kernels need no transform of their own: G J = P G for the reversal J and the
 //! permutation P of rows (3, 1, 2, 0), so U of a rotated kernel is U with its rows and columns
@@ -30,7 +30,7 @@ use std::mem::MaybeUninit;
 
 use super::ConvShape;
 use super::kernel::Product;
-use crate::cpu::widest_simd;
+use crate::widest_simd;
 #[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 
@@ -117,12 +117,12 @@ pub(super) fn weight_gradient(x: &[f32], dy: &[f32], shape: &ConvShape) -> Vec<f
         };
         if du.is_empty() {
             // A core's first group writes its sums, so that they need no zeroing.
-            let mut first = crate::cpu::buffer::uninit(size);
+            let mut first = crate::buffer::uninit(size);
             for (e, du) in first.chunks_exact_mut(c_out * c_in).enumerate() {
                 product(e).write_to(du);
             }
             // SAFETY: the 16 products wrote every value.
-            du = unsafe { crate::cpu::buffer::assume_init(first) };
+            du = unsafe { crate::buffer::assume_init(first) };
         } else {
             for (e, du) in du.chunks_exact_mut(c_out * c_in).enumerate() {
                 product(e).add_to(du);
@@ -317,7 +317,7 @@ fn convolve(x: &[f32], shape: &ConvShape, kernels: &Kernels, adjoint: bool) -> V
     let (plane_in, plane_out) = (from * shape.h * shape.w, to * shape.h * shape.w);
     let (_, tiles) = planes.tiles();
     let per_group = super::kernel::group_size(shape.batch, tiles, TILES_PER_PRODUCT);
-    let mut out = crate::cpu::buffer::uninit(shape.batch * plane_out);
+    let mut out = crate::buffer::uninit(shape.batch * plane_out);
     let group = |scratch: &mut Scratch, (out, x): (&mut [MaybeUninit<f32>], &[f32])| {
         let images = x.len() / plane_in;
         let n = images * tiles;
@@ -332,7 +332,7 @@ fn convolve(x: &[f32], shape: &ConvShape, kernels: &Kernels, adjoint: bool) -> V
             };
             let m = &mut scratch.m[e * to * n..][..to * n];
             // SAFETY: the product writes f32 values only.
-            product.write_to(unsafe { crate::cpu::buffer::as_uninit(m) });
+            product.write_to(unsafe { crate::buffer::as_uninit(m) });
         }
         transform_output_simd(&scratch.m, planes, images, out, &mut scratch.work);
     };
@@ -348,7 +348,7 @@ fn convolve(x: &[f32], shape: &ConvShape, kernels: &Kernels, adjoint: bool) -> V
             .for_each(|pair| group(&mut scratch, pair));
     }
     // SAFETY: the groups cover `out`, and each output transform writes every value of its part.
-    unsafe { crate::cpu::buffer::assume_init(out) }
+    unsafe { crate::buffer::assume_init(out) }
 }
 
 widest_simd!(fn transform_input_simd => transform_input(

@@ -1,4 +1,4 @@
-//! The matrix products of one group of images in the CPU convolution (src/model/conv_cpu.rs),
+//! The matrix products of one group of images in the CPU convolution (src/conv2d.rs),
 //! timed alone on one core for the layers of both backbones:
 //!
 //! ```text
@@ -8,19 +8,19 @@
 //! dx        dcols [K, n]     = w^T [K, C_out] dy [C_out, n]
 //! ```
 //!
-//! The dw and dw^T columns decide `dw_transposed` in conv_cpu.rs.
+//! The dw and dw^T columns decide `dw_transposed` in conv2d.rs.
 //!
-//!     cargo bench -p amcl-core --features x86-v4 --bench conv_products
+//!     cargo bench -p flex-kernels --features x86-v4 --bench conv_products
 mod common;
 
 use std::hint::black_box;
 
-use amcl_core::model::matrix_product as product;
 use common::millis;
+use flex_kernels::conv2d::matrix_product as product;
 
 fn main() {
     common::keep_freed_memory();
-    // (name, C_out, K, n): n = the columns of one group (512 per product in conv_cpu.rs, at
+    // (name, C_out, K, n): n = the columns of one group (512 per product in conv2d.rs, at
     // least one image).
     let layers = [
         ("small CNN w16 conv1", 16, 27, 1024),
