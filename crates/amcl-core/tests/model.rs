@@ -119,7 +119,7 @@ fn unknown_method_names_list_the_known_ones() {
 #[test]
 fn every_method_runs_a_step() {
     let d = device().autodiff();
-    for name in MethodKind::NAMES {
+    for name in MethodKind::names() {
         let kind: MethodKind = name.parse().unwrap();
         let model = small(&kind).init(&d).unwrap();
         let mut method = Method::new(kind, MethodConfig::new().with_moco_queue(32));

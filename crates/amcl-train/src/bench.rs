@@ -97,9 +97,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.pipeline {
         return pipeline(args);
     }
-    let methods = expand(&args.method, &MethodKind::NAMES, "method", |m| {
-        m.parse::<MethodKind>().map(|_| ())
-    })?;
+    let method_names = MethodKind::names();
+    let method_names: Vec<&str> = method_names.iter().map(String::as_str).collect();
+    let methods =
+        expand(&args.method, &method_names, "method", |m| m.parse::<MethodKind>().map(|_| ()))?;
     let names: Vec<&str> = BackboneKind::ALL.iter().map(|(n, _)| *n).collect();
     let backbones =
         expand(&args.backbone, &names, "backbone", |b| b.parse::<BackboneKind>().map(|_| ()))?;

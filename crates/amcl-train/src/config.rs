@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use amcl_core::loss::AUTHORS_TOP_K;
-use amcl_core::methods::BaseMethod;
 use amcl_core::model::TemperatureForm;
 use amcl_core::prelude::*;
 use anyhow::{Context, Result, bail};
@@ -63,9 +62,7 @@ impl AmclForm {
     /// and Barlow Twins (it centres the temperatures of an anchor's negatives; they have none).
     /// For a plain method the form is irrelevant and its model keeps the plain network.
     pub fn applies_to(self, kind: MethodKind) -> bool {
-        self != AmclForm::Centred
-            || !kind.adaptive
-            || matches!(kind.base, BaseMethod::Simclr | BaseMethod::Moco)
+        self != AmclForm::Centred || !kind.adaptive || kind.base.pair_temperatures()
     }
 
     /// The negative reduction of this form.
@@ -78,15 +75,13 @@ impl AmclForm {
 
     /// The initial temperature of this form for `kind` (None: phi's default initialisation).
     fn tau_init(self, kind: MethodKind) -> Option<f32> {
-        match (self, kind.base) {
-            (AmclForm::Authors, _) => None,
-            (AmclForm::Soft, BaseMethod::Simclr | BaseMethod::Moco) => {
-                Some(kind.base_temperature())
-            }
+        match self {
+            AmclForm::Authors => None,
+            AmclForm::Soft if kind.base.pair_temperatures() => Some(kind.base_temperature()),
             // No base temperature to start from (it is 1): phi's default start, tau ~ 1.
-            (AmclForm::Soft, _) => None,
+            AmclForm::Soft => None,
             // Centring cancels phi's output bias: the level is the middle of the range instead.
-            (AmclForm::Centred, _) => None,
+            AmclForm::Centred => None,
         }
     }
 
@@ -318,16 +313,6 @@ impl TrainConfig {
     }
 }
 
-/// The authors' peak learning rate for `kind` (docs/METHOD.md, "Training").
-fn paper_lr(kind: MethodKind) -> f64 {
-    match kind.base {
-        BaseMethod::Simclr => 0.06,
-        BaseMethod::Moco => 0.08,
-        BaseMethod::Simsiam => 0.05,
-        BaseMethod::Barlow => 0.11,
-    }
-}
-
 impl PretrainArgs {
     /// Resolves flags over the preset, validating every value.
     pub fn resolve(&self) -> Result<TrainConfig> {
@@ -352,7 +337,7 @@ impl PretrainArgs {
         }
         let batch_size = self.batch_size.unwrap_or(if paper { 512 } else { 128 });
         // The authors' SimSiam and Barlow Twins projectors are 2,048 wide, to 2,048.
-        let wide = paper && matches!(kind.base, BaseMethod::Simsiam | BaseMethod::Barlow);
+        let wide = if paper { kind.base.paper_projector_width() } else { None };
         let range = TemperatureRange {
             lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
             hi: self.tau_max.or(form.tau_max(kind)).unwrap_or(TemperatureRange::default().hi),
@@ -368,14 +353,8 @@ impl PretrainArgs {
                 .with_backbone(backbone)
                 .with_width(self.width.unwrap_or(16))
                 .with_heads(self.heads.unwrap_or(3))
-                .with_hidden(self.hidden.unwrap_or(if wide { 2048 } else { 512 }))
-                .with_dim(self.dim.unwrap_or(if wide {
-                    2048
-                } else if paper {
-                    128
-                } else {
-                    64
-                }))
+                .with_hidden(self.hidden.or(wide).unwrap_or(512))
+                .with_dim(self.dim.or(wide).unwrap_or(if paper { 128 } else { 64 }))
                 .with_temperature(range)
                 .with_temperature_form(form.temperature_form(kind)),
             batch_size,
@@ -395,7 +374,7 @@ impl PretrainArgs {
             augs,
             epochs: self.epochs.unwrap_or(if paper { 1000 } else { 8 }),
             batch_size,
-            lr: self.lr.unwrap_or(if paper { paper_lr(kind) } else { 1e-3 }),
+            lr: self.lr.unwrap_or(if paper { kind.base.paper_lr() } else { 1e-3 }),
             optimizer: self.optimizer.unwrap_or(if paper {
                 OptimizerKind::Sgd
             } else {

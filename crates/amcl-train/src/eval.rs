@@ -240,7 +240,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         source.load(manifest.model.image_size, args.train_size, args.test_size, args.seed)?;
     let report = evaluate(&model, &split.train, &split.test, &selected.device, !args.no_linear)?;
     let kind: amcl_core::methods::MethodKind = manifest.method.parse()?;
-    let spread = if kind.adaptive && kind.base != amcl_core::methods::BaseMethod::Barlow {
+    let spread = if kind.has_pair_temperatures() {
         let augs = args.augs.parse().context("--augs")?;
         Some(crate::spread::temperature_spread(
             &model,

@@ -287,7 +287,7 @@ pub fn pretrain(
     let final_loss = last_epoch_loss(run_dir);
     let mut summary = manifest.training.clone();
     // Pair temperatures by kind of pair; Barlow Twins' temperatures are between channels.
-    if kind.adaptive && kind.base != amcl_core::methods::BaseMethod::Barlow {
+    if kind.has_pair_temperatures() {
         let spread = spread::temperature_spread(&valid, &test, augs, config.seed, &plain)?;
         for h in &spread {
             println!(

@@ -3,9 +3,10 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
+use super::{BaseMethod, Step, StepState};
 use crate::error::{AmclError, Result};
 use crate::loss::{objective_precision, omega};
-use crate::model::{AmclModel, TemperatureRange};
+use crate::model::{AmclModel, AmclModelConfig, ProjectorKind, TemperatureRange};
 
 /// Barlow temperatures of all heads: tau_ll [C, d] and tau_lm [C, d, d] (its diagonal unused).
 pub type BarlowTemperatureSet = (Tensor<2>, Tensor<3>);
@@ -121,4 +122,56 @@ pub fn barlow_step(
     let taus =
         if adaptive { Some(channel_temperatures(model, z1.clone(), z2.clone())?) } else { None };
     Ok(barlow_objective(z1, z2, taus, lambda, beta, model.range))
+}
+
+/// Barlow Twins (cross-correlation towards the identity) and AMCL-Barlow (a temperature per pair
+/// of channels).
+#[derive(Debug)]
+pub struct Barlow;
+
+impl BaseMethod for Barlow {
+    fn name(&self) -> &'static str {
+        "barlow"
+    }
+
+    /// Barlow Twins' 3-layer projector; for AMCL the channel temperature network, whose input
+    /// is a channel over a batch of `batch_size` images.
+    fn model_config(
+        &self,
+        model: AmclModelConfig,
+        adaptive: bool,
+        batch: usize,
+    ) -> AmclModelConfig {
+        model
+            .with_projector(ProjectorKind::Barlow)
+            .with_predictor_hidden(None)
+            .with_barlow_batch(adaptive.then_some(batch))
+    }
+
+    fn check_model(&self, model: &AmclModel, adaptive: bool) -> Result<()> {
+        if adaptive && model.channel_phi.is_none() {
+            return Err(AmclError::InvalidConfig(
+                "amcl-barlow needs its channel temperature network: build the model with MethodKind::model_config".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn authors_beta(&self) -> f32 {
+        1e-6
+    }
+
+    fn paper_lr(&self) -> f64 {
+        0.11
+    }
+
+    fn paper_projector_width(&self) -> Option<usize> {
+        Some(2048)
+    }
+
+    fn loss(&self, step: Step<'_>, _: &mut StepState) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+        let Step { model, features: [features_a, features_b], adaptive, config, .. } = step;
+        let (lambda, beta) = (config.barlow_lambda, config.beta);
+        barlow_step(model, features_a, features_b, adaptive, lambda, beta)
+    }
 }

@@ -5,11 +5,14 @@ use burn::prelude::*;
 use burn_store::{BurnpackStore, ModuleSnapshot};
 
 use super::diagnostics::DiagnosticsTensor;
+use super::{BaseMethod, MethodConfig, Step, StepState};
 use crate::error::Result;
 use crate::loss::{
     AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize, objective_precision,
 };
-use crate::model::{AmclModel, TemperatureRange, paired_logits, pairwise_logits};
+use crate::model::{
+    AmclModel, AmclModelConfig, ProjectorKind, TemperatureRange, paired_logits, pairwise_logits,
+};
 use crate::rng::Rng;
 
 /// Temperatures of a MoCo step: positive [C, N] and queue negatives [C, N, Q].
@@ -207,4 +210,67 @@ fn moco_temperatures(
     let positive = model.range.squash(paired_logits(queries.clone(), keys));
     let negative = model.range.squash(pairwise_logits(queries, queue));
     (positive, negative)
+}
+
+/// MoCo v2 (momentum key encoder, a queue of negatives, symmetric InfoNCE at 0.1) and AMCL-MoCo.
+#[derive(Debug)]
+pub struct Moco;
+
+impl BaseMethod for Moco {
+    fn name(&self) -> &'static str {
+        "moco"
+    }
+
+    fn model_config(&self, model: AmclModelConfig, _: bool, _: usize) -> AmclModelConfig {
+        model.with_projector(ProjectorKind::Mlp).with_predictor_hidden(None).with_barlow_batch(None)
+    }
+
+    fn base_temperature(&self) -> f32 {
+        0.1
+    }
+
+    fn paper_lr(&self) -> f64 {
+        0.08
+    }
+
+    fn pair_temperatures(&self) -> bool {
+        true
+    }
+
+    /// The first step creates the key encoder (a copy of the model) and the queue.
+    fn loss(
+        &self,
+        step: Step<'_>,
+        state: &mut StepState,
+    ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+        let Step { model, views, features: [features_a, features_b], adaptive, config, objective } =
+            step;
+        let device = views[0].device();
+        let state = state
+            .get_or_insert_with(|| {
+                let dim = objective.dim;
+                Box::new(MocoState::new(model, config.moco_queue, dim, config.seed, &device))
+            })
+            .downcast_mut::<MocoState>()
+            .expect("MoCo's step state is its MocoState");
+        let queries = (model.project_normalized(features_a), model.project_normalized(features_b));
+        let [view_a, view_b] = views;
+        let (loss, diagnostics, keys) = moco_step(
+            model,
+            state,
+            queries,
+            (view_a, view_b),
+            adaptive,
+            config.temperature,
+            &objective,
+        )?;
+        state.enqueue(keys);
+        Ok((loss, diagnostics))
+    }
+
+    fn after_step(&self, model: &AmclModel, state: &mut StepState, config: &MethodConfig) {
+        if let Some(state) = state.as_mut().and_then(|s| s.downcast_mut::<MocoState>()) {
+            state.momentum_update(model, config.moco_momentum);
+        }
+    }
 }

@@ -12,105 +12,182 @@ mod simsiam;
 mod top_k;
 
 pub use barlow::{
-    BarlowTemperatureSet, barlow_objective, barlow_step, channel_temperatures, channel_vectors,
-    cross_correlation, standardise,
+    Barlow, BarlowTemperatureSet, barlow_objective, barlow_step, channel_temperatures,
+    channel_vectors, cross_correlation, standardise,
 };
 pub use diagnostics::{DiagnosticsTensor, HeadDiagnostics, STATS};
 pub use flex_kernels::{Columns, select_columns};
-pub use moco::{MocoState, MocoTemperatures, moco_objective, moco_step, moco_symmetric_objective};
+pub use moco::{
+    Moco, MocoState, MocoTemperatures, moco_objective, moco_step, moco_symmetric_objective,
+};
 pub use simclr::{
-    simclr_amcl_objective, simclr_amcl_step, simclr_pair_columns, simclr_pair_indices,
+    Simclr, simclr_amcl_objective, simclr_amcl_step, simclr_pair_columns, simclr_pair_indices,
     simclr_plain_objective,
 };
-pub use simsiam::{simsiam_objective, simsiam_step};
+pub use simsiam::{Simsiam, simsiam_objective, simsiam_step};
 
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{AmclError, Result as AmclResult, ensure_dims};
 use crate::loss::{AUTHORS_TOP_K, AmclObjectiveConfig, NegativeReduction};
-use crate::model::{AmclModel, AmclModelConfig, ProjectorKind};
+use crate::model::{AmclModel, AmclModelConfig};
 
-/// The base method underneath AMCL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BaseMethod {
-    /// SimCLR: in-batch negatives over the 2N views.
-    Simclr,
-    /// MoCo v2: momentum encoder and a queue of negatives.
-    Moco,
-    /// SimSiam: predictor and stop-gradient, no negatives.
-    Simsiam,
-    /// Barlow Twins: cross-correlation towards the identity.
-    Barlow,
+/// A base method: the parts it adds to the model, its paper settings and its loss for two views
+/// of a batch, plain or with AMCL's adaptive temperatures. Each is one file of this module with a
+/// unit struct implementing this trait, and one line of [`BASE_METHODS`].
+pub trait BaseMethod: Send + Sync + std::fmt::Debug {
+    /// Its name (`simclr`); `amcl-` + the name is its AMCL version.
+    fn name(&self) -> &'static str;
+
+    /// The model this method trains, from a common architecture (docs/METHOD.md, "Other base
+    /// methods"): its authors' projector and what else it needs (predictors, channel networks);
+    /// `batch_size` for the parts whose input is the batch.
+    fn model_config(
+        &self,
+        model: AmclModelConfig,
+        adaptive: bool,
+        batch_size: usize,
+    ) -> AmclModelConfig;
+
+    /// An error naming what `model` lacks for this method (built without [`Self::model_config`]).
+    fn check_model(&self, _model: &AmclModel, _adaptive: bool) -> AmclResult<()> {
+        Ok(())
+    }
+
+    /// The authors' Omega weight beta.
+    fn authors_beta(&self) -> f32 {
+        1e-4
+    }
+
+    /// The plain method's fixed temperature (authors' release); 1 for a method without one.
+    fn base_temperature(&self) -> f32 {
+        1.0
+    }
+
+    /// The authors' peak learning rate (docs/METHOD.md, "Training").
+    fn paper_lr(&self) -> f64;
+
+    /// The authors' projector width for this method when it is not the common 512 -> 128.
+    fn paper_projector_width(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether its AMCL version gives every (anchor, other view) pair a temperature, with
+    /// negatives: the pair temperatures the centred form centres and `temperature_spread` reads.
+    fn pair_temperatures(&self) -> bool {
+        false
+    }
+
+    /// Whether it takes [`MethodConfig::positive_beta`] (a screening candidate of AMCL-SimCLR).
+    fn positive_beta(&self) -> bool {
+        false
+    }
+
+    /// The loss and per-head diagnostics of one step; `state` is what the method carries
+    /// between steps (None before its first step).
+    fn loss(
+        &self,
+        step: Step<'_>,
+        state: &mut StepState,
+    ) -> AmclResult<(Tensor<1>, DiagnosticsTensor)>;
+
+    /// After each optimiser step, with the updated model (MoCo's momentum update).
+    fn after_step(&self, _model: &AmclModel, _state: &mut StepState, _config: &MethodConfig) {}
+}
+
+/// Every base method, by name: a new method is a file of this module and a line here.
+pub static BASE_METHODS: [&dyn BaseMethod; 4] =
+    [&simclr::Simclr, &moco::Moco, &simsiam::Simsiam, &barlow::Barlow];
+
+/// What a method carries from one step to the next (MoCo: [`MocoState`]); the method that
+/// creates it is the one that reads it.
+pub type StepState = Option<Box<dyn std::any::Any + Send>>;
+
+/// The inputs of one step of a method.
+pub struct Step<'a> {
+    /// The online model.
+    pub model: &'a AmclModel,
+    /// The two augmented views [B, 3, S, S] of one batch.
+    pub views: [Tensor<4>; 2],
+    /// The backbone's features of each view [B, F].
+    pub features: [Tensor<2>; 2],
+    /// With AMCL's adaptive temperatures (the `amcl-` version).
+    pub adaptive: bool,
+    /// The methods' hyper-parameters (beta among them).
+    pub config: &'a MethodConfig,
+    /// The AMCL objective's settings for the model's projection dimension.
+    pub objective: AmclObjectiveConfig,
+}
+
+impl Step<'_> {
+    /// The projection dimension d.
+    pub fn dim(&self) -> usize {
+        self.objective.dim
+    }
 }
 
 /// A method: a base method, with or without AMCL's heads-and-temperatures objective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy)]
 pub struct MethodKind {
     /// The base method.
-    pub base: BaseMethod,
+    pub base: &'static dyn BaseMethod,
     /// Whether adaptive temperatures and Omega are used (the `amcl-` prefix).
     pub adaptive: bool,
 }
 
+impl PartialEq for MethodKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.base.name() == other.base.name() && self.adaptive == other.adaptive
+    }
+}
+
+impl Eq for MethodKind {}
+
+impl std::fmt::Debug for MethodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
 impl MethodKind {
+    /// Every method, each base method plain and then with AMCL.
+    pub fn all() -> Vec<MethodKind> {
+        BASE_METHODS
+            .iter()
+            .flat_map(|&base| [false, true].map(|adaptive| MethodKind { base, adaptive }))
+            .collect()
+    }
+
     /// Every method name, as accepted by [`str::parse`].
-    pub const NAMES: [&'static str; 8] = [
-        "simclr",
-        "amcl-simclr",
-        "moco",
-        "amcl-moco",
-        "simsiam",
-        "amcl-simsiam",
-        "barlow",
-        "amcl-barlow",
-    ];
+    pub fn names() -> Vec<String> {
+        Self::all().iter().map(MethodKind::name).collect()
+    }
 
     /// The method's name (e.g. `amcl-simclr`).
     pub fn name(&self) -> String {
-        let base = match self.base {
-            BaseMethod::Simclr => "simclr",
-            BaseMethod::Moco => "moco",
-            BaseMethod::Simsiam => "simsiam",
-            BaseMethod::Barlow => "barlow",
-        };
+        let base = self.base.name();
         if self.adaptive { format!("amcl-{base}") } else { base.to_string() }
     }
 
-    /// Adjusts a model architecture to what this method needs (docs/METHOD.md, "Other base
-    /// methods"): its authors' projector; SimSiam predictors with a bottleneck of h / 4 (512 for
-    /// 2,048); for amcl-barlow, the channel temperature network for batches of `batch_size`.
+    /// Adjusts a model architecture to what this method needs (see [`BaseMethod::model_config`]).
     pub fn model_config(&self, model: AmclModelConfig, batch_size: usize) -> AmclModelConfig {
-        let predictor = (self.base == BaseMethod::Simsiam).then_some((model.hidden / 4).max(1));
-        let projector = match self.base {
-            BaseMethod::Simclr | BaseMethod::Moco => ProjectorKind::Mlp,
-            BaseMethod::Simsiam => ProjectorKind::Simsiam,
-            BaseMethod::Barlow => ProjectorKind::Barlow,
-        };
-        let barlow = self.adaptive && self.base == BaseMethod::Barlow;
-        model
-            .with_projector(projector)
-            .with_predictor_hidden(predictor)
-            .with_barlow_batch(barlow.then_some(batch_size))
+        self.base.model_config(model, self.adaptive, batch_size)
     }
 
     /// The authors' Omega weight beta: 1e-4 for SimCLR, MoCo and SimSiam, 1e-6 for Barlow Twins.
     pub fn authors_beta(&self) -> f32 {
-        match self.base {
-            BaseMethod::Barlow => 1e-6,
-            _ => 1e-4,
-        }
+        self.base.authors_beta()
     }
 
     /// The fixed temperature of the base method (authors' release): SimCLR 0.5, MoCo 0.1;
     /// SimSiam and Barlow Twins have none (1).
     pub fn base_temperature(&self) -> f32 {
-        match self.base {
-            BaseMethod::Simclr => 0.5,
-            BaseMethod::Moco => 0.1,
-            BaseMethod::Simsiam | BaseMethod::Barlow => 1.0,
-        }
+        self.base.base_temperature()
+    }
+
+    /// Whether this is an AMCL method with a temperature per (anchor, other view) pair.
+    pub fn has_pair_temperatures(&self) -> bool {
+        self.adaptive && self.base.pair_temperatures()
     }
 }
 
@@ -121,20 +198,14 @@ impl std::str::FromStr for MethodKind {
             Some(base) => (true, base),
             None => (false, name),
         };
-        let base = match base {
-            "simclr" => BaseMethod::Simclr,
-            "moco" => BaseMethod::Moco,
-            "simsiam" => BaseMethod::Simsiam,
-            "barlow" => BaseMethod::Barlow,
-            _ => {
-                return Err(AmclError::UnknownName {
-                    kind: "method",
-                    name: name.to_string(),
-                    expected: Self::NAMES.join(", "),
-                });
-            }
-        };
-        Ok(MethodKind { base, adaptive })
+        match BASE_METHODS.iter().find(|method| method.name() == base) {
+            Some(&base) => Ok(MethodKind { base, adaptive }),
+            None => Err(AmclError::UnknownName {
+                kind: "method",
+                name: name.to_string(),
+                expected: Self::names().join(", "),
+            }),
+        }
     }
 }
 
@@ -148,14 +219,14 @@ impl std::fmt::Display for MethodKind {
 #[derive(Config, Debug, PartialEq)]
 pub struct MethodConfig {
     /// Weight beta of Omega (authors: 1e-4; 1e-6 for Barlow Twins, see
-    /// [`MethodKind::authors_beta`]).
+    /// [`BaseMethod::authors_beta`]).
     #[config(default = 1e-4)]
     pub beta: f32,
     /// How the negatives enter the AMCL objective (authors: the top 100).
     #[config(default = "NegativeReduction::TopK(AUTHORS_TOP_K)")]
     pub reduction: NegativeReduction,
     /// Fixed temperature of plain SimCLR and MoCo (authors: 0.5 and 0.1, see
-    /// [`MethodKind::base_temperature`]).
+    /// [`BaseMethod::base_temperature`]).
     #[config(default = 0.5)]
     pub temperature: f32,
     /// MoCo queue length.
@@ -177,20 +248,6 @@ pub struct MethodConfig {
     pub seed: u64,
 }
 
-/// `weight` * the mean over the 2N anchors of sum_c Omega(tau+): the positive pairs' Omega at a
-/// weight of their own (the `positive_beta` candidate). tau is symmetric in the pair, so both
-/// views of an image share their positive temperature.
-fn positive_omega(
-    model: &AmclModel,
-    z_a: &Tensor<3>,
-    z_b: &Tensor<3>,
-    weight: f32,
-    dim: usize,
-) -> Tensor<1> {
-    let tau = model.paired_temperatures(z_a.clone(), z_b.clone());
-    crate::loss::omega(tau, dim).sum_dim(0).mean().mul_scalar(weight).reshape([1])
-}
-
 /// What one step returns: the scalar loss (with its autodiff graph) and per-head diagnostics.
 #[derive(Debug, Clone)]
 pub struct StepOutput {
@@ -207,13 +264,13 @@ pub struct Method {
     pub kind: MethodKind,
     /// Its hyper-parameters.
     pub config: MethodConfig,
-    moco: Option<MocoState>,
+    state: StepState,
 }
 
 impl Method {
     /// A method of the given kind.
     pub fn new(kind: MethodKind, config: MethodConfig) -> Self {
-        Self { kind, config, moco: None }
+        Self { kind, config, state: None }
     }
 
     /// Parses a method name and builds it.
@@ -240,97 +297,40 @@ impl Method {
                 "a batch needs at least 2 images, got {b}"
             )));
         }
-        self.check_model(model)?;
+        self.kind.base.check_model(model, self.kind.adaptive)?;
         if self.config.positive_beta.is_some()
-            && !(self.kind.adaptive && self.kind.base == BaseMethod::Simclr)
+            && !(self.kind.adaptive && self.kind.base.positive_beta())
         {
             return Err(AmclError::InvalidConfig(format!(
                 "a separate Omega weight on the positives is a candidate of amcl-simclr only, not {}",
                 self.kind
             )));
         }
-        let features_a = model.try_features(view_a.clone())?;
-        let features_b = model.features(view_b.clone());
-        let dim = model.heads[0].output_dim();
-        let objective = self.objective(dim);
-        let adaptive = self.kind.adaptive;
-        let (loss, diagnostics) = match self.kind.base {
-            BaseMethod::Simclr => {
-                let z_a = model.project_normalized(features_a);
-                let z_b = model.project_normalized(features_b);
-                if adaptive {
-                    let extra = self.config.positive_beta.map(|w| w - self.config.beta);
-                    let positive = extra.map(|w| positive_omega(model, &z_a, &z_b, w, dim));
-                    let (loss, diagnostics) = simclr_amcl_step(model, z_a, z_b, &objective)?;
-                    (positive.map_or(loss.clone(), |p| loss + p), diagnostics)
-                } else {
-                    simclr_plain_objective(z_a, z_b, self.config.temperature)
-                }
-            }
-            BaseMethod::Moco => {
-                let device = view_a.device();
-                let config = &self.config;
-                let state = self.moco.get_or_insert_with(|| {
-                    MocoState::new(model, config.moco_queue, dim, config.seed, &device)
-                });
-                let q_a = model.project_normalized(features_a);
-                let q_b = model.project_normalized(features_b);
-                let (loss, diagnostics, keys) = moco_step(
-                    model,
-                    state,
-                    (q_a, q_b),
-                    (view_a, view_b),
-                    adaptive,
-                    config.temperature,
-                    &objective,
-                )?;
-                state.enqueue(keys);
-                (loss, diagnostics)
-            }
-            BaseMethod::Simsiam => {
-                simsiam_step(model, features_a, features_b, adaptive, self.config.beta, dim)
-            }
-            BaseMethod::Barlow => barlow_step(
-                model,
-                features_a,
-                features_b,
-                adaptive,
-                self.config.barlow_lambda,
-                self.config.beta,
-            )?,
+        let features = [model.try_features(view_a.clone())?, model.features(view_b.clone())];
+        let step = Step {
+            model,
+            views: [view_a, view_b],
+            features,
+            adaptive: self.kind.adaptive,
+            config: &self.config,
+            objective: self.objective(model.heads[0].output_dim()),
         };
+        let (loss, diagnostics) = self.kind.base.loss(step, &mut self.state)?;
         Ok(StepOutput { loss, diagnostics })
     }
 
     /// Call after each optimiser step with the updated model (MoCo's momentum update).
     pub fn after_step(&mut self, model: &AmclModel) {
-        if let Some(state) = &mut self.moco {
-            state.momentum_update(model, self.config.moco_momentum);
-        }
+        self.kind.base.after_step(model, &mut self.state, &self.config);
     }
 
     /// The MoCo state, if this is MoCo and a step has run.
     pub fn moco_state(&self) -> Option<&MocoState> {
-        self.moco.as_ref()
+        self.state.as_ref()?.downcast_ref()
     }
 
     /// Restores MoCo state (when resuming).
     pub fn set_moco_state(&mut self, state: MocoState) {
-        self.moco = Some(state);
-    }
-
-    fn check_model(&self, model: &AmclModel) -> AmclResult<()> {
-        if self.kind.base == BaseMethod::Simsiam && model.predictors.len() != model.num_heads() {
-            return Err(AmclError::InvalidConfig(
-                "simsiam needs one predictor per head: build the model with MethodKind::model_config".into(),
-            ));
-        }
-        if self.kind.adaptive && self.kind.base == BaseMethod::Barlow && model.channel_phi.is_none()
-        {
-            return Err(AmclError::InvalidConfig(
-                "amcl-barlow needs its channel temperature network: build the model with MethodKind::model_config".into(),
-            ));
-        }
-        Ok(())
+        self.state = Some(Box::new(state));
     }
 }

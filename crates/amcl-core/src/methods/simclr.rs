@@ -4,11 +4,12 @@ use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
 use super::top_k::selected_negatives;
+use super::{BaseMethod, Step, StepState};
 use crate::error::Result;
 use crate::loss::{
     AmclObjectiveConfig, amcl_objective_terms, nt_xent, objective_precision, objective_tensor,
 };
-use crate::model::{AmclModel, TemperatureRange};
+use crate::model::{AmclModel, AmclModelConfig, ProjectorKind, TemperatureRange};
 use flex_kernels::{Columns, select_columns};
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
@@ -113,4 +114,62 @@ pub fn simclr_amcl_step(
     let views = Tensor::cat(vec![z_a.clone(), z_b.clone()], 1);
     let taus = model.pairwise_temperatures(views.clone(), views);
     simclr_amcl_objective(z_a, z_b, taus, cfg, model.range)
+}
+
+/// SimCLR (in-batch negatives over the 2N views, NT-Xent at 0.5) and AMCL-SimCLR.
+#[derive(Debug)]
+pub struct Simclr;
+
+impl BaseMethod for Simclr {
+    fn name(&self) -> &'static str {
+        "simclr"
+    }
+
+    fn model_config(&self, model: AmclModelConfig, _: bool, _: usize) -> AmclModelConfig {
+        model.with_projector(ProjectorKind::Mlp).with_predictor_hidden(None).with_barlow_batch(None)
+    }
+
+    fn base_temperature(&self) -> f32 {
+        0.5
+    }
+
+    fn paper_lr(&self) -> f64 {
+        0.06
+    }
+
+    fn pair_temperatures(&self) -> bool {
+        true
+    }
+
+    fn positive_beta(&self) -> bool {
+        true
+    }
+
+    fn loss(&self, step: Step<'_>, _: &mut StepState) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+        let Step { model, features: [features_a, features_b], adaptive, config, objective, .. } =
+            step;
+        let z_a = model.project_normalized(features_a);
+        let z_b = model.project_normalized(features_b);
+        if !adaptive {
+            return Ok(simclr_plain_objective(z_a, z_b, config.temperature));
+        }
+        let extra = config.positive_beta.map(|w| w - config.beta);
+        let positive = extra.map(|w| positive_omega(model, &z_a, &z_b, w, objective.dim));
+        let (loss, diagnostics) = simclr_amcl_step(model, z_a, z_b, &objective)?;
+        Ok((positive.map_or(loss.clone(), |p| loss + p), diagnostics))
+    }
+}
+
+/// `weight` * the mean over the 2N anchors of sum_c Omega(tau+): the positive pairs' Omega at a
+/// weight of their own (the `positive_beta` candidate). tau is symmetric in the pair, so both
+/// views of an image share their positive temperature.
+fn positive_omega(
+    model: &AmclModel,
+    z_a: &Tensor<3>,
+    z_b: &Tensor<3>,
+    weight: f32,
+    dim: usize,
+) -> Tensor<1> {
+    let tau = model.paired_temperatures(z_a.clone(), z_b.clone());
+    crate::loss::omega(tau, dim).sum_dim(0).mean().mul_scalar(weight).reshape([1])
 }

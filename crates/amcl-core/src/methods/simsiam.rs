@@ -3,8 +3,10 @@
 use burn::prelude::*;
 
 use super::diagnostics::DiagnosticsTensor;
+use super::{BaseMethod, Step, StepState};
+use crate::error::{AmclError, Result};
 use crate::loss::{l2_normalize, objective_precision, omega};
-use crate::model::{AmclModel, TemperatureRange};
+use crate::model::{AmclModel, AmclModelConfig, ProjectorKind, TemperatureRange};
 
 /// SimSiam's objective over pre-computed quantities. `p1`, `p2`: predictions [C, N, d];
 /// `z1`, `z2`: projections [C, N, d] (stop-gradient is applied here); `taus`: the two
@@ -80,4 +82,47 @@ pub fn simsiam_step(
         (tau(&p1, &z2), tau(&p2, &z1))
     });
     simsiam_objective(p1, p2, z1, z2, taus, beta, dim, model.range)
+}
+
+/// SimSiam (predictor, stop-gradient, no negatives) and AMCL-SimSiam.
+#[derive(Debug)]
+pub struct Simsiam;
+
+impl BaseMethod for Simsiam {
+    fn name(&self) -> &'static str {
+        "simsiam"
+    }
+
+    /// SimSiam's 3-layer projector and one predictor per head, with a bottleneck of h / 4 (512
+    /// for 2,048).
+    fn model_config(&self, model: AmclModelConfig, _: bool, _: usize) -> AmclModelConfig {
+        let predictor = Some((model.hidden / 4).max(1));
+        model
+            .with_projector(ProjectorKind::Simsiam)
+            .with_predictor_hidden(predictor)
+            .with_barlow_batch(None)
+    }
+
+    fn check_model(&self, model: &AmclModel, _: bool) -> Result<()> {
+        if model.predictors.len() != model.num_heads() {
+            return Err(AmclError::InvalidConfig(
+                "simsiam needs one predictor per head: build the model with MethodKind::model_config".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn paper_lr(&self) -> f64 {
+        0.05
+    }
+
+    fn paper_projector_width(&self) -> Option<usize> {
+        Some(2048)
+    }
+
+    fn loss(&self, step: Step<'_>, _: &mut StepState) -> Result<(Tensor<1>, DiagnosticsTensor)> {
+        let dim = step.dim();
+        let Step { model, features: [features_a, features_b], adaptive, config, .. } = step;
+        Ok(simsiam_step(model, features_a, features_b, adaptive, config.beta, dim))
+    }
 }
