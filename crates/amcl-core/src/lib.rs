@@ -30,6 +30,7 @@
 
 pub mod augment;
 pub mod error;
+pub mod files;
 #[cfg(feature = "decode")]
 pub mod input;
 pub mod loss;

@@ -193,7 +193,7 @@ fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
 /// Writes `model` and `manifest` to `path` atomically (temporary file, then rename).
 pub fn save(model: &AmclModel, manifest: &Manifest, path: &std::path::Path) -> Result<()> {
     let bytes = to_bytes(model, manifest)?;
-    write_atomic(path, &bytes)
+    crate::files::write_atomic(path, &bytes)
 }
 
 /// Loads a weights file from `path`.
@@ -204,14 +204,4 @@ pub fn load(path: &std::path::Path, device: &Device) -> Result<(AmclModel, Manif
         AmclError::Weights(msg) => AmclError::Weights(format!("{}: {msg}", path.display())),
         other => other,
     })
-}
-
-/// Writes `bytes` to a sibling temporary file and renames it over `path`, so a crash never
-/// leaves a half-written file where a good one was.
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let io = |error| AmclError::Io { path: path.display().to_string(), error };
-    let tmp = path
-        .with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }

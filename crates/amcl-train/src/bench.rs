@@ -13,9 +13,9 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::learner::Learner;
 use amcl_core::prelude::*;
 use anyhow::{Context, Result, bail};
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde_json::{Value, json};
 
@@ -273,15 +273,17 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
             .with_temperature_form(form.temperature_form(kind)),
         args.batch_size,
     );
-    let mut model = config.init(&device)?;
-    let mut method = Method::new(
+    let model = config.init(&device)?;
+    let method = Method::new(
         kind,
         MethodConfig::new()
             .with_moco_queue(1024)
             .with_beta(kind.authors_beta())
             .with_reduction(args.reduction.with_k(args.top_k)),
     );
-    let mut optimizer = optim::build(OptimizerKind::Sgd, 5e-4);
+    let optimizer = optim::build(OptimizerKind::Sgd, 5e-4);
+    // The step `pretrain` takes (without gradient clipping), at a fixed learning rate.
+    let mut learner = Learner::new(model, optimizer, method, None);
     let mut augmenter = Augmenter::new(augs, AugmentConfig::new(), 0);
     let size = config.image_size;
     let images = Tensor::<4>::random(
@@ -298,15 +300,10 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         let (a, b) = (a.detach(), b.detach());
         sync("augmenting")?;
         let augmented = Instant::now();
-        let out = method.loss(&model, a, b)?;
-        // Reading the loss each step, as `pretrain` does, waits for the step's queued work.
-        let loss = out.loss.clone().into_scalar::<f32>();
-        if !loss.is_finite() {
+        let outcome = learner.step((a, b), 1e-3)?;
+        if !outcome.is_finite() {
             bail!("non-finite loss at bench step {step}");
         }
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
-        model = optimizer.step(1e-3, model, grads);
-        method.after_step(&model);
         sync("training step")?;
         if timed {
             augment_seconds += (augmented - started).as_secs_f64();
@@ -338,7 +335,7 @@ fn measure(args: &BenchArgs, method: &str, backbone: &str) -> Result<Value> {
         "peak_memory_bytes": device::peak_memory_bytes(&selected.device),
         "device": selected.name,
         "steps": args.steps,
-        "params": model.num_params(),
+        "params": learner.model().num_params(),
     }))
 }
 

@@ -28,6 +28,74 @@ pub enum Preset {
     Paper,
 }
 
+/// What a preset sets for each flag left unset: the preset as data, laid under the flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetValues {
+    pub backbone: &'static str,
+    /// The projection dimension d (a method's own projector width, when the preset uses it,
+    /// takes precedence: `BaseMethod::paper_projector_width`).
+    pub dim: usize,
+    /// Whether the methods' paper projector widths apply.
+    pub paper_projectors: bool,
+    /// The AMCL form (None: the method's default form, `AmclForm::default_for`).
+    pub amcl_form: Option<AmclForm>,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// The peak learning rate (None: the method's paper rate, `BaseMethod::paper_lr`).
+    pub lr: Option<f64>,
+    pub optimizer: OptimizerKind,
+    pub warmup_epochs: usize,
+    pub grad_clip: Option<f32>,
+    pub moco_queue: usize,
+    /// The shared CIFAR-10 folder (`DEFAULT_CIFAR10_DIR`) instead of the built-in default source.
+    pub cifar10: bool,
+    pub train_size: Option<usize>,
+    pub test_size: Option<usize>,
+    pub eval_every: usize,
+}
+
+impl Preset {
+    /// This preset's values (see [`Preset`]).
+    pub fn values(self) -> PresetValues {
+        match self {
+            Preset::Quick => PresetValues {
+                backbone: "small-cnn",
+                dim: 64,
+                paper_projectors: false,
+                amcl_form: None,
+                batch_size: 128,
+                epochs: 8,
+                lr: Some(1e-3),
+                optimizer: OptimizerKind::Adam,
+                warmup_epochs: 1,
+                grad_clip: None,
+                moco_queue: 1024,
+                cifar10: false,
+                train_size: Some(4000),
+                test_size: Some(1000),
+                eval_every: 1,
+            },
+            Preset::Paper => PresetValues {
+                backbone: "resnet18",
+                dim: 128,
+                paper_projectors: true,
+                amcl_form: Some(AmclForm::Authors),
+                batch_size: 512,
+                epochs: 1000,
+                lr: None,
+                optimizer: OptimizerKind::Sgd,
+                warmup_epochs: 10,
+                grad_clip: Some(1.0),
+                moco_queue: 4096,
+                cifar10: true,
+                train_size: None,
+                test_size: None,
+                eval_every: 10,
+            },
+        }
+    }
+}
+
 /// `--amcl-form`: a named set of the AMCL objective's choices (temperature network, reduction,
 /// beta, initial temperature, bounds); each of them can still be set by its own flag.
 #[derive(
@@ -316,28 +384,21 @@ impl TrainConfig {
 impl PretrainArgs {
     /// Resolves flags over the preset, validating every value.
     pub fn resolve(&self) -> Result<TrainConfig> {
-        let paper = self.preset == Preset::Paper;
+        let preset = self.preset.values();
         let method = self.method.clone().unwrap_or_else(|| "amcl-simclr".into());
         let kind: MethodKind = method.parse()?;
-        let backbone: BackboneKind = self
-            .backbone
-            .as_deref()
-            .unwrap_or(if paper { "resnet18" } else { "small-cnn" })
-            .parse()?;
-        let form = match self.amcl_form {
-            Some(form) => form,
-            None if paper => AmclForm::Authors,
-            None => AmclForm::default_for(kind),
-        };
+        let backbone: BackboneKind = self.backbone.as_deref().unwrap_or(preset.backbone).parse()?;
+        let form =
+            self.amcl_form.or(preset.amcl_form).unwrap_or_else(|| AmclForm::default_for(kind));
         if !form.applies_to(kind) {
             bail!(
                 "--amcl-form centred applies to amcl-simclr and amcl-moco (the methods with \
                  negatives), not {method}"
             );
         }
-        let batch_size = self.batch_size.unwrap_or(if paper { 512 } else { 128 });
+        let batch_size = self.batch_size.unwrap_or(preset.batch_size);
         // The authors' SimSiam and Barlow Twins projectors are 2,048 wide, to 2,048.
-        let wide = if paper { kind.base.paper_projector_width() } else { None };
+        let wide = if preset.paper_projectors { kind.base.paper_projector_width() } else { None };
         let range = TemperatureRange {
             lo: self.tau_min.unwrap_or(TemperatureRange::default().lo),
             hi: self.tau_max.or(form.tau_max(kind)).unwrap_or(TemperatureRange::default().hi),
@@ -354,7 +415,7 @@ impl PretrainArgs {
                 .with_width(self.width.unwrap_or(16))
                 .with_heads(self.heads.unwrap_or(3))
                 .with_hidden(self.hidden.or(wide).unwrap_or(512))
-                .with_dim(self.dim.or(wide).unwrap_or(if paper { 128 } else { 64 }))
+                .with_dim(self.dim.or(wide).unwrap_or(preset.dim))
                 .with_temperature(range)
                 .with_temperature_form(form.temperature_form(kind)),
             batch_size,
@@ -364,7 +425,7 @@ impl PretrainArgs {
         augs.parse::<AugmentationSet>().context("--augs")?;
         let data = match &self.data {
             Some(spec) => spec.parse()?,
-            None if paper => DataSource::Cifar10(crate::data::DEFAULT_CIFAR10_DIR.into()),
+            None if preset.cifar10 => DataSource::Cifar10(crate::data::DEFAULT_CIFAR10_DIR.into()),
             None => DataSource::default_source(),
         };
         let config = TrainConfig {
@@ -372,33 +433,29 @@ impl PretrainArgs {
             method,
             model,
             augs,
-            epochs: self.epochs.unwrap_or(if paper { 1000 } else { 8 }),
+            epochs: self.epochs.unwrap_or(preset.epochs),
             batch_size,
-            lr: self.lr.unwrap_or(if paper { kind.base.paper_lr() } else { 1e-3 }),
-            optimizer: self.optimizer.unwrap_or(if paper {
-                OptimizerKind::Sgd
-            } else {
-                OptimizerKind::Adam
-            }),
+            lr: self.lr.or(preset.lr).unwrap_or_else(|| kind.base.paper_lr()),
+            optimizer: self.optimizer.unwrap_or(preset.optimizer),
             weight_decay: self.weight_decay.unwrap_or(5e-4),
-            warmup_epochs: self.warmup_epochs.unwrap_or(if paper { 10 } else { 1 }),
+            warmup_epochs: self.warmup_epochs.unwrap_or(preset.warmup_epochs),
             beta: self.beta.unwrap_or(kind.authors_beta()),
             tau_init: self.tau_init.or(if kind.adaptive { form.tau_init(kind) } else { None }),
             reduction: self.reduction.unwrap_or(form.reduction()),
             top_k: self.top_k.unwrap_or(AUTHORS_TOP_K),
             temperature: self.temperature.unwrap_or(kind.base_temperature()),
             beta_positive: self.beta_positive,
+            // --grad-clip 0 turns the preset's clipping off.
             grad_clip: match self.grad_clip {
                 Some(0.0) => None,
                 Some(c) => Some(c),
-                None if paper => Some(1.0),
-                None => None,
+                None => preset.grad_clip,
             },
-            moco_queue: if paper { 4096 } else { 1024 },
+            moco_queue: preset.moco_queue,
             data,
-            train_size: self.train_size.or(if paper { None } else { Some(4000) }),
-            test_size: self.test_size.or(if paper { None } else { Some(1000) }),
-            eval_every: self.eval_every.unwrap_or(if paper { 10 } else { 1 }),
+            train_size: self.train_size.or(preset.train_size),
+            test_size: self.test_size.or(preset.test_size),
+            eval_every: self.eval_every.unwrap_or(preset.eval_every),
             seed: self.seed.unwrap_or(0),
             precision: self.precision.unwrap_or_default(),
         };
@@ -464,5 +521,58 @@ impl TrainConfig {
             bail!("--train-size ({n}) must be at least --batch-size ({})", self.batch_size);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: PretrainArgs,
+    }
+
+    fn resolve(flags: &[&str]) -> TrainConfig {
+        let argv = std::iter::once("pretrain").chain(flags.iter().copied());
+        Cli::parse_from(argv).args.resolve().expect("a valid configuration")
+    }
+
+    /// The quick preset: a small CNN with Adam on 4,000 images, the centred form by default.
+    #[test]
+    fn quick_preset_lies_under_unset_flags() {
+        let c = resolve(&["--method", "amcl-simclr"]);
+        assert_eq!(c.model.backbone, BackboneKind::SmallCnn);
+        assert_eq!(
+            (c.batch_size, c.epochs, c.lr, c.optimizer),
+            (128, 8, 1e-3, OptimizerKind::Adam)
+        );
+        assert_eq!(
+            (c.model.dim, c.model.hidden, c.train_size, c.test_size),
+            (64, 512, Some(4000), Some(1000))
+        );
+        assert_eq!(c.model.temperature_form, TemperatureForm::Centred);
+        assert_eq!((c.model.temperature.hi, c.grad_clip, c.moco_queue), (1.0, None, 1024));
+    }
+
+    /// The paper preset: the method's own learning rate, beta and projector width, the
+    /// authors' form, clipping at 1; a flag still wins, and --grad-clip 0 turns clipping off.
+    #[test]
+    fn paper_preset_takes_each_methods_values_and_yields_to_flags() {
+        let c = resolve(&["--preset", "paper", "--method", "amcl-barlow"]);
+        assert_eq!(c.model.backbone, BackboneKind::Resnet18);
+        assert_eq!((c.model.hidden, c.model.dim, c.lr, c.beta), (2048, 2048, 0.11, 1e-6));
+        assert_eq!((c.batch_size, c.epochs, c.optimizer), (512, 1000, OptimizerKind::Sgd));
+        assert_eq!(
+            (c.reduction, c.model.temperature_form),
+            (Reduction::Topk, TemperatureForm::Dot)
+        );
+        assert_eq!((c.grad_clip, c.moco_queue, c.train_size), (Some(1.0), 4096, None));
+        let c =
+            resolve(&["--preset", "paper", "--method", "moco", "--lr", "0.5", "--grad-clip", "0"]);
+        assert_eq!((c.lr, c.grad_clip, c.model.dim, c.temperature), (0.5, None, 128, 0.1));
     }
 }

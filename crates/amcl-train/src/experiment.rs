@@ -18,13 +18,14 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
 
-use amcl_core::methods::MethodKind;
+use amcl_core::methods::{HeadDiagnostics, MethodKind};
 
 use crate::config::{AmclForm, PretrainArgs, TrainConfig};
 use crate::data::{DataSource, Split};
 use crate::device::{self, DeviceChoice};
 use crate::plots::{self, Bar, BarGroup};
 use crate::train::{self, INTERRUPTED};
+use crate::{files, metrics};
 
 /// Arguments of `experiment`.
 #[derive(clap::Args, Debug, Clone)]
@@ -190,7 +191,7 @@ pub fn run(args: &ExperimentArgs) -> Result<i32> {
             return Ok(INTERRUPTED);
         }
         let wall = run_started.elapsed().as_secs_f64();
-        train::write_json(&run.dir.join("experiment.json"), &json!({ "wall_seconds": wall }))?;
+        files::write_json(&run.dir.join("experiment.json"), &json!({ "wall_seconds": wall }))?;
         outcomes.push(finished(run)?.context("the run finished without a summary.json")?);
     }
     let total = started.elapsed().as_secs_f64();
@@ -347,28 +348,21 @@ fn finished(run: &Run) -> Result<Option<Outcome>> {
 /// The temperatures of a finished AMCL run: the last epoch's per-head statistics in
 /// metrics.jsonl, and the pair kinds of summary.json, each averaged over the heads.
 fn temperatures(dir: &Path, summary: &Value) -> Temperatures {
-    let last_epoch = std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["kind"] == "epoch")
-        .unwrap_or(Value::Null);
-    let mean_over = |list: &Value, key: &dyn Fn(&Value) -> Option<f64>| {
-        let values: Vec<f64> = list.as_array().into_iter().flatten().filter_map(key).collect();
+    let heads = metrics::epochs(dir).pop().map(|e| e.heads).unwrap_or_default();
+    let mean = |values: Vec<f64>| {
         if values.is_empty() { f64::NAN } else { values.iter().sum::<f64>() / values.len() as f64 }
     };
-    let heads = &last_epoch["heads"];
-    let stat = |name: &str| mean_over(heads, &|h: &Value| h[name].as_f64());
-    let spread = &summary["temperature_spread"];
-    let kind = |name: &str| mean_over(spread, &|h: &Value| h[name]["tau"]["mean"].as_f64());
+    let stat = |of: fn(&HeadDiagnostics) -> f32| mean(heads.iter().map(|h| of(h) as f64).collect());
+    let spread = summary["temperature_spread"].as_array().cloned().unwrap_or_default();
+    let kind =
+        |name: &str| mean(spread.iter().filter_map(|h| h[name]["tau"]["mean"].as_f64()).collect());
     Temperatures {
-        tau_pos: stat("tau_pos_mean"),
-        tau_neg: stat("tau_neg_mean"),
-        pos_at_lo: stat("tau_pos_at_lo"),
-        neg_at_lo: stat("tau_neg_at_lo"),
-        pos_at_hi: stat("tau_pos_at_hi"),
-        neg_at_hi: stat("tau_neg_at_hi"),
+        tau_pos: stat(|h| h.tau_pos_mean),
+        tau_neg: stat(|h| h.tau_neg_mean),
+        pos_at_lo: stat(|h| h.tau_pos_at_lo),
+        neg_at_lo: stat(|h| h.tau_neg_at_lo),
+        pos_at_hi: stat(|h| h.tau_pos_at_hi),
+        neg_at_hi: stat(|h| h.tau_neg_at_hi),
         views: kind("views"),
         same_class: kind("same_class"),
         other_class: kind("other_class"),
@@ -502,7 +496,7 @@ fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64
         runs_seconds / 60.0,
         total_seconds / 60.0
     );
-    crate::train::write_json(
+    crate::files::write_json(
         &out.join("results.json"),
         &json!({ "runs": outcomes, "total_seconds": total_seconds }),
     )?;
@@ -569,7 +563,7 @@ fn write_temperature_table(
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    amcl_core::weights::write_atomic(path, text.as_bytes())
+    crate::files::write_atomic(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 

@@ -50,7 +50,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    weights::write_atomic(&args.out, &bytes)
+    crate::files::write_atomic(&args.out, &bytes)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&bytes)?;

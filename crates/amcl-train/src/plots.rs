@@ -4,8 +4,11 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use amcl_core::methods::HeadDiagnostics;
 use anyhow::Result;
-use serde_json::Value;
+
+use crate::files::write_atomic;
+use crate::metrics::{self, Record};
 
 /// One line of a chart.
 pub struct Series {
@@ -159,17 +162,16 @@ fn escape(s: &str) -> String {
 
 /// Writes `loss.svg`, `temperatures.svg` and `accuracy.svg` into `run` from its metrics.jsonl.
 pub fn write_run_plots(run: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(run.join("metrics.jsonl"))?;
-    let records: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let records = metrics::read(run);
     let steps: Vec<(f64, f64)> = records
         .iter()
-        .filter(|r| r["kind"] == "step")
-        .filter_map(|r| Some((num(r, "step")?, num(r, "loss")?)))
+        .filter_map(|r| match r {
+            Record::Step(s) => Some((s.step as f64, s.loss as f64)),
+            Record::Epoch(_) => None,
+        })
         .collect();
-    let epochs: Vec<&Value> = records.iter().filter(|r| r["kind"] == "epoch").collect();
-    let epoch_loss: Vec<(f64, f64)> =
-        epochs.iter().filter_map(|r| Some((num(r, "step")?, num(r, "loss")?))).collect();
+    let epochs = metrics::epochs(run);
+    let epoch_loss: Vec<(f64, f64)> = epochs.iter().map(|e| (e.step as f64, e.loss)).collect();
     let loss = line_chart(
         "Training loss",
         "step",
@@ -180,24 +182,24 @@ pub fn write_run_plots(run: &Path) -> Result<()> {
         ],
         false,
     );
-    let heads = epochs.last().and_then(|r| r["heads"].as_array()).map_or(0, Vec::len);
+    let heads = epochs.last().map_or(0, |e| e.heads.len());
     let mut temps = Vec::new();
+    type Stat = fn(&HeadDiagnostics) -> f32;
+    let stats: [(Stat, &str, bool); 2] =
+        [(|h| h.tau_pos_mean, "tau+", false), (|h| h.tau_neg_mean, "tau-", true)];
     for c in 0..heads {
-        for (key, name, dashed) in [("tau_pos_mean", "tau+", false), ("tau_neg_mean", "tau-", true)]
-        {
+        for (stat, name, dashed) in stats {
             let points = epochs
                 .iter()
-                .filter_map(|r| Some((num(r, "epoch")?, r["heads"].get(c)?.get(key)?.as_f64()?)))
+                .filter_map(|e| Some((e.epoch as f64, stat(e.heads.get(c)?) as f64)))
                 .collect();
             temps.push(Series { label: format!("head {c} {name}"), points, dashed, colour: c });
         }
     }
     let temperatures =
         line_chart("Adaptive temperatures (mean per epoch)", "epoch", "tau", &temps, true);
-    let knn: Vec<(f64, f64)> = epochs
-        .iter()
-        .filter_map(|r| Some((num(r, "epoch")?, num(r, "knn_top1")? * 100.0)))
-        .collect();
+    let knn: Vec<(f64, f64)> =
+        epochs.iter().filter_map(|e| Some((e.epoch as f64, e.knn_top1? as f64 * 100.0))).collect();
     let accuracy = line_chart(
         "kNN top-1 on the test set (k = 200, t = 0.1)",
         "epoch",
@@ -208,7 +210,7 @@ pub fn write_run_plots(run: &Path) -> Result<()> {
     for (name, svg) in
         [("loss.svg", loss), ("temperatures.svg", temperatures), ("accuracy.svg", accuracy)]
     {
-        amcl_core::weights::write_atomic(&run.join(name), svg.as_bytes())?;
+        write_atomic(&run.join(name), svg.as_bytes())?;
     }
     Ok(())
 }

@@ -1,31 +1,34 @@
-//! `pretrain`: the training loop.
+//! `pretrain`: a training run ([`Run`]) from its start or checkpoint to its summary.
 //!
-//! Each step: a batch from the prefetcher, two augmented views, the method's loss, one optimiser
-//! step, the method's post-step update (MoCo's momentum encoder). Every source of randomness is
+//! Each step: a batch from the prefetcher, two augmented views, the learner's step (the method's
+//! loss, one optimiser step, the method's post-step update: `learner.rs`, shared with `bench`). Every source of randomness is
 //! derived from (seed, epoch) or (seed, step), so a run resumed from a checkpoint takes exactly
 //! the steps an uninterrupted run would have taken.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use amcl_core::augment::AugmentationSet;
 use amcl_core::methods::HeadDiagnostics;
 use amcl_core::prelude::*;
 use amcl_core::rng::Rng;
 use amcl_core::weights;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::GradientsParams;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, Position};
 use crate::config::{PretrainArgs, TrainConfig};
-use crate::data::Split;
 use crate::data::loader::Prefetcher;
+use crate::data::{Dataset, Split};
 use crate::device;
+use crate::eval::EvalReport;
+use crate::files::write_json;
+use crate::learner::Learner;
+use crate::metrics::{self, EpochRecord, MetricsLog, Record, StepRecord};
 use crate::{eval, optim, plots, spread};
 
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT).
@@ -101,227 +104,351 @@ pub fn pretrain(
     run_dir: &Path,
     resume: bool,
 ) -> Result<i32> {
-    let kind = config.method_kind()?;
-    let augs = config.augmentations()?;
-    std::fs::create_dir_all(run_dir)
-        .with_context(|| format!("creating run folder {}", run_dir.display()))?;
-    let plain = selected.device.clone();
-    let device = plain.clone().autodiff();
-
-    if split.train.len() < config.batch_size {
-        bail!(
-            "{} has {} training images, fewer than --batch-size {}",
-            split.description,
-            split.train.len(),
-            config.batch_size
-        );
-    }
-    eprintln!(
-        "data: {} ({} training, {} test images, {} classes)",
-        split.description,
-        split.train.len(),
-        split.test.len(),
-        split.train.classes()
-    );
-    // The training set is shared with the prefetcher thread, not copied.
-    let Split { train, test, description } = split;
-    let train = Arc::new(train);
-
-    let manifest = Manifest::new(config.model.clone(), &kind.name(), config.beta);
-    let mut method = Method::new(kind, config.method_config());
-    let fresh_optimizer = || optim::build(config.optimizer, config.weight_decay);
-    let (mut model, mut optimizer, mut position) = if resume {
-        let restored = checkpoint::load(run_dir, fresh_optimizer(), &device)?;
-        if let Some(moco) = restored.moco {
-            method.set_moco_state(moco);
-        }
-        eprintln!(
-            "checkpoint: epoch {} step {} ({} steps in all)",
-            restored.position.epoch + 1,
-            restored.position.step_in_epoch,
-            restored.position.step
-        );
-        (restored.model, restored.optimizer, restored.position)
-    } else {
-        write_json(&run_dir.join("config.json"), config)?;
-        std::fs::write(run_dir.join("metrics.jsonl"), "").context("creating metrics.jsonl")?;
-        // Seeded initial weights, so that a run is reproducible from its config.
-        device.seed(config.seed);
-        let mut model = config.model.init(&device)?;
-        if let Some(tau) = config.tau_init {
-            model = model.with_initial_temperature(tau)?;
-        }
-        (model, fresh_optimizer(), Position { epoch: 0, step_in_epoch: 0, step: 0 })
-    };
-    let mut metrics = open_metrics(run_dir, position.step)?;
-
-    let steps_per_epoch = train.len() / config.batch_size;
-    let total_steps = steps_per_epoch * config.epochs;
-    let warmup = (config.warmup_epochs * steps_per_epoch).min(total_steps / 2).max(1);
+    let mut run = Run::start(config, split, selected, run_dir, resume)?;
     let interrupted = interrupt_flag();
     let mut last_report = None;
+    while run.position.epoch < config.epochs {
+        if let EpochEnd::Interrupted = run.train_epoch(&interrupted)? {
+            return Ok(INTERRUPTED);
+        }
+        last_report = run.end_epoch()?;
+    }
+    run.finish(last_report)?;
+    Ok(0)
+}
 
-    while position.epoch < config.epochs {
-        let epoch = position.epoch;
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        Rng::new(derive_seed(config.seed, ORDER, epoch as u64)).shuffle(&mut order);
-        let batches =
-            Prefetcher::start(train.clone(), order, config.batch_size, position.step_in_epoch);
-        let bar = epoch_bar(epoch, config.epochs, steps_per_epoch, position.step_in_epoch);
-        let started = Instant::now();
-        let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
-        let mut heads: Vec<HeadDiagnostics> = Vec::new();
-        let first_step = position.step_in_epoch;
-        for data in batches {
-            let images = Tensor::<4>::from_data(data, &device);
-            let mut augmenter = Augmenter::new(
-                augs,
-                AugmentConfig::new(),
-                derive_seed(config.seed, AUGMENT, position.step as u64),
+/// A pretraining run in its folder: the learner, where training stands, the data and the
+/// metrics log. [`Run::start`] begins or resumes it, [`Run::train_epoch`] takes the steps of one
+/// epoch, [`Run::end_epoch`] evaluates, logs and checkpoints, [`Run::finish`] writes the weights
+/// and summary.
+struct Run<'a> {
+    config: &'a TrainConfig,
+    dir: &'a Path,
+    kind: MethodKind,
+    augs: AugmentationSet,
+    learner: Learner,
+    position: Position,
+    manifest: Manifest,
+    metrics: MetricsLog,
+    /// The training set, shared with the prefetcher thread.
+    train: Arc<Dataset>,
+    test: Dataset,
+    description: String,
+    /// The selected device, and the same with autodiff for training.
+    plain: Device,
+    device: Device,
+    device_name: String,
+    steps_per_epoch: usize,
+    total_steps: usize,
+    warmup: usize,
+    /// What the epoch in progress has seen: its loss sum and steps, its last head statistics,
+    /// its wall time.
+    epoch: EpochProgress,
+}
+
+/// The running totals of the epoch in progress.
+#[derive(Default)]
+struct EpochProgress {
+    loss_sum: f64,
+    steps: usize,
+    last_loss: f32,
+    heads: Vec<HeadDiagnostics>,
+    seconds: f64,
+}
+
+/// How an epoch's steps ended.
+enum EpochEnd {
+    Done,
+    /// Ctrl-C: a checkpoint was written.
+    Interrupted,
+}
+
+impl<'a> Run<'a> {
+    /// A fresh run (its config.json written, its weights initialised from the seed) or, with
+    /// `resume`, the one checkpointed in `dir`.
+    fn start(
+        config: &'a TrainConfig,
+        split: Split,
+        selected: &device::Selected,
+        dir: &'a Path,
+        resume: bool,
+    ) -> Result<Self> {
+        let kind = config.method_kind()?;
+        let augs = config.augmentations()?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating run folder {}", dir.display()))?;
+        let plain = selected.device.clone();
+        let device = plain.clone().autodiff();
+        if split.train.len() < config.batch_size {
+            bail!(
+                "{} has {} training images, fewer than --batch-size {}",
+                split.description,
+                split.train.len(),
+                config.batch_size
             );
-            let (a, b) = augmenter.two_views(images)?;
-            let out = method.loss(&model, a, b)?;
-            let loss = out.loss.clone().into_scalar::<f32>();
-            let read_heads = !loss.is_finite()
-                || position.step_in_epoch % 10 == 0
-                || position.step_in_epoch + 1 == steps_per_epoch;
-            if read_heads {
-                heads = out.diagnostics.read();
+        }
+        eprintln!(
+            "data: {} ({} training, {} test images, {} classes)",
+            split.description,
+            split.train.len(),
+            split.test.len(),
+            split.train.classes()
+        );
+        let Split { train, test, description } = split;
+        let manifest = Manifest::new(config.model.clone(), &kind.name(), config.beta);
+        let mut method = Method::new(kind, config.method_config());
+        let fresh_optimizer = || optim::build(config.optimizer, config.weight_decay);
+        let (model, optimizer, position, metrics) = if resume {
+            let restored = checkpoint::load(dir, fresh_optimizer(), &device)?;
+            if let Some(moco) = restored.moco {
+                method.set_moco_state(moco);
             }
-            if !loss.is_finite() {
+            let position = restored.position;
+            eprintln!(
+                "checkpoint: epoch {} step {} ({} steps in all)",
+                position.epoch + 1,
+                position.step_in_epoch,
+                position.step
+            );
+            let metrics = MetricsLog::resume(dir, position.step)?;
+            (restored.model, restored.optimizer, position, metrics)
+        } else {
+            write_json(&dir.join("config.json"), config)?;
+            let metrics = MetricsLog::create(dir)?;
+            // Seeded initial weights, so that a run is reproducible from its config.
+            device.seed(config.seed);
+            let mut model = config.model.init(&device)?;
+            if let Some(tau) = config.tau_init {
+                model = model.with_initial_temperature(tau)?;
+            }
+            let start = Position { epoch: 0, step_in_epoch: 0, step: 0 };
+            (model, fresh_optimizer(), start, metrics)
+        };
+        let steps_per_epoch = train.len() / config.batch_size;
+        let total_steps = steps_per_epoch * config.epochs;
+        Ok(Self {
+            config,
+            dir,
+            kind,
+            augs,
+            learner: Learner::new(model, optimizer, method, config.grad_clip),
+            position,
+            manifest,
+            metrics,
+            train: Arc::new(train),
+            test,
+            description,
+            plain,
+            device,
+            device_name: selected.name.clone(),
+            steps_per_epoch,
+            total_steps,
+            warmup: (config.warmup_epochs * steps_per_epoch).min(total_steps / 2).max(1),
+            epoch: EpochProgress::default(),
+        })
+    }
+
+    /// The remaining steps of the epoch in progress, in the order of its seed, with a progress
+    /// bar; stops after the step in progress at Ctrl-C and writes a checkpoint.
+    fn train_epoch(&mut self, interrupted: &AtomicBool) -> Result<EpochEnd> {
+        let config = self.config;
+        let epoch = self.position.epoch;
+        let mut order: Vec<usize> = (0..self.train.len()).collect();
+        Rng::new(derive_seed(config.seed, ORDER, epoch as u64)).shuffle(&mut order);
+        let first_step = self.position.step_in_epoch;
+        let batches = Prefetcher::start(self.train.clone(), order, config.batch_size, first_step);
+        let bar = epoch_bar(epoch, config.epochs, self.steps_per_epoch, first_step);
+        let started = Instant::now();
+        self.epoch = EpochProgress::default();
+        for data in batches {
+            let images = Tensor::<4>::from_data(data, &self.device);
+            if let Err(err) = self.step(images) {
                 bar.abandon();
-                bail!(non_finite_message(loss, &position, &heads, run_dir));
+                return Err(err);
             }
-            let lr = optim::learning_rate(config.lr, position.step, total_steps, warmup);
-            let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
-            let mut grad_norm = None;
-            if let Some(max_norm) = config.grad_clip {
-                let (clipped, norm) = optim::clip_global_norm(grads, &model, max_norm);
-                grads = clipped;
-                grad_norm = norm.map(|n| n.into_scalar::<f32>());
-            }
-            model = optimizer.step(lr, model, grads);
-            method.after_step(&model);
-            position.step += 1;
-            position.step_in_epoch += 1;
-            loss_sum += loss as f64;
-            loss_count += 1;
-            append_record(
-                &mut metrics,
-                serde_json::json!({"kind": "step", "epoch": epoch + 1, "step": position.step, "loss": loss, "lr": lr, "grad_norm": grad_norm}),
-            )?;
-            let rate = ((position.step_in_epoch - first_step) * config.batch_size) as f64
+            let rate = ((self.position.step_in_epoch - first_step) * config.batch_size) as f64
                 / started.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {loss:.4} | {rate:.0} img/s | {}", taus(&heads)));
+            bar.set_message(format!(
+                "loss {:.4} | {rate:.0} img/s | {}",
+                self.epoch.last_loss,
+                taus(&self.epoch.heads)
+            ));
             bar.inc(1);
             if interrupted.load(Ordering::SeqCst) {
                 bar.abandon();
-                metrics.flush()?;
-                checkpoint::save(
-                    run_dir,
-                    &model,
-                    &manifest,
-                    &optimizer,
-                    method.moco_state(),
-                    position,
-                )?;
+                self.metrics.flush()?;
+                self.checkpoint()?;
                 eprintln!(
                     "interrupted: checkpoint at epoch {} step {} written to {}; continue with\n  amcl-train pretrain --out {} --resume",
                     epoch + 1,
-                    position.step_in_epoch,
-                    run_dir.join("checkpoint").display(),
-                    run_dir.display()
+                    self.position.step_in_epoch,
+                    self.dir.join("checkpoint").display(),
+                    self.dir.display()
                 );
-                return Ok(INTERRUPTED);
+                return Ok(EpochEnd::Interrupted);
             }
         }
         bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        let images_per_s = (loss_count * config.batch_size) as f64 / seconds;
-        let mean_loss = loss_sum / loss_count.max(1) as f64;
-        position = Position { epoch: epoch + 1, step_in_epoch: 0, step: position.step };
+        self.epoch.seconds = started.elapsed().as_secs_f64();
+        Ok(EpochEnd::Done)
+    }
+    /// One step on a batch of images: two views augmented with the step's seed, the learner's
+    /// step at the schedule's learning rate, a record in metrics.jsonl. A non-finite loss is an
+    /// error naming the step and each head's temperatures (nothing saved is touched).
+    fn step(&mut self, images: Tensor<4>) -> Result<()> {
+        let config = self.config;
+        let seed = derive_seed(config.seed, AUGMENT, self.position.step as u64);
+        let views = Augmenter::new(self.augs, AugmentConfig::new(), seed).two_views(images)?;
+        let lr = optim::learning_rate(config.lr, self.position.step, self.total_steps, self.warmup);
+        let outcome = self.learner.step(views, lr)?;
+        // Reading the heads' statistics waits for the device: every tenth step and the last.
+        let read_heads = !outcome.is_finite()
+            || self.position.step_in_epoch.is_multiple_of(10)
+            || self.position.step_in_epoch + 1 == self.steps_per_epoch;
+        if read_heads {
+            self.epoch.heads = outcome.diagnostics.read();
+        }
+        if !outcome.is_finite() {
+            bail!(non_finite_message(outcome.loss, &self.position, &self.epoch.heads, self.dir));
+        }
+        self.position.step += 1;
+        self.position.step_in_epoch += 1;
+        self.epoch.loss_sum += outcome.loss as f64;
+        self.epoch.steps += 1;
+        self.epoch.last_loss = outcome.loss;
+        self.metrics.append(&Record::Step(StepRecord {
+            epoch: self.position.epoch + 1,
+            step: self.position.step,
+            loss: outcome.loss,
+            lr,
+            grad_norm: outcome.grad_norm,
+        }))
+    }
+
+    /// After an epoch's steps: kNN every `eval_every` epochs (and the linear probe after the
+    /// last), the epoch's line and record, the weights, a checkpoint and the plots. Returns the
+    /// evaluation when there was one.
+    fn end_epoch(&mut self) -> Result<Option<EvalReport>> {
+        let config = self.config;
+        let epoch = self.position.epoch;
+        let progress = std::mem::take(&mut self.epoch);
+        let images_per_s = (progress.steps * config.batch_size) as f64 / progress.seconds;
+        let mean_loss = progress.loss_sum / progress.steps.max(1) as f64;
+        self.position = Position { epoch: epoch + 1, step_in_epoch: 0, step: self.position.step };
         let last = epoch + 1 == config.epochs;
-        let report = if last || (epoch + 1) % config.eval_every == 0 {
+        let report = if last || (epoch + 1).is_multiple_of(config.eval_every) {
             // The linear probe runs once, after the last epoch.
-            Some(eval::evaluate(&model.valid(), &train, &test, &plain, last)?)
+            let model = self.learner.model().valid();
+            Some(eval::evaluate(&model, &self.train, &self.test, &self.plain, last)?)
         } else {
             None
         };
         let knn = report.as_ref().map(|r| r.knn_top1);
         eprintln!(
-            "epoch {}/{} loss {mean_loss:.4} | {images_per_s:.0} img/s | {} | kNN {} ({seconds:.1}s)",
+            "epoch {}/{} loss {mean_loss:.4} | {images_per_s:.0} img/s | {} | kNN {} ({:.1}s)",
             epoch + 1,
             config.epochs,
-            taus(&heads),
+            taus(&progress.heads),
             knn.map_or("-".into(), |k| format!("{:.2}%", k * 100.0)),
+            progress.seconds,
         );
-        append_record(
-            &mut metrics,
-            serde_json::json!({"kind": "epoch", "epoch": epoch + 1, "step": position.step, "loss": mean_loss,
-                "images_per_s": images_per_s, "seconds": seconds, "heads": heads, "knn_top1": knn}),
-        )?;
-        metrics.flush()?;
-        let valid = model.valid();
-        weights::save(&valid, &manifest, &run_dir.join("model.bpk"))?;
-        checkpoint::save(run_dir, &model, &manifest, &optimizer, method.moco_state(), position)?;
-        plots::write_run_plots(run_dir).context("writing plots")?;
-        last_report = report;
+        self.metrics.append(&Record::Epoch(EpochRecord {
+            epoch: epoch + 1,
+            step: self.position.step,
+            loss: mean_loss,
+            images_per_s,
+            seconds: progress.seconds,
+            heads: progress.heads,
+            knn_top1: knn,
+        }))?;
+        self.metrics.flush()?;
+        weights::save(&self.learner.model().valid(), &self.manifest, &self.dir.join("model.bpk"))?;
+        self.checkpoint()?;
+        plots::write_run_plots(self.dir).context("writing plots")?;
+        Ok(report)
     }
 
-    let valid = model.valid();
-    let report = match last_report {
-        Some(report) => report,
-        // Resuming a run that had already finished.
-        None => eval::evaluate(&valid, &train, &test, &plain, true)?,
-    };
-    let mut manifest = manifest;
-    manifest.training = serde_json::json!({
-        "epochs": config.epochs,
-        "steps": position.step,
-        "data": description,
-        "knn_top1": report.knn_top1,
-        "linear_top1": report.linear_top1,
-        "heads": report.heads,
-    });
-    weights::save(&valid, &manifest, &run_dir.join("model.bpk"))?;
-    let final_loss = last_epoch_loss(run_dir);
-    let mut summary = manifest.training.clone();
-    // Pair temperatures by kind of pair; Barlow Twins' temperatures are between channels.
-    if kind.has_pair_temperatures() {
-        let spread = spread::temperature_spread(&valid, &test, augs, config.seed, &plain)?;
-        for h in &spread {
-            println!(
-                "  head {}: tau of two views of one image {:.3}, of one class {:.3}, of different classes {:.3}; \
-                 hardest negatives {:.3}, easiest {:.3}; corr(s, tau) {:+.2}",
-                h.head,
-                h.views.tau.mean,
-                h.same_class.tau.mean,
-                h.other_class.tau.mean,
-                h.hardest.tau.mean,
-                h.easiest.tau.mean,
-                h.tau_similarity_correlation
-            );
+    /// Writes the checkpoint of where training stands (model, optimiser, method state,
+    /// position), replacing the previous one only once it is complete.
+    fn checkpoint(&self) -> Result<()> {
+        let learner = &self.learner;
+        let moco = learner.method.moco_state();
+        checkpoint::save(
+            self.dir,
+            learner.model(),
+            &self.manifest,
+            &learner.optimizer,
+            moco,
+            self.position,
+        )
+    }
+
+    /// After the last epoch: the weights with the training summary in their manifest, the
+    /// temperatures of test pairs by kind (methods with pair temperatures), summary.json and
+    /// the summary lines. `last_report`: the last epoch's evaluation (None when resuming a run
+    /// that had finished: it is measured again).
+    fn finish(self, last_report: Option<EvalReport>) -> Result<()> {
+        let config = self.config;
+        let valid = self.learner.model().valid();
+        let report = match last_report {
+            Some(report) => report,
+            None => eval::evaluate(&valid, &self.train, &self.test, &self.plain, true)?,
+        };
+        let mut manifest = self.manifest;
+        manifest.training = serde_json::json!({
+            "epochs": config.epochs,
+            "steps": self.position.step,
+            "data": self.description,
+            "knn_top1": report.knn_top1,
+            "linear_top1": report.linear_top1,
+            "heads": report.heads,
+        });
+        weights::save(&valid, &manifest, &self.dir.join("model.bpk"))?;
+        let final_loss = metrics::epochs(self.dir).last().map_or(f64::NAN, |e| e.loss);
+        let mut summary = manifest.training.clone();
+        // Pair temperatures by kind of pair; Barlow Twins' temperatures are between channels.
+        if self.kind.has_pair_temperatures() {
+            let spread = spread::temperature_spread(
+                &valid,
+                &self.test,
+                self.augs,
+                config.seed,
+                &self.plain,
+            )?;
+            for h in &spread {
+                println!(
+                    "  head {}: tau of two views of one image {:.3}, of one class {:.3}, of different classes {:.3}; \
+                     hardest negatives {:.3}, easiest {:.3}; corr(s, tau) {:+.2}",
+                    h.head,
+                    h.views.tau.mean,
+                    h.same_class.tau.mean,
+                    h.other_class.tau.mean,
+                    h.hardest.tau.mean,
+                    h.easiest.tau.mean,
+                    h.tau_similarity_correlation
+                );
+            }
+            summary["temperature_spread"] = serde_json::to_value(&spread)?;
         }
-        summary["temperature_spread"] = serde_json::to_value(&spread)?;
+        summary["final_loss"] = final_loss.into();
+        summary["method"] = self.kind.name().into();
+        summary["device"] = self.device_name.clone().into();
+        write_json(&self.dir.join("summary.json"), &summary)?;
+        println!(
+            "kNN top-1 (k={}, t={}) on {}: {:.2}%; linear probe {:.2}%",
+            eval::KNN_K,
+            eval::KNN_T,
+            self.description,
+            report.knn_top1 * 100.0,
+            report.linear_top1.unwrap_or(0.0) * 100.0
+        );
+        for h in &report.heads {
+            println!("  head {}: kNN {:.2}%", h.head, h.knn_top1 * 100.0);
+        }
+        println!("weights: {}", self.dir.join("model.bpk").display());
+        println!("plots: {}/{{loss,temperatures,accuracy}}.svg", self.dir.display());
+        Ok(())
     }
-    summary["final_loss"] = final_loss.into();
-    summary["method"] = kind.name().into();
-    summary["device"] = selected.name.clone().into();
-    write_json(&run_dir.join("summary.json"), &summary)?;
-    println!(
-        "kNN top-1 (k={}, t={}) on {}: {:.2}%; linear probe {:.2}%",
-        eval::KNN_K,
-        eval::KNN_T,
-        description,
-        report.knn_top1 * 100.0,
-        report.linear_top1.unwrap_or(0.0) * 100.0
-    );
-    for h in &report.heads {
-        println!("  head {}: kNN {:.2}%", h.head, h.knn_top1 * 100.0);
-    }
-    println!("weights: {}", run_dir.join("model.bpk").display());
-    println!("plots: {}/{{loss,temperatures,accuracy}}.svg", run_dir.display());
-    Ok(0)
 }
 
 fn epoch_bar(epoch: usize, epochs: usize, steps: usize, done: usize) -> ProgressBar {
@@ -386,47 +513,4 @@ fn non_finite_message(
         detail.join("; "),
         run.display()
     )
-}
-
-/// Appends one record to metrics.jsonl as one write of the whole line, so that a reader (a
-/// test or a user following the run) never sees part of one: `writeln!` of a JSON value writes
-/// it in many small pieces, and a test that read the file mid-record failed on the fragment.
-fn append_record(metrics: &mut std::fs::File, record: serde_json::Value) -> std::io::Result<()> {
-    metrics.write_all(format!("{record}\n").as_bytes())
-}
-
-/// Opens metrics.jsonl for appending, first dropping records past `step` (left by an
-/// interrupted run after its last checkpoint).
-fn open_metrics(run: &Path, step: usize) -> Result<std::fs::File> {
-    let path = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let kept: String = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s as usize <= step)
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    weights::write_atomic(&path, kept.as_bytes())?;
-    std::fs::OpenOptions::new().append(true).open(&path).context("opening metrics.jsonl")
-}
-
-fn last_epoch_loss(run: &Path) -> f64 {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .rev()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["kind"] == "epoch")
-        .find_map(|v| v["loss"].as_f64())
-        .unwrap_or(f64::NAN)
-}
-
-pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    weights::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
 }
