@@ -67,30 +67,27 @@ pub fn flex_path(device: &Device) -> FlexPath {
     }
 }
 
-/// Defines `$name`, which calls `$body` (an `#[inline(always)]` function) through a copy of it
-/// compiled for the widest vector instructions of [`simd::simd_level`]: AVX-512, else AVX2 with FMA,
-/// else the baseline (and the baseline alone off x86-64).
+/// Defines `$name`, which calls `$body` (an `#[inline(always)]` function) compiled for the widest
+/// vector instructions of [`simd::simd_level`], through pulp's dispatch (the crate gemm, and so
+/// burn's flex backend, uses): AVX-512 (pulp's `V4`, with the `x86-v4` feature), else AVX2 with
+/// FMA (`V3`), else the baseline (and the baseline alone off x86-64).
 macro_rules! widest_simd {
     ($vis:vis fn $name:ident => $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f")]
-                fn v4($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
+                use $crate::simd::{SimdLevel, simd_level};
+                let level = simd_level();
+                #[cfg(feature = "x86-v4")]
+                if level >= SimdLevel::Avx512
+                    && let Some(simd) = pulp::x86::V4::try_new()
+                {
+                    return simd.vectorize(|| $body($($arg),*));
                 }
-                #[target_feature(enable = "avx2,fma")]
-                fn v3($($arg: $ty),*) $(-> $ret)? {
-                    $body($($arg),*)
-                }
-                let level = $crate::simd::simd_level();
-                if level >= $crate::simd::SimdLevel::Avx512 {
-                    // SAFETY: the CPU has AVX-512F (`simd_level` is never above it).
-                    return unsafe { v4($($arg),*) };
-                }
-                if level >= $crate::simd::SimdLevel::Avx2 {
-                    // SAFETY: the CPU has AVX2 and FMA (as above).
-                    return unsafe { v3($($arg),*) };
+                if level >= SimdLevel::Avx2
+                    && let Some(simd) = pulp::x86::V3::try_new()
+                {
+                    return simd.vectorize(|| $body($($arg),*));
                 }
             }
             $body($($arg),*)
