@@ -10,9 +10,7 @@ use crate::error::Result;
 use crate::loss::{
     AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize, objective_precision,
 };
-use crate::model::{
-    AmclModel, AmclModelConfig, ProjectorKind, TemperatureRange, paired_logits, pairwise_logits,
-};
+use crate::model::{AmclModel, TemperatureRange, paired_logits, pairwise_logits};
 use crate::rng::Rng;
 
 /// Temperatures of a MoCo step: positive [C, N] and queue negatives [C, N, Q].
@@ -219,10 +217,6 @@ pub struct Moco;
 impl BaseMethod for Moco {
     fn name(&self) -> &'static str {
         "moco"
-    }
-
-    fn model_config(&self, model: AmclModelConfig, _: bool, _: usize) -> AmclModelConfig {
-        model.with_projector(ProjectorKind::Mlp).with_predictor_hidden(None).with_barlow_batch(None)
     }
 
     fn base_temperature(&self) -> f32 {

@@ -30,7 +30,7 @@ use burn::prelude::*;
 
 use crate::error::{AmclError, Result as AmclResult, ensure_dims};
 use crate::loss::{AUTHORS_TOP_K, AmclObjectiveConfig, NegativeReduction};
-use crate::model::{AmclModel, AmclModelConfig};
+use crate::model::{AmclModel, AmclModelConfig, ProjectorKind};
 
 /// A base method: the parts it adds to the model, its paper settings and its loss for two views
 /// of a batch, plain or with AMCL's adaptive temperatures. Each is one file of this module with a
@@ -42,12 +42,15 @@ pub trait BaseMethod: Send + Sync + std::fmt::Debug {
     /// The model this method trains, from a common architecture (docs/METHOD.md, "Other base
     /// methods"): its authors' projector and what else it needs (predictors, channel networks);
     /// `batch_size` for the parts whose input is the batch.
+    /// The default: the common MLP projector and nothing else (SimCLR, MoCo).
     fn model_config(
         &self,
         model: AmclModelConfig,
-        adaptive: bool,
-        batch_size: usize,
-    ) -> AmclModelConfig;
+        _adaptive: bool,
+        _batch_size: usize,
+    ) -> AmclModelConfig {
+        model.with_projector(ProjectorKind::Mlp).with_predictor_hidden(None).with_barlow_batch(None)
+    }
 
     /// An error naming what `model` lacks for this method (built without [`Self::model_config`]).
     fn check_model(&self, _model: &AmclModel, _adaptive: bool) -> AmclResult<()> {

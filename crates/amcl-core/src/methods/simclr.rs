@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::loss::{
     AmclObjectiveConfig, amcl_objective_terms, nt_xent, objective_precision, objective_tensor,
 };
-use crate::model::{AmclModel, AmclModelConfig, ProjectorKind, TemperatureRange};
+use crate::model::{AmclModel, TemperatureRange};
 use flex_kernels::{Columns, select_columns};
 
 /// Index tensors that pick, for each of the 2N views, its positive ([2N, 1]) and its 2N - 2
@@ -123,10 +123,6 @@ pub struct Simclr;
 impl BaseMethod for Simclr {
     fn name(&self) -> &'static str {
         "simclr"
-    }
-
-    fn model_config(&self, model: AmclModelConfig, _: bool, _: usize) -> AmclModelConfig {
-        model.with_projector(ProjectorKind::Mlp).with_predictor_hidden(None).with_barlow_batch(None)
     }
 
     fn base_temperature(&self) -> f32 {
