@@ -13,6 +13,7 @@ if (params.get("embed") === "1") document.body.classList.add("embed");
 const $ = (id) => document.getElementById(id);
 
 let wasm = null; // the module's exports
+let model = null; // the loaded weights on their device (a wasm `Model`)
 let ready = false;
 const chosen = { a: null, b: null }; // { bytes: Uint8Array, name }
 
@@ -80,7 +81,10 @@ async function load() {
     const webgpu = params.get("cpu") !== "1" && "gpu" in navigator;
     const weights = await fetchWeights(weightsUrl, done);
     $("loading").textContent = `${done}; weights ${megabytes(weights.length)}; starting the model`;
-    const info = JSON.parse(await wasm.load_bytes(weights, weightsUrl, webgpu));
+    const loaded = await wasm.load_bytes(weights, weightsUrl, webgpu);
+    model?.free();
+    model = loaded;
+    const info = JSON.parse(model.info());
     $("backend").textContent = info.backend;
     $("loading").textContent = `downloaded: ${done}, weights ${megabytes(weights.length)}`;
     $("model-info").textContent =
@@ -160,6 +164,9 @@ function gpuLost(reason) {
   cpuSwitch = (async () => {
     notice = "The GPU device was lost; continuing on the CPU.";
     wasm.use_cpu();
+    model?.free();
+    model = null;
+    ready = false;
     await load();
   })();
 }
@@ -237,7 +244,7 @@ async function score() {
     const b = chosen.b || { bytes: new Uint8Array(), name: "" };
     const started = performance.now();
     const report = await withFallback(async () =>
-      JSON.parse(await wasm.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed, strengths())));
+      JSON.parse(await model.score(chosen.a.bytes, chosen.a.name, b.bytes, b.name, augs, seed, strengths())));
     const ms = performance.now() - started;
     showScores(report);
     $("score-time").textContent = `scored in ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
@@ -269,7 +276,7 @@ async function lesson() {
       const a = await photo(pair.a);
       const b = pair.b ? await photo(pair.b) : { bytes: new Uint8Array(), name: "" };
       const report = await withFallback(async () =>
-        JSON.parse(await wasm.score(a.bytes, a.name, b.bytes, b.name, plan.augs, plan.seed, "")));
+        JSON.parse(await model.score(a.bytes, a.name, b.bytes, b.name, plan.augs, plan.seed, "")));
       const figure = document.querySelector(`.lesson-pair[data-kind=${pair.kind}]`);
       const views = figure.querySelector(".lesson-views");
       views.textContent = "";
@@ -334,7 +341,7 @@ async function matrix(items) {
     for (const it of items) { bytes.set(it.bytes, at); at += it.bytes.length; }
     const lengths = new Uint32Array(items.map((it) => it.bytes.length));
     const seed = Math.max(0, parseInt($("seed").value || "0", 10) || 0);
-    const report = await withFallback(async () => JSON.parse(await wasm.matrix(
+    const report = await withFallback(async () => JSON.parse(await model.matrix(
       bytes, lengths, items.map((it) => it.name), $("augs").value.trim(), seed, strengths())));
     const groups = [...new Set(items.map((it) => it.group ?? it.name))];
     const colour = (i) => `hsl(${Math.round((360 * groups.indexOf(items[i].group ?? items[i].name)) / groups.length)},70%,42%)`;

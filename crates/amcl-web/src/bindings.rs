@@ -1,18 +1,19 @@
-//! The JavaScript interface (wasm32 only). Every function returns JSON text, or throws a string
-//! that the page shows as a message; the page keeps working after any error.
+//! The JavaScript interface (wasm32 only). `load` / `load_bytes` give the page a [`Model`], whose
+//! methods return JSON text, or throw a string that the page shows as a message; the page keeps
+//! working after any error. The only state kept here is the device a page runs on.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use burn::prelude::*;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use amcl_core::augment::Strengths;
 
 use crate::demo::Demo;
 
 thread_local! {
-    static DEMO: RefCell<Option<std::rc::Rc<Demo>>> = const { RefCell::new(None) };
     static DEVICE: RefCell<Option<(Device, String)>> = const { RefCell::new(None) };
     /// The WebGPU device once initialisation was tried (`Some(None)`: no adapter).
     static WEBGPU: RefCell<Option<Option<Device>>> = const { RefCell::new(None) };
@@ -73,7 +74,6 @@ pub(crate) async fn pick_device(webgpu: bool) -> (Device, String) {
 #[wasm_bindgen]
 pub fn use_cpu() {
     DEVICE.with(|d| *d.borrow_mut() = Some((Device::flex(), CPU.to_string())));
-    DEMO.with(|d| *d.borrow_mut() = None);
 }
 
 /// The bytes at `url`, or an error naming it (and the HTTP status when the server answered).
@@ -94,50 +94,91 @@ pub(crate) async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
-/// Loads the weights at `url` (WebGPU if `webgpu` and available); returns the model's info.
+/// A loaded model on its device, as the page holds it.
 #[wasm_bindgen]
-pub async fn load(url: String, webgpu: bool) -> Result<String, JsValue> {
+pub struct Model {
+    demo: Rc<Demo>,
+}
+
+/// Loads the weights at `url` (WebGPU if `webgpu` and available).
+#[wasm_bindgen]
+pub async fn load(url: String, webgpu: bool) -> Result<Model, JsValue> {
     let bytes = fetch_bytes(&url).await?;
     load_bytes(bytes, url, webgpu).await
 }
 
 /// Loads weights the page has fetched itself (to show the download's progress); `name` (their
-/// URL) names them in errors. Returns the model's info, as [`load`].
+/// URL) names them in errors.
 #[wasm_bindgen]
-pub async fn load_bytes(bytes: Vec<u8>, name: String, webgpu: bool) -> Result<String, JsValue> {
+pub async fn load_bytes(bytes: Vec<u8>, name: String, webgpu: bool) -> Result<Model, JsValue> {
     let (device, backend) = device(webgpu).await;
     let demo = Demo::new(&bytes, device, &backend)
         .map_err(|e| error(format!("{name} is not a usable weights file: {e}")))?;
-    let info = json(&demo.info())?;
-    DEMO.with(|d| *d.borrow_mut() = Some(std::rc::Rc::new(demo)));
-    Ok(info)
+    Ok(Model { demo: Rc::new(demo) })
 }
 
-fn demo() -> Result<std::rc::Rc<Demo>, JsValue> {
-    DEMO.with(|d| d.borrow().clone()).ok_or_else(|| error("no weights are loaded"))
-}
-
-/// Scores a pair (or two augmented views of `a` when `b` is empty); returns a `PairReport`.
-/// `strengths`: the augmentations' strengths as JSON (`amcl_core::augment::Strengths`), or empty
-/// for the authors'.
 #[wasm_bindgen]
-pub async fn score(
-    a: Vec<u8>,
-    a_name: String,
-    b: Vec<u8>,
-    b_name: String,
-    augs: String,
-    seed: u32,
-    strengths: String,
-) -> Result<String, JsValue> {
-    let demo = demo()?;
-    let strengths = parse_strengths(&strengths)?;
-    let second = (!b.is_empty()).then_some((b.as_slice(), b_name.as_str()));
-    let report = demo
-        .score((&a, &a_name), second, &augs, u64::from(seed), &strengths)
-        .await
-        .map_err(error)?;
-    json(&report)
+impl Model {
+    /// The model's description (`ModelInfo` as JSON): method, backbone, heads, d, backend.
+    pub fn info(&self) -> Result<String, JsValue> {
+        json(&self.demo.info())
+    }
+
+    /// Scores a pair (or two augmented views of `a` when `b` is empty); resolves to a
+    /// `PairReport` as JSON. `strengths`: the augmentations' strengths as JSON
+    /// (`amcl_core::augment::Strengths`), or empty for the authors'.
+    #[allow(clippy::too_many_arguments)]
+    pub fn score(
+        &self,
+        a: Vec<u8>,
+        a_name: String,
+        b: Vec<u8>,
+        b_name: String,
+        augs: String,
+        seed: u32,
+        strengths: String,
+    ) -> js_sys::Promise {
+        let demo = self.demo.clone();
+        future_to_promise(async move {
+            let strengths = parse_strengths(&strengths)?;
+            let second = (!b.is_empty()).then_some((b.as_slice(), b_name.as_str()));
+            let report = demo
+                .score((&a, &a_name), second, &augs, u64::from(seed), &strengths)
+                .await
+                .map_err(error)?;
+            Ok(JsValue::from_str(&json(&report)?))
+        })
+    }
+
+    /// Similarity matrices and principal-component projections of several images (concatenated
+    /// in `bytes`, split by `lengths`), per head; resolves to a `MatrixReport` as JSON.
+    /// `strengths` as in [`Model::score`].
+    pub fn matrix(
+        &self,
+        bytes: Vec<u8>,
+        lengths: Vec<u32>,
+        names: Vec<String>,
+        augs: String,
+        seed: u32,
+        strengths: String,
+    ) -> js_sys::Promise {
+        let demo = self.demo.clone();
+        future_to_promise(async move {
+            let strengths = parse_strengths(&strengths)?;
+            let mut images = Vec::with_capacity(lengths.len());
+            let mut start = 0usize;
+            for (len, name) in lengths.iter().zip(&names) {
+                let end = start + *len as usize;
+                let slice =
+                    bytes.get(start..end).ok_or_else(|| error("image lengths exceed the bytes"))?;
+                images.push((slice, name.as_str()));
+                start = end;
+            }
+            let report =
+                demo.matrix(&images, &augs, u64::from(seed), &strengths).await.map_err(error)?;
+            Ok(JsValue::from_str(&json(&report)?))
+        })
+    }
 }
 
 /// The augmentations' strengths from JSON (`amcl_core::augment::Strengths`), or the authors'
@@ -147,29 +188,4 @@ fn parse_strengths(json: &str) -> Result<Strengths, JsValue> {
         return Ok(Strengths::default());
     }
     serde_json::from_str(json).map_err(|e| error(format!("strengths: {e}")))
-}
-
-/// Similarity matrices and principal-component projections of several images (concatenated in
-/// `bytes`, split by `lengths`), per head; returns a `MatrixReport`. `strengths` as in [`score`].
-#[wasm_bindgen]
-pub async fn matrix(
-    bytes: Vec<u8>,
-    lengths: Vec<u32>,
-    names: Vec<String>,
-    augs: String,
-    seed: u32,
-    strengths: String,
-) -> Result<String, JsValue> {
-    let demo = demo()?;
-    let strengths = parse_strengths(&strengths)?;
-    let mut images = Vec::with_capacity(lengths.len());
-    let mut start = 0usize;
-    for (len, name) in lengths.iter().zip(&names) {
-        let end = start + *len as usize;
-        let slice = bytes.get(start..end).ok_or_else(|| error("image lengths exceed the bytes"))?;
-        images.push((slice, name.as_str()));
-        start = end;
-    }
-    let report = demo.matrix(&images, &augs, u64::from(seed), &strengths).await.map_err(error)?;
-    json(&report)
 }
