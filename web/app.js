@@ -262,8 +262,10 @@ async function score() {
 }
 
 // The lesson (examples/lessons.json, chosen by examples/pick_photos.py): three pairs scored with
-// the same augmentations and seed, side by side. The sentences under them are static; the
-// browser test checks that the shipped weights' numbers bear them out.
+// the same augmentations and seed, side by side. The sentences on the similarities are static
+// (the photographs are chosen for them); the one on the temperatures is chosen from the numbers
+// (temperatureSentence), so that it is true of whichever weights are loaded. The browser test
+// checks that the numbers bear every sentence out.
 async function lesson() {
   if (!ready) return message("The model is not loaded yet.");
   $("lesson-button").disabled = true;
@@ -272,6 +274,7 @@ async function lesson() {
     if (!response.ok) throw new Error(`examples/lessons.json: HTTP ${response.status}`);
     const plan = await response.json();
     const photo = (name) => loadExample(`photos/${name}`, name);
+    const taus = {};
     for (const pair of plan.pairs) {
       const a = await photo(pair.a);
       const b = pair.b ? await photo(pair.b) : { bytes: new Uint8Array(), name: "" };
@@ -307,7 +310,12 @@ async function lesson() {
       const total = document.createElement("caption");
       total.textContent = `AMCL score ${fmt(report.amcl_score)}`;
       table.prepend(total);
+      taus[pair.kind] = report.heads.map((h) => h.tau_pos);
     }
+    const [claim, html] = temperatureSentence(taus);
+    const sentence = document.querySelector("[data-testid=lesson-sentence-other_class]");
+    sentence.innerHTML = html;
+    sentence.dataset.claim = claim;
     $("lesson-pairs").classList.add("shown");
     document.body.dataset.lesson = String(Number(document.body.dataset.lesson || 0) + 1);
     saveState();
@@ -317,6 +325,30 @@ async function lesson() {
   } finally {
     $("lesson-button").disabled = false;
   }
+}
+
+// The lesson's sentence on tau+, from the three pairs' temperatures (per kind, one per head):
+// "one-level" when tau+ moves by less than a fifth across the pairs in every head; "sharpens" when
+// it rises from two views of one photo to one class to two classes in every head; else "varies".
+function temperatureSentence(taus) {
+  const kinds = ["views", "same_class", "other_class"];
+  const heads = taus.views.map((_, h) => h);
+  const flat = heads.every((h) => {
+    const t = kinds.map((k) => taus[k][h]);
+    return Math.max(...t) < 1.2 * Math.min(...t);
+  });
+  if (flat) {
+    return ["one-level", "The lowest <i>s</i>. Across the three pairs &tau;<sup>+</sup> moves by less " +
+      "than a fifth in every head: this model learned mostly one temperature level for all pairs, so " +
+      "<i>s</i> decides the score."];
+  }
+  if (heads.every((h) => taus.views[h] < taus.same_class[h] && taus.same_class[h] < taus.other_class[h])) {
+    return ["sharpens", "The lowest <i>s</i>, and the highest &tau;<sup>+</sup> in every head: this " +
+      "model gives pairs that look alike a low temperature, which sharpens their score, and unlike " +
+      "pairs a high one. The objective's hard cases, similar pairs, weigh most."];
+  }
+  return ["varies", "The lowest <i>s</i>. &tau;<sup>+</sup> differs by a fifth or more between the " +
+    "pairs in at least one head, but not in the same order in every head: compare the tables."];
 }
 
 function heat(value) {
