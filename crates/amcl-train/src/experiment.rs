@@ -506,7 +506,7 @@ fn write_results(args: &ExperimentArgs, outcomes: &[Outcome], total_seconds: f64
             &format!("{title} top-1, mean ± std over {} seeds", args.seeds.len()),
             "top-1 (%)",
             &groups[m],
-        );
+        )?;
         write_text(&out.join(format!("{file}.svg")), &svg)?;
     }
     Ok(())
