@@ -15,9 +15,13 @@
 #
 #   experiments/demo-weights.sh             # train (or continue), then export
 #   OUT=runs/demo2 experiments/demo-weights.sh
+#   EPOCHS=100 OUT=runs/demo100 SHIP=0 experiments/demo-weights.sh   # a longer run, not shipped
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/demo}"
+epochs="${EPOCHS:-50}"
+# SHIP=0 trains without exporting to web/ (to compare a run with the shipped one first).
+ship="${SHIP:-1}"
 bash experiments/unpack-cifar10.sh
 # BUILD_FLAGS="--no-default-features --features x86-v4" builds the CPU backend alone (faster).
 # shellcheck disable=SC2086
@@ -30,8 +34,12 @@ elif [ -d "$out/checkpoint" ]; then
 else
   "$bin" pretrain --method amcl-simclr --amcl-form centred --tau-max 0.4 \
     --data folder:target/data/cifar10 --train-size 46000 \
-    --test-size 10000 --width 16 --epochs 50 --batch-size 256 --optimizer sgd --lr 0.06 \
+    --test-size 10000 --width 16 --epochs "$epochs" --batch-size 256 --optimizer sgd --lr 0.06 \
     --weight-decay 5e-4 --warmup-epochs 5 --grad-clip 1 --eval-every 10 --seed 0 --out "$out"
+fi
+if [ "$ship" = 0 ]; then
+  echo "$out: trained; not exported (SHIP=0)" >&2
+  exit 0
 fi
 "$bin" export --weights "$out/model.bpk" --out web/model.bpk
 # The demo's photographs and its lesson are chosen with the shipped weights: choose them again.
