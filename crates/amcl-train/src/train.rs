@@ -142,7 +142,7 @@ struct Run<'a> {
     total_steps: usize,
     warmup: usize,
     /// What the epoch in progress has seen: its loss sum and steps, its last head statistics,
-    /// its wall time.
+    /// its wall time (empty at the start, and again once `end_epoch` has taken it).
     epoch: EpochProgress,
 }
 
@@ -259,7 +259,6 @@ impl<'a> Run<'a> {
         let batches = Prefetcher::start(self.train.clone(), order, config.batch_size, first_step);
         let bar = epoch_bar(epoch, config.epochs, self.steps_per_epoch, first_step);
         let started = Instant::now();
-        self.epoch = EpochProgress::default();
         for data in batches {
             let images = Tensor::<4>::from_data(data, &self.device);
             if let Err(err) = self.step(images) {
