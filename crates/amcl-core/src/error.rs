@@ -37,6 +37,10 @@ pub enum AmclError {
     /// An input image could not be used (not an image, corrupt, too large).
     #[error("{0}")]
     Image(String),
+    /// A data-parallel rank could not take part in a step (another rank stopped, or the link
+    /// between them failed): the message names the rank.
+    #[error("{0}")]
+    Rank(String),
     /// Reading or writing a file failed.
     #[error("{path}: {error}")]
     Io {

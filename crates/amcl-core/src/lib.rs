@@ -8,7 +8,8 @@
 //! [`augment`] (two views of a batch) -> [`model`] (backbone, heads, temperature networks) ->
 //! [`loss`] (the AMCL objective, NT-Xent, Omega) -> [`methods`] (SimCLR, MoCo, SimSiam,
 //! Barlow Twins, plain and with AMCL) -> [`score`] (one pair, for the CLI and the browser) ->
-//! [`weights`] (burnpack file with a JSON manifest).
+//! [`weights`] (burnpack file with a JSON manifest). [`ranks`]: a batch shared by data-parallel
+//! ranks, as the methods see it.
 //!
 //! The code is device-agnostic: tensors are `Tensor<D>` and the backend lives in the
 //! [`Device`](burn::tensor::Device) (`Device::flex()` on CPU, CUDA or WebGPU elsewhere).
@@ -36,6 +37,7 @@ pub mod input;
 pub mod loss;
 pub mod methods;
 pub mod model;
+pub mod ranks;
 pub mod rng;
 pub mod score;
 pub mod weights;

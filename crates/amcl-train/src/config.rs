@@ -296,6 +296,12 @@ pub struct PretrainArgs {
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+    /// Data-parallel training over several devices, one rank each, e.g. `cuda:0,cuda:1` or
+    /// `cpu,cpu`: every step's batch is split evenly over them, negatives come from the whole
+    /// batch, and the result is that of one device (up to batch norm; see README). Replaces
+    /// --device.
+    #[arg(long, value_name = "LIST", conflicts_with = "device")]
+    pub devices: Option<String>,
     /// Float type of the training step (the loss and temperatures stay f32); f16/bf16 halve
     /// memory and are faster on GPUs with half-precision units (no automatic mixed precision in
     /// burn 0.22) [default: f32].
@@ -323,6 +329,9 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     pub warmup_epochs: usize,
     pub beta: f32,
+    /// Data-parallel ranks the run trains on (`--devices`); older run folders: 1.
+    #[serde(default = "one_rank")]
+    pub ranks: usize,
     /// Initial temperature (`--tau-init`); older run folders have none.
     #[serde(default)]
     pub tau_init: Option<f32>,
@@ -458,10 +467,16 @@ impl PretrainArgs {
             eval_every: self.eval_every.unwrap_or(preset.eval_every),
             seed: self.seed.unwrap_or(0),
             precision: self.precision.unwrap_or_default(),
+            ranks: 1,
         };
         config.check()?;
         Ok(config)
     }
+}
+
+/// The ranks of a run folder written before `--devices`.
+fn one_rank() -> usize {
+    1
 }
 
 impl TrainConfig {

@@ -99,6 +99,21 @@ pub fn select_with(choice: DeviceChoice, precision: Precision) -> Result<Selecte
     Ok(selected)
 }
 
+/// Resolves one entry of `--devices`: `choice` with a device index (CUDA's GPU number; the CPU
+/// and wgpu take 0).
+pub fn select_indexed(choice: DeviceChoice, index: usize, precision: Precision) -> Result<Selected> {
+    if choice == DeviceChoice::Cuda && index > 0 {
+        let selected = cuda_at(index, precision)?.ok_or_else(|| {
+            anyhow::anyhow!("--devices cuda:{index}: no such CUDA GPU could be initialised")
+        })?;
+        return Ok(selected);
+    }
+    if index > 0 && choice != DeviceChoice::Cuda {
+        bail!("--devices: only CUDA devices take an index other than 0");
+    }
+    select_with(choice, precision)
+}
+
 fn select_device(choice: DeviceChoice, precision: Precision) -> Result<Selected> {
     let cpu = || -> Result<Selected> {
         let mut device = Device::flex();
@@ -126,16 +141,21 @@ fn select_device(choice: DeviceChoice, precision: Precision) -> Result<Selected>
 }
 
 /// CUDA GPU 0 if it can be initialised; an error when it can but not in `precision`.
-#[cfg(feature = "cuda")]
 fn cuda(precision: Precision) -> Result<Option<Selected>> {
+    cuda_at(0, precision)
+}
+
+/// CUDA GPU `index` if it can be initialised; an error when it can but not in `precision`.
+#[cfg(feature = "cuda")]
+fn cuda_at(index: usize, precision: Precision) -> Result<Option<Selected>> {
     // Initialising CUDA without a driver or GPU panics inside the runtime (on its own thread):
     // probe it with a tiny op (after setting the precision, which the first tensor fixes), with
     // panic messages silenced so that a machine without CUDA just falls through.
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| {
-        let mut device = Device::cuda(0);
-        let configured = precision.configure(&mut device, "cuda:0");
+        let mut device = Device::cuda(index);
+        let configured = precision.configure(&mut device, &format!("cuda:{index}"));
         let _ = Tensor::<1>::ones([1], &device).into_data();
         (device, configured)
     });
@@ -143,14 +163,14 @@ fn cuda(precision: Precision) -> Result<Option<Selected>> {
     match probe {
         Ok((device, configured)) => {
             configured?;
-            Ok(Some(Selected { device, name: "cuda:0".into() }))
+            Ok(Some(Selected { device, name: format!("cuda:{index}") }))
         }
         Err(_) => Ok(None),
     }
 }
 
 #[cfg(not(feature = "cuda"))]
-fn cuda(_: Precision) -> Result<Option<Selected>> {
+fn cuda_at(_: usize, _: Precision) -> Result<Option<Selected>> {
     Ok(None)
 }
 

@@ -8,7 +8,10 @@ use anyhow::Result;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
+use crate::distributed::Collective;
+use crate::distributed::exchange::sum_backbone_gradients;
 use crate::optim;
+use std::sync::Arc;
 
 /// What a step changes: the model, its optimiser and the method's state.
 pub struct Learner {
@@ -19,6 +22,9 @@ pub struct Learner {
     pub method: Method,
     /// The gradients' largest global norm (None: no clipping).
     pub grad_clip: Option<f32>,
+    /// The other ranks of a data-parallel run (None on one device): the backbone's gradients
+    /// are summed with theirs before clipping and the optimiser step.
+    pub ranks: Option<Arc<dyn Collective>>,
 }
 
 /// What one step reports.
@@ -45,7 +51,7 @@ impl Learner {
         method: Method,
         grad_clip: Option<f32>,
     ) -> Self {
-        Self { model: Some(model), optimizer, method, grad_clip }
+        Self { model: Some(model), optimizer, method, grad_clip, ranks: None }
     }
 
     /// The model as the last step left it.
@@ -65,6 +71,12 @@ impl Learner {
         }
         let model = self.model.take().expect("the learner holds its model between steps");
         let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        if let Some(ranks) = &self.ranks {
+            sum_backbone_gradients(&mut grads, &model, ranks.as_ref()).map_err(|err| {
+                self.model = Some(model.clone());
+                anyhow::anyhow!("summing the backbone's gradients over the ranks: {err}")
+            })?;
+        }
         if let Some(max_norm) = self.grad_clip {
             let (clipped, norm) = optim::clip_global_norm(grads, &model, max_norm);
             grads = clipped;

@@ -10,6 +10,7 @@ mod checkpoint;
 mod config;
 mod data;
 mod device;
+mod distributed;
 mod eval;
 mod experiment;
 mod export;

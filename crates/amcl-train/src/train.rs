@@ -13,6 +13,7 @@ use std::time::Instant;
 use amcl_core::augment::AugmentationSet;
 use amcl_core::methods::HeadDiagnostics;
 use amcl_core::prelude::*;
+use amcl_core::ranks::share_rows;
 use amcl_core::rng::Rng;
 use amcl_core::weights;
 use anyhow::{Context, Result, bail};
@@ -25,6 +26,9 @@ use crate::config::{PretrainArgs, TrainConfig};
 use crate::data::loader::Prefetcher;
 use crate::data::{Dataset, Split};
 use crate::device;
+use crate::distributed::exchange::FeatureExchange;
+use crate::distributed::threads::ThreadGroup;
+use crate::distributed::{self, Collective};
 use crate::eval::EvalReport;
 use crate::files::write_json;
 use crate::learner::Learner;
@@ -71,16 +75,111 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 
 /// Runs `pretrain`; returns the process exit status.
 pub fn run(args: &PretrainArgs) -> Result<i32> {
-    let config = if args.resume { read_config(&args.out)? } else { args.resolve()? };
-    let selected = device::select_with(args.device, config.precision)?;
-    eprintln!("device: {}", selected.name);
+    let mut config = if args.resume { read_config(&args.out)? } else { args.resolve()? };
+    let devices = match &args.devices {
+        Some(list) => distributed::parse_devices(list)?,
+        None => Vec::new(),
+    };
+    let world = devices.len().max(1);
+    if args.resume && config.ranks != world {
+        bail!(
+            "{} was trained on {} rank(s); resume it with as many (--devices), got {world}",
+            args.out.display(),
+            config.ranks
+        );
+    }
+    config.ranks = world;
     let split = config.data.load(
         config.model.image_size,
         config.train_size,
         config.test_size,
         config.seed,
     )?;
+    if devices.len() > 1 {
+        return pretrain_on_ranks(&config, split, &devices, &args.out, args.resume);
+    }
+    let selected = match devices.first() {
+        Some(spec) => device::select_indexed(spec.choice, spec.index, config.precision)?,
+        None => device::select_with(args.device, config.precision)?,
+    };
+    eprintln!("device: {}", selected.name);
     pretrain(&config, split, &selected, &args.out, args.resume)
+}
+
+/// Pretrains with one rank per device, each a thread of this process (see [`distributed`]):
+/// rank 0 writes the run folder. A rank that fails stops the others at their next exchange; the
+/// error names it, and the last checkpoint is kept.
+fn pretrain_on_ranks(
+    config: &TrainConfig,
+    split: Split,
+    devices: &[distributed::DeviceSpec],
+    run_dir: &Path,
+    resume: bool,
+) -> Result<i32> {
+    let world = devices.len();
+    let share = distributed::share_of(config.batch_size, world)?;
+    let selected = devices
+        .iter()
+        .map(|spec| device::select_indexed(spec.choice, spec.index, config.precision))
+        .collect::<Result<Vec<_>>>()?;
+    let names: Vec<&str> = selected.iter().map(|s| s.name.as_str()).collect();
+    eprintln!("devices: {} ranks ({}), {share} images each per step", world, names.join(", "));
+    let group = ThreadGroup::new(world);
+    let outcomes: Vec<Result<i32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = group
+            .into_iter()
+            .zip(&selected)
+            .map(|(rank, selected)| {
+                let split = split.clone();
+                scope.spawn(move || {
+                    let collective: Arc<dyn Collective> = Arc::new(rank);
+                    let me = collective.rank();
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        pretrain_rank(config, split, selected, run_dir, resume, collective.clone())
+                    }))
+                    .unwrap_or_else(|panic| Err(anyhow::anyhow!(panic_message(&panic))));
+                    if let Err(err) = &outcome {
+                        collective.abort(&format!("{err:#}"));
+                    }
+                    outcome.with_context(|| format!("rank {me} ({})", selected.name))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a rank's thread returns")).collect()
+    });
+    // The first rank that failed on its own (the others report that it stopped).
+    let mut errors: Vec<anyhow::Error> = outcomes.into_iter().filter_map(Result::err).collect();
+    if errors.is_empty() {
+        return Ok(0);
+    }
+    let cause = errors
+        .iter()
+        .position(|e| !format!("{e:#}").contains(" stopped: "))
+        .unwrap_or(0);
+    Err(errors.swap_remove(cause))
+}
+
+/// Draws every parameter's initial value now, in the module's order. burn initialises a
+/// parameter when it is first used, so the weights would depend on the order the step runs
+/// its parts, and on any other thread drawing from the same generator meanwhile.
+fn draw_initial_weights(model: &AmclModel) {
+    struct Draw;
+    impl burn::module::ModuleVisitor for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Draw);
+}
+
+/// A panic's message, for the error that names the rank.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    format!("panicked: {text}")
 }
 
 /// The configuration saved in a run folder, for `--resume`.
@@ -104,7 +203,30 @@ pub fn pretrain(
     run_dir: &Path,
     resume: bool,
 ) -> Result<i32> {
-    let mut run = Run::start(config, split, selected, run_dir, resume)?;
+    pretrain_with(config, split, selected, run_dir, resume, None)
+}
+
+/// One rank of a data-parallel pretraining (see [`pretrain_on_ranks`]); rank 0 writes the run.
+pub fn pretrain_rank(
+    config: &TrainConfig,
+    split: Split,
+    selected: &device::Selected,
+    run_dir: &Path,
+    resume: bool,
+    ranks: Arc<dyn Collective>,
+) -> Result<i32> {
+    pretrain_with(config, split, selected, run_dir, resume, Some(ranks))
+}
+
+fn pretrain_with(
+    config: &TrainConfig,
+    split: Split,
+    selected: &device::Selected,
+    run_dir: &Path,
+    resume: bool,
+    ranks: Option<Arc<dyn Collective>>,
+) -> Result<i32> {
+    let mut run = Run::start(config, split, selected, run_dir, resume, ranks)?;
     let interrupted = interrupt_flag();
     let mut last_report = None;
     while run.position.epoch < config.epochs {
@@ -129,7 +251,12 @@ struct Run<'a> {
     learner: Learner,
     position: Position,
     manifest: Manifest,
-    metrics: MetricsLog,
+    /// The metrics log (rank 0 only: it alone writes the run folder).
+    metrics: Option<MetricsLog>,
+    /// The other ranks of a data-parallel run, and this rank's images per step (the whole
+    /// batch on one device).
+    ranks: Option<Arc<dyn Collective>>,
+    share: usize,
     /// The training set, shared with the prefetcher thread.
     train: Arc<Dataset>,
     test: Dataset,
@@ -172,8 +299,12 @@ impl<'a> Run<'a> {
         selected: &device::Selected,
         dir: &'a Path,
         resume: bool,
+        ranks: Option<Arc<dyn Collective>>,
     ) -> Result<Self> {
         let kind = config.method_kind()?;
+        let (rank, world) = ranks.as_ref().map_or((0, 1), |r| (r.rank(), r.world()));
+        let writer = rank == 0;
+        let share = distributed::share_of(config.batch_size, world)?;
         let augs = config.augmentations()?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating run folder {}", dir.display()))?;
@@ -187,16 +318,21 @@ impl<'a> Run<'a> {
                 config.batch_size
             );
         }
-        eprintln!(
-            "data: {} ({} training, {} test images, {} classes)",
-            split.description,
-            split.train.len(),
-            split.test.len(),
-            split.train.classes()
-        );
+        if writer {
+            eprintln!(
+                "data: {} ({} training, {} test images, {} classes)",
+                split.description,
+                split.train.len(),
+                split.test.len(),
+                split.train.classes()
+            );
+        }
         let Split { train, test, description } = split;
         let manifest = Manifest::new(config.model.clone(), &kind.name(), config.beta);
         let mut method = Method::new(kind, config.method_config());
+        if let Some(ranks) = &ranks {
+            method = method.with_ranks(Arc::new(FeatureExchange::new(ranks.clone())));
+        }
         let fresh_optimizer = || optim::build(config.optimizer, config.weight_decay);
         let (model, optimizer, position, metrics) = if resume {
             let restored = checkpoint::load(dir, fresh_optimizer(), &device)?;
@@ -204,20 +340,33 @@ impl<'a> Run<'a> {
                 method.set_moco_state(moco);
             }
             let position = restored.position;
-            eprintln!(
-                "checkpoint: epoch {} step {} ({} steps in all)",
-                position.epoch + 1,
-                position.step_in_epoch,
-                position.step
-            );
-            let metrics = MetricsLog::resume(dir, position.step)?;
+            let metrics = if writer {
+                eprintln!(
+                    "checkpoint: epoch {} step {} ({} steps in all)",
+                    position.epoch + 1,
+                    position.step_in_epoch,
+                    position.step
+                );
+                Some(MetricsLog::resume(dir, position.step)?)
+            } else {
+                None
+            };
             (restored.model, restored.optimizer, position, metrics)
         } else {
-            write_json(&dir.join("config.json"), config)?;
-            let metrics = MetricsLog::create(dir)?;
-            // Seeded initial weights, so that a run is reproducible from its config.
+            let metrics = if writer {
+                write_json(&dir.join("config.json"), config)?;
+                Some(MetricsLog::create(dir)?)
+            } else {
+                None
+            };
+            // Seeded initial weights, so that a run is reproducible from its config. The ranks
+            // of one process initialise one at a time: each draws what one device would.
+            static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let init = INIT.lock().unwrap_or_else(|p| p.into_inner());
             device.seed(config.seed);
             let mut model = config.model.init(&device)?;
+            draw_initial_weights(&model);
+            drop(init);
             if let Some(tau) = config.tau_init {
                 model = model.with_initial_temperature(tau)?;
             }
@@ -226,15 +375,19 @@ impl<'a> Run<'a> {
         };
         let steps_per_epoch = train.len() / config.batch_size;
         let total_steps = steps_per_epoch * config.epochs;
+        let mut learner = Learner::new(model, optimizer, method, config.grad_clip);
+        learner.ranks = ranks.clone();
         Ok(Self {
             config,
             dir,
             kind,
             augs,
-            learner: Learner::new(model, optimizer, method, config.grad_clip),
+            learner,
             position,
             manifest,
             metrics,
+            ranks,
+            share,
             train: Arc::new(train),
             test,
             description,
@@ -256,8 +409,13 @@ impl<'a> Run<'a> {
         let mut order: Vec<usize> = (0..self.train.len()).collect();
         Rng::new(derive_seed(config.seed, ORDER, epoch as u64)).shuffle(&mut order);
         let first_step = self.position.step_in_epoch;
-        let batches = Prefetcher::start(self.train.clone(), order, config.batch_size, first_step);
-        let bar = epoch_bar(epoch, config.epochs, self.steps_per_epoch, first_step);
+        let order = self.share_of_order(order);
+        let batches = Prefetcher::start(self.train.clone(), order, self.share, first_step);
+        let bar = if self.is_writer() {
+            epoch_bar(epoch, config.epochs, self.steps_per_epoch, first_step)
+        } else {
+            ProgressBar::hidden()
+        };
         let started = Instant::now();
         for data in batches {
             let images = Tensor::<4>::from_data(data, &self.device);
@@ -273,12 +431,18 @@ impl<'a> Run<'a> {
                 taus(&self.epoch.heads)
             ));
             bar.inc(1);
-            if interrupted.load(Ordering::SeqCst) {
+            if self.any_rank(interrupted.load(Ordering::SeqCst))? {
                 bar.abandon();
-                self.metrics.flush()?;
+                if let Some(metrics) = &mut self.metrics {
+                    metrics.flush()?;
+                }
                 self.checkpoint()?;
+                if !self.is_writer() {
+                    return Ok(EpochEnd::Interrupted);
+                }
+                let devices = if config.ranks > 1 { " --devices (the same)" } else { "" };
                 eprintln!(
-                    "interrupted: checkpoint at epoch {} step {} written to {}; continue with\n  amcl-train pretrain --out {} --resume",
+                    "interrupted: checkpoint at epoch {} step {} written to {}; continue with\n  amcl-train pretrain --out {} --resume{devices}",
                     epoch + 1,
                     self.position.step_in_epoch,
                     self.dir.join("checkpoint").display(),
@@ -297,7 +461,14 @@ impl<'a> Run<'a> {
     fn step(&mut self, images: Tensor<4>) -> Result<()> {
         let config = self.config;
         let seed = derive_seed(config.seed, AUGMENT, self.position.step as u64);
-        let views = Augmenter::new(self.augs, AugmentConfig::new(), seed).two_views(images)?;
+        let mut augmenter = Augmenter::new(self.augs, AugmentConfig::new(), seed);
+        let views = match &self.ranks {
+            None => augmenter.two_views(images)?,
+            Some(ranks) => {
+                let rows = share_rows(ranks.rank(), self.share);
+                augmenter.two_views_of_share(images, config.batch_size, rows)?
+            }
+        };
         let lr = optim::learning_rate(config.lr, self.position.step, self.total_steps, self.warmup);
         let outcome = self.learner.step(views, lr)?;
         // Reading the heads' statistics waits for the device: every tenth step and the last.
@@ -315,13 +486,38 @@ impl<'a> Run<'a> {
         self.epoch.loss_sum += outcome.loss as f64;
         self.epoch.steps += 1;
         self.epoch.last_loss = outcome.loss;
-        self.metrics.append(&Record::Step(StepRecord {
+        let Some(metrics) = &mut self.metrics else { return Ok(()) };
+        metrics.append(&Record::Step(StepRecord {
             epoch: self.position.epoch + 1,
             step: self.position.step,
             loss: outcome.loss,
             lr,
             grad_norm: outcome.grad_norm,
         }))
+    }
+
+    /// Rank 0, or the only rank: the one that evaluates and writes the run folder.
+    fn is_writer(&self) -> bool {
+        self.ranks.as_ref().is_none_or(|r| r.rank() == 0)
+    }
+
+    /// This rank's share of an epoch's order: of each global batch, its rows (the whole order
+    /// on one device), whole batches only.
+    fn share_of_order(&self, order: Vec<usize>) -> Vec<usize> {
+        let Some(ranks) = &self.ranks else { return order };
+        let rows = share_rows(ranks.rank(), self.share);
+        order
+            .chunks_exact(self.config.batch_size)
+            .flat_map(|batch| batch[rows.clone()].iter().copied())
+            .collect()
+    }
+
+    /// Whether `flag` is set on any rank (itself on one device).
+    fn any_rank(&self, flag: bool) -> Result<bool> {
+        match &self.ranks {
+            None => Ok(flag),
+            Some(ranks) => Ok(ranks.any(flag)?),
+        }
     }
 
     /// After an epoch's steps: kNN every `eval_every` epochs (and the linear probe after the
@@ -334,6 +530,9 @@ impl<'a> Run<'a> {
         let images_per_s = (progress.steps * config.batch_size) as f64 / progress.seconds;
         let mean_loss = progress.loss_sum / progress.steps.max(1) as f64;
         self.position = Position { epoch: epoch + 1, step_in_epoch: 0, step: self.position.step };
+        if !self.is_writer() {
+            return Ok(None);
+        }
         let last = epoch + 1 == config.epochs;
         let report = if last || (epoch + 1).is_multiple_of(config.eval_every) {
             // The linear probe runs once, after the last epoch.
@@ -351,7 +550,8 @@ impl<'a> Run<'a> {
             knn.map_or("-".into(), |k| format!("{:.2}%", k * 100.0)),
             progress.seconds,
         );
-        self.metrics.append(&Record::Epoch(EpochRecord {
+        let metrics = self.metrics.as_mut().expect("rank 0 keeps the metrics log");
+        metrics.append(&Record::Epoch(EpochRecord {
             epoch: epoch + 1,
             step: self.position.step,
             loss: mean_loss,
@@ -360,7 +560,7 @@ impl<'a> Run<'a> {
             heads: progress.heads,
             knn_top1: knn,
         }))?;
-        self.metrics.flush()?;
+        metrics.flush()?;
         weights::save(&self.learner.model().valid(), &self.manifest, &self.dir.join("model.bpk"))?;
         self.checkpoint()?;
         plots::write_run_plots(self.dir).context("writing plots")?;
@@ -370,6 +570,9 @@ impl<'a> Run<'a> {
     /// Writes the checkpoint of where training stands (model, optimiser, method state,
     /// position), replacing the previous one only once it is complete.
     fn checkpoint(&self) -> Result<()> {
+        if !self.is_writer() {
+            return Ok(());
+        }
         let learner = &self.learner;
         let moco = learner.method.moco_state();
         checkpoint::save(
@@ -387,6 +590,9 @@ impl<'a> Run<'a> {
     /// the summary lines. `last_report`: the last epoch's evaluation (None when resuming a run
     /// that had finished: it is measured again).
     fn finish(self, last_report: Option<EvalReport>) -> Result<()> {
+        if !self.is_writer() {
+            return Ok(());
+        }
         let config = self.config;
         let valid = self.learner.model().valid();
         let report = match last_report {

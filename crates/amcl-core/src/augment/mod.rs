@@ -267,6 +267,31 @@ impl Augmenter {
     pub fn two_views(&mut self, images: Tensor<4>) -> AmclResult<(Tensor<4>, Tensor<4>)> {
         Ok((self.view(images.clone())?, self.view(images)?))
     }
+
+    /// The two views [`Augmenter::two_views`] gives rows `rows` of a batch of `batch` images,
+    /// from those rows alone (`share` [rows.len(), 3, H, W]): the random draws of the whole batch
+    /// are made, and the share's applied. A data-parallel rank augments its share this way.
+    pub fn two_views_of_share(
+        &mut self,
+        share: Tensor<4>,
+        batch: usize,
+        rows: std::ops::Range<usize>,
+    ) -> AmclResult<(Tensor<4>, Tensor<4>)> {
+        let [b, _, h, w] = share.dims();
+        if rows.end > batch || rows.len() != b {
+            return Err(AmclError::Shape {
+                context: "augment: a share of a batch".into(),
+                expected: format!("rows {rows:?} of a batch of {batch}"),
+                actual: format!("{:?}", share.dims()),
+            });
+        }
+        let first = self.sample(batch, h, w);
+        let second = self.sample(batch, h, w);
+        Ok((
+            apply(share.clone(), &first[rows.clone()], h, w),
+            apply(share, &second[rows], h, w),
+        ))
+    }
 }
 
 /// Applies per-image `params` to `images` [B, 3, H, W], producing [B, 3, out_h, out_w] in [0, 1].

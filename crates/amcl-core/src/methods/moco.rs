@@ -11,6 +11,7 @@ use crate::loss::{
     AmclObjectiveConfig, NegativeReduction, amcl_objective_terms, l2_normalize, objective_precision,
 };
 use crate::model::{AmclModel, TemperatureRange, paired_logits, pairwise_logits};
+use crate::ranks::Ranks;
 use crate::rng::Rng;
 
 /// Temperatures of a MoCo step: positive [C, N] and queue negatives [C, N, Q].
@@ -83,9 +84,9 @@ impl MocoState {
     }
 
     /// Unit-norm keys [C, N, d] of `images`, without gradient.
-    pub fn keys(&self, images: Tensor<4>) -> Tensor<3> {
-        let features = self.key_model.features(images);
-        self.key_model.project_normalized(features).detach()
+    pub fn keys(&self, images: Tensor<4>, ranks: &dyn Ranks) -> Result<Tensor<3>> {
+        let features = ranks.gather(self.key_model.features(images).detach())?;
+        Ok(self.key_model.project_normalized(features).detach())
     }
 
     /// Pushes `keys` [C, M, d] to the front of the queue and drops the oldest entries.
@@ -150,18 +151,20 @@ impl<I: Iterator<Item = Tensor<1>>> ModuleMapper for ParamBlender<I> {
 }
 
 /// One symmetric MoCo step: queries from the online model, keys from the momentum encoder.
-/// `queries` are the online model's unit-norm projections of `views`. Returns the mean of both
+/// `queries` are the online model's unit-norm projections of the whole batch; `views` are this
+/// rank's share of it, whose keys are gathered from the `ranks`. Returns the mean of both
 /// directions and the keys to enqueue [C, 2N, d].
 pub fn moco_step(
     model: &AmclModel,
     state: &MocoState,
     queries: (Tensor<3>, Tensor<3>),
     (view_a, view_b): (Tensor<4>, Tensor<4>),
+    ranks: &dyn Ranks,
     adaptive: bool,
     temperature: f32,
     cfg: &AmclObjectiveConfig,
 ) -> Result<(Tensor<1>, DiagnosticsTensor, Tensor<3>)> {
-    let (k_a, k_b) = (state.keys(view_a), state.keys(view_b));
+    let (k_a, k_b) = (state.keys(view_a, ranks)?, state.keys(view_b, ranks)?);
     let keys = (k_a.clone(), k_b.clone());
     let (loss, diagnostics) =
         moco_symmetric_objective(model, queries, keys, &state.queue, adaptive, temperature, cfg)?;
@@ -237,8 +240,15 @@ impl BaseMethod for Moco {
         step: Step<'_>,
         state: &mut StepState,
     ) -> Result<(Tensor<1>, DiagnosticsTensor)> {
-        let Step { model, views, features: [features_a, features_b], adaptive, config, objective } =
-            step;
+        let Step {
+            model,
+            views,
+            features: [features_a, features_b],
+            ranks,
+            adaptive,
+            config,
+            objective,
+        } = step;
         let device = views[0].device();
         let state = state
             .get_or_insert_with(|| {
@@ -254,6 +264,7 @@ impl BaseMethod for Moco {
             state,
             queries,
             (view_a, view_b),
+            ranks,
             adaptive,
             config.temperature,
             &objective,

@@ -31,6 +31,8 @@ use burn::prelude::*;
 use crate::error::{AmclError, Result as AmclResult, ensure_dims};
 use crate::loss::{AUTHORS_TOP_K, AmclObjectiveConfig, NegativeReduction};
 use crate::model::{AmclModel, AmclModelConfig, ProjectorKind};
+use crate::ranks::{Ranks, SingleRank};
+use std::sync::Arc;
 
 /// A base method: the parts it adds to the model, its paper settings and its loss for two views
 /// of a batch, plain or with AMCL's adaptive temperatures. Each is one file of this module with a
@@ -110,10 +112,13 @@ pub type StepState = Option<Box<dyn std::any::Any + Send>>;
 pub struct Step<'a> {
     /// The online model.
     pub model: &'a AmclModel,
-    /// The two augmented views [B, 3, S, S] of one batch.
+    /// The two augmented views [b, 3, S, S] of this rank's share of the batch (the whole batch
+    /// on one device).
     pub views: [Tensor<4>; 2],
-    /// The backbone's features of each view [B, F].
+    /// The backbone's features of each view of the whole batch [B, F], gathered from the ranks.
     pub features: [Tensor<2>; 2],
+    /// The ranks sharing the batch (what a method running a backbone of its own gathers with).
+    pub ranks: &'a dyn Ranks,
     /// With AMCL's adaptive temperatures (the `amcl-` version).
     pub adaptive: bool,
     /// The methods' hyper-parameters (beta among them).
@@ -268,12 +273,27 @@ pub struct Method {
     /// Its hyper-parameters.
     pub config: MethodConfig,
     state: StepState,
+    /// The ranks sharing each batch ([`SingleRank`] unless [`Method::with_ranks`]).
+    ranks: Arc<dyn Ranks>,
 }
 
 impl Method {
     /// A method of the given kind.
     pub fn new(kind: MethodKind, config: MethodConfig) -> Self {
-        Self { kind, config, state: None }
+        Self { kind, config, state: None, ranks: Arc::new(SingleRank) }
+    }
+
+    /// The same method as one of several data-parallel ranks: each [`Method::loss`] is given
+    /// this rank's share of the batch and takes the objective over the whole batch
+    /// (see [`crate::ranks`]).
+    pub fn with_ranks(mut self, ranks: Arc<dyn Ranks>) -> Self {
+        self.ranks = ranks;
+        self
+    }
+
+    /// The ranks sharing each batch.
+    pub fn ranks(&self) -> &dyn Ranks {
+        self.ranks.as_ref()
     }
 
     /// Parses a method name and builds it.
@@ -286,7 +306,8 @@ impl Method {
         AmclObjectiveConfig { beta: self.config.beta, dim, reduction: self.config.reduction }
     }
 
-    /// The loss of one batch given as two views [B, 3, S, S] of the same B images.
+    /// The loss of one batch given as two views [b, 3, S, S] of the same b images: the whole
+    /// batch, or this rank's share of it (see [`Method::with_ranks`]).
     pub fn loss(
         &mut self,
         model: &AmclModel,
@@ -294,7 +315,7 @@ impl Method {
         view_b: Tensor<4>,
     ) -> AmclResult<StepOutput> {
         ensure_dims("second view", &view_a.dims(), &view_b.dims())?;
-        let [b, _, _, _] = view_a.dims();
+        let b = view_a.dims()[0] * self.ranks.world();
         if b < 2 {
             return Err(AmclError::InvalidConfig(format!(
                 "a batch needs at least 2 images, got {b}"
@@ -309,11 +330,16 @@ impl Method {
                 self.kind
             )));
         }
-        let features = [model.try_features(view_a.clone())?, model.features(view_b.clone())];
+        let ranks = self.ranks.as_ref();
+        let features = [
+            ranks.gather(model.try_features(view_a.clone())?)?,
+            ranks.gather(model.features(view_b.clone()))?,
+        ];
         let step = Step {
             model,
             views: [view_a, view_b],
             features,
+            ranks,
             adaptive: self.kind.adaptive,
             config: &self.config,
             objective: self.objective(model.heads[0].output_dim()),

@@ -17,12 +17,19 @@ pub enum BackboneKind {
     /// Seven 3x3 conv layers of width w, 2w, 2w, 4w, 4w, 8w, 8w with BatchNorm and ReLU,
     /// three stride-2 steps, global average pool: 8w-d features.
     SmallCnn,
+    /// The small CNN with a bias in place of each batch norm: an image's features do not depend
+    /// on the rest of its batch, so a batch split over data-parallel ranks gives exactly the
+    /// one-device features (the tests of distributed training use it; docs/ARCHITECTURE.md).
+    SmallCnnNoBn,
 }
 
 impl BackboneKind {
     /// Every backbone, by CLI name.
-    pub const ALL: [(&'static str, BackboneKind); 2] =
-        [("resnet18", BackboneKind::Resnet18), ("small-cnn", BackboneKind::SmallCnn)];
+    pub const ALL: [(&'static str, BackboneKind); 3] = [
+        ("resnet18", BackboneKind::Resnet18),
+        ("small-cnn", BackboneKind::SmallCnn),
+        ("small-cnn-no-bn", BackboneKind::SmallCnnNoBn),
+    ];
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
@@ -43,23 +50,34 @@ impl std::str::FromStr for BackboneKind {
     }
 }
 
-/// Conv 3x3 (padding 1) + BatchNorm.
+/// Conv 3x3 (padding 1) + BatchNorm (or, without batch norm, + a bias).
 #[derive(Module, Debug)]
 pub struct ConvBn {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: Option<BatchNorm>,
 }
 
 impl ConvBn {
     fn new(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Self {
+        Self::with_norm(c_in, c_out, kernel, stride, true, device)
+    }
+
+    fn with_norm(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        norm: bool,
+        device: &Device,
+    ) -> Self {
         let pad = kernel / 2;
         Self {
             conv: Conv2dConfig::new([c_in, c_out], [kernel, kernel])
                 .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-                .with_bias(false)
+                .with_bias(!norm)
                 .init(device),
-            bn: BatchNormConfig::new(c_out).init(device),
+            bn: norm.then(|| BatchNormConfig::new(c_out).init(device)),
         }
     }
 
@@ -80,7 +98,16 @@ impl ConvBn {
             _ => [self.conv.kernel_size[0] / 2, self.conv.kernel_size[1] / 2],
         };
         let y = flex_kernels::conv2d(x, self.conv.weight.val(), self.conv.stride, padding);
-        flex_kernels::batch_norm(&self.bn, y, relu)
+        match (&self.bn, &self.conv.bias) {
+            (Some(bn), _) => flex_kernels::batch_norm(bn, y, relu),
+            (None, bias) => {
+                let y = match bias {
+                    Some(bias) => y + bias.val().reshape([1, -1, 1, 1]),
+                    None => y,
+                };
+                if relu { burn::tensor::activation::relu(y) } else { y }
+            }
+        }
     }
 }
 
@@ -157,13 +184,13 @@ impl SmallCnn {
     /// Layer plan as (output channels as a multiple of the width, stride).
     const PLAN: [(usize, usize); 7] = [(1, 1), (2, 2), (2, 1), (4, 2), (4, 1), (8, 2), (8, 1)];
 
-    /// A small CNN of the given width (features: 8 * width).
-    pub fn new(width: usize, device: &Device) -> Self {
+    /// A small CNN of the given width (features: 8 * width), with batch norm or without.
+    pub fn new(width: usize, norm: bool, device: &Device) -> Self {
         let mut c_in = 3;
         let layers = Self::PLAN
             .iter()
             .map(|&(mult, stride)| {
-                let layer = ConvBn::new(c_in, mult * width, 3, stride, device);
+                let layer = ConvBn::with_norm(c_in, mult * width, 3, stride, norm, device);
                 c_in = mult * width;
                 layer
             })
@@ -207,7 +234,8 @@ impl Backbone {
     pub fn new(kind: BackboneKind, width: usize, device: &Device) -> Self {
         match kind {
             BackboneKind::Resnet18 => Backbone::Resnet18(ResNet18::new(device)),
-            BackboneKind::SmallCnn => Backbone::SmallCnn(SmallCnn::new(width, device)),
+            BackboneKind::SmallCnn => Backbone::SmallCnn(SmallCnn::new(width, true, device)),
+            BackboneKind::SmallCnnNoBn => Backbone::SmallCnn(SmallCnn::new(width, false, device)),
         }
     }
 
@@ -215,7 +243,7 @@ impl Backbone {
     pub fn feature_dim(kind: BackboneKind, width: usize) -> usize {
         match kind {
             BackboneKind::Resnet18 => 512,
-            BackboneKind::SmallCnn => 8 * width,
+            BackboneKind::SmallCnn | BackboneKind::SmallCnnNoBn => 8 * width,
         }
     }
 
