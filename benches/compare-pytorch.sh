@@ -7,6 +7,8 @@
 #   ROUNDS=5 PYTHON=python3 benches/compare-pytorch.sh
 #   BUILD_FLAGS="--no-default-features --features x86-v4" benches/compare-pytorch.sh   # a CPU-only build (no GPU stack)
 #
+#   BIN=/tmp/old/amcl-train benches/compare-pytorch.sh   # another build of ours (e.g. an older commit's)
+#
 # PYTHON defaults to target/venv-torch/bin/python, made by scripts/setup-pytorch.sh when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +18,11 @@ if ! "$python" -c "import torch" 2>/dev/null; then
     scripts/setup-pytorch.sh
     python=target/venv-torch/bin/python
 fi
-# shellcheck disable=SC2086
-cargo build --release -p amcl-train ${BUILD_FLAGS:-}
+bin="${BIN:-./target/release/amcl-train}"
+if [ -z "${BIN:-}" ]; then
+    # shellcheck disable=SC2086
+    cargo build --release -p amcl-train ${BUILD_FLAGS:-}
+fi
 out=target/bench
 mkdir -p "$out"
 rm -f "$out"/compare-*.json
@@ -35,7 +40,7 @@ for round in $(seq "$rounds"); do
         flags="${setting#*|}"
         echo "round $round/$rounds: $name" >&2
         # shellcheck disable=SC2086
-        ./target/release/amcl-train bench --device cpu --json $flags > "$out/compare-$name-ours-$round.json"
+        "$bin" bench --device cpu --json $flags > "$out/compare-$name-ours-$round.json"
         # shellcheck disable=SC2086
         "$python" benches/pytorch/bench.py --json $flags > "$out/compare-$name-torch-$round.json"
     done

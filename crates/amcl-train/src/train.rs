@@ -148,15 +148,30 @@ fn pretrain_on_ranks(
         handles.into_iter().map(|h| h.join().expect("a rank's thread returns")).collect()
     });
     // The first rank that failed on its own (the others report that it stopped).
-    let mut errors: Vec<anyhow::Error> = outcomes.into_iter().filter_map(Result::err).collect();
+    let mut errors = Vec::new();
+    let mut code = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(c) => code = code.max(c),
+            Err(err) => errors.push(err),
+        }
+    }
     if errors.is_empty() {
-        return Ok(0);
+        return Ok(code);
     }
     let cause = errors
         .iter()
         .position(|e| !format!("{e:#}").contains(" stopped: "))
         .unwrap_or(0);
-    Err(errors.swap_remove(cause))
+    let kept = if run_dir.join("checkpoint").is_dir() {
+        format!(
+            "the last checkpoint is kept: continue with `amcl-train pretrain --out {} --resume --devices ...` ({world} devices)",
+            run_dir.display()
+        )
+    } else {
+        "no checkpoint had been written".to_string()
+    };
+    Err(errors.swap_remove(cause).context(format!("data-parallel run stopped; {kept}")))
 }
 
 /// Draws every parameter's initial value now, in the module's order. burn initialises a
@@ -460,6 +475,7 @@ impl<'a> Run<'a> {
     /// error naming the step and each head's temperatures (nothing saved is touched).
     fn step(&mut self, images: Tensor<4>) -> Result<()> {
         let config = self.config;
+        self.injected_failure()?;
         let seed = derive_seed(config.seed, AUGMENT, self.position.step as u64);
         let mut augmenter = Augmenter::new(self.augs, AugmentConfig::new(), seed);
         let views = match &self.ranks {
@@ -494,6 +510,18 @@ impl<'a> Run<'a> {
             lr,
             grad_norm: outcome.grad_norm,
         }))
+    }
+
+    /// The tests' way to make one rank fail mid-run: `AMCL_TEST_FAIL_RANK=R@S` fails rank R at
+    /// its step S (1-based, counted over the run).
+    fn injected_failure(&self) -> Result<()> {
+        let Ok(spec) = std::env::var("AMCL_TEST_FAIL_RANK") else { return Ok(()) };
+        let rank = self.ranks.as_ref().map_or(0, |r| r.rank());
+        let step = self.position.step + 1;
+        if spec == format!("{rank}@{step}") {
+            bail!("injected failure (AMCL_TEST_FAIL_RANK={spec}) at step {step}");
+        }
+        Ok(())
     }
 
     /// Rank 0, or the only rank: the one that evaluates and writes the run folder.

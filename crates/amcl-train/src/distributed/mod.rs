@@ -19,6 +19,9 @@
 pub mod exchange;
 pub mod threads;
 
+#[cfg(test)]
+mod equivalence;
+
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
