@@ -188,3 +188,69 @@ fn bad_device_lists_are_clear_errors() {
     assert_clean_failure(&out, "--devices");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A free TCP port on the loopback interface.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The same tiny run as two processes (`--rank --world --address`), each on the CPU.
+fn process_args(out: &Path, rank: usize, port: u16) -> Vec<String> {
+    let mut a = args(out, "amcl-simclr", "cpu", "small-cnn-no-bn");
+    a.extend([
+        "--rank".into(),
+        rank.to_string(),
+        "--world".into(),
+        "2".into(),
+        "--address".into(),
+        format!("127.0.0.1:{port}"),
+    ]);
+    a
+}
+
+fn spawn(args: &[String]) -> std::process::Child {
+    command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn two_processes_over_loopback_reproduce_one_device() {
+    let dir = temp_dir("ddp-processes");
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let out = run(&args(&one, "amcl-simclr", "cpu", "small-cnn-no-bn"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Rank 1 starts first and waits for rank 0 to listen.
+    let port = free_port();
+    let second = spawn(&process_args(&two, 1, port));
+    let first = spawn(&process_args(&two, 0, port));
+    let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    assert!(first.status.success(), "rank 0: {}", stderr(&first));
+    assert!(second.status.success(), "rank 1: {}", stderr(&second));
+    assert!(stderr(&first).contains("rank 1 joined"), "{}", stderr(&first));
+    assert_close("two processes' step losses", &step_losses(&one), &step_losses(&two), 1e-5);
+
+    // A process that fails stops the other, which names it.
+    let three = dir.join("three");
+    let port = free_port();
+    let mut failing = process_args(&three, 1, port);
+    failing.push("--seed".into());
+    failing.push("0".into());
+    let second = command(&failing.iter().map(String::as_str).collect::<Vec<_>>())
+        .env("AMCL_TEST_FAIL_RANK", "1@6")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_args = process_args(&three, 0, port);
+    first_args.extend(["--seed".into(), "0".into()]);
+    let first = spawn(&first_args).wait_with_output().unwrap();
+    let second = second.wait_with_output().unwrap();
+    assert_clean_failure(&second, "injected failure");
+    assert_clean_failure(&first, "rank 1 stopped");
+    assert!(three.join("checkpoint/state.json").is_file(), "the first epoch's checkpoint is kept");
+    std::fs::remove_dir_all(dir).ok();
+}

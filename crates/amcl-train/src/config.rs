@@ -302,6 +302,18 @@ pub struct PretrainArgs {
     /// --device.
     #[arg(long, value_name = "LIST", conflicts_with = "device")]
     pub devices: Option<String>,
+    /// Several processes, on this machine or others, as ranks of one data-parallel run: this
+    /// process's rank (0 listens at --address and writes the run folder). Needs --world and
+    /// --address; each process uses its own --device.
+    #[arg(long, requires_all = ["world", "address"], conflicts_with = "devices")]
+    pub rank: Option<usize>,
+    /// The number of processes (ranks) in the run (with --rank).
+    #[arg(long, requires_all = ["rank", "address"])]
+    pub world: Option<usize>,
+    /// Where rank 0 listens and the others connect, host:port (with --rank), e.g.
+    /// 10.0.0.1:29500.
+    #[arg(long, requires_all = ["rank", "world"])]
+    pub address: Option<String>,
     /// Float type of the training step (the loss and temperatures stay f32); f16/bf16 halve
     /// memory and are faster on GPUs with half-precision units (no automatic mixed precision in
     /// burn 0.22) [default: f32].

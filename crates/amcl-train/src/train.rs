@@ -27,6 +27,7 @@ use crate::data::loader::Prefetcher;
 use crate::data::{Dataset, Split};
 use crate::device;
 use crate::distributed::exchange::FeatureExchange;
+use crate::distributed::network::NetworkGroup;
 use crate::distributed::threads::ThreadGroup;
 use crate::distributed::{self, Collective};
 use crate::eval::EvalReport;
@@ -80,7 +81,7 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
         Some(list) => distributed::parse_devices(list)?,
         None => Vec::new(),
     };
-    let world = devices.len().max(1);
+    let world = args.world.unwrap_or(devices.len().max(1));
     if args.resume && config.ranks != world {
         bail!(
             "{} was trained on {} rank(s); resume it with as many (--devices), got {world}",
@@ -97,6 +98,9 @@ pub fn run(args: &PretrainArgs) -> Result<i32> {
     )?;
     if devices.len() > 1 {
         return pretrain_on_ranks(&config, split, &devices, &args.out, args.resume);
+    }
+    if let (Some(rank), Some(address)) = (args.rank, &args.address) {
+        return pretrain_as_process(&config, split, args, rank, world, address);
     }
     let selected = match devices.first() {
         Some(spec) => device::select_indexed(spec.choice, spec.index, config.precision)?,
@@ -185,6 +189,31 @@ fn draw_initial_weights(model: &AmclModel) {
         }
     }
     model.visit(&mut Draw);
+}
+
+/// Pretrains as rank `rank` of `world` processes that meet at `address` (see
+/// [`distributed::network`]); rank 0 writes the run folder.
+fn pretrain_as_process(
+    config: &TrainConfig,
+    split: Split,
+    args: &PretrainArgs,
+    rank: usize,
+    world: usize,
+    address: &str,
+) -> Result<i32> {
+    distributed::share_of(config.batch_size, world)?;
+    let selected = device::select_with(args.device, config.precision)?;
+    eprintln!("rank {rank} of {world}: device {}", selected.name);
+    // The ranks must train the same run: rank 0 compares the others' configuration with its own.
+    let run = serde_json::to_string(config)?;
+    let group = NetworkGroup::join(rank, world, address, &run)
+        .with_context(|| format!("rank {rank}: joining the ranks at {address}"))?;
+    let collective: Arc<dyn Collective> = Arc::new(group);
+    let outcome = pretrain_rank(config, split, &selected, &args.out, args.resume, collective.clone());
+    if let Err(err) = &outcome {
+        collective.abort(&format!("{err:#}"));
+    }
+    outcome.with_context(|| format!("rank {rank} ({})", selected.name))
 }
 
 /// A panic's message, for the error that names the rank.

@@ -8,8 +8,9 @@
 //! over the ranks ([`exchange::sum_backbone_gradients`]). Every rank then takes the same
 //! optimiser step, so the replicas stay equal without broadcasting weights.
 //!
-//! The ranks talk through a [`Collective`]: here [`threads::ThreadGroup`], ranks as threads of
-//! one process (host memory). burn 0.22's own collectives (`burn::tensor::distributed`) reduce
+//! The ranks talk through a [`Collective`]: [`threads::ThreadGroup`], ranks as threads of one
+//! process (host memory), or [`network::NetworkGroup`], ranks as processes on one or several
+//! machines (`--rank --world --address`, over burn-communication's WebSocket layer). burn 0.22's own collectives (`burn::tensor::distributed`) reduce
 //! only on CUDA (NCCL): its CPU backend and wgpu have no transport (docs/ARCHITECTURE.md).
 //!
 //! Not synchronised: batch norm inside the backbone normalises each rank's share with its own
@@ -17,6 +18,7 @@
 //! with it several ranks reproduce one device exactly (tests/distributed.rs).
 
 pub mod exchange;
+pub mod network;
 pub mod threads;
 
 #[cfg(test)]
