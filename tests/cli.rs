@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -245,17 +244,6 @@ fn half_precision_trains_in_bf16_and_saves_half_size_weights() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// Per-step losses of a run, in order.
-fn step_losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "step")
-        .map(|v| v["loss"].as_f64().unwrap())
-        .collect()
-}
-
 fn refs(a: &[String]) -> Vec<&str> {
     a.iter().map(String::as_str).collect()
 }
@@ -280,34 +268,14 @@ fn resume_after_ctrl_c_continues_to_the_uninterrupted_result() {
         assert!(out.status.success(), "{}", stderr(&out));
 
         // Interrupt the same run with SIGINT once its first epoch is recorded.
-        let a = args(&cut);
-        let child = command(&refs(&a))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while epoch_records(&cut).is_empty() {
-            assert!(started.elapsed() < Duration::from_secs(120), "no epoch finished");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let pid = child.id().to_string();
-        std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = interrupt_when(&refs(&args(&cut)), || !epoch_records(&cut).is_empty());
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(130), "{err}");
         assert!(err.contains("--resume"), "{err}");
         let done = epoch_records(&cut).len();
         assert!(done < 8, "the run finished before the interrupt");
 
-        let out = amcl_train(&[
-            "pretrain",
-            "--out",
-            cut.to_str().unwrap(),
-            "--resume",
-            "--device",
-            "cpu",
-        ]);
+        let out = resume(&cut, &["--device", "cpu"]);
         assert!(out.status.success(), "{}", stderr(&out));
         let (a, b) = (step_losses(&whole), step_losses(&cut));
         assert_eq!(a.len(), b.len());

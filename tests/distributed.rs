@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -29,16 +28,6 @@ fn args(out: &Path, method: &str, devices: &str, backbone: &str) -> Vec<String> 
 
 fn run(args: &[String]) -> std::process::Output {
     amcl_train(&args.iter().map(String::as_str).collect::<Vec<_>>())
-}
-
-fn step_losses(dir: &Path) -> Vec<f64> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "step")
-        .map(|v| v["loss"].as_f64().unwrap())
-        .collect()
 }
 
 /// Every parameter of the weights in `dir/model.bpk`, flattened in module order.
@@ -121,27 +110,15 @@ fn two_ranks_resume_after_ctrl_c_where_they_stopped() {
     assert!(out.status.success(), "{}", stderr(&out));
 
     let a = long(&cut);
-    let child = command(&a.iter().map(String::as_str).collect::<Vec<_>>())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !cut.join("checkpoint/state.json").exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "no epoch finished");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let out = child.wait_with_output().unwrap();
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = interrupt_when(&a, || cut.join("checkpoint/state.json").exists());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("--resume --devices"), "{err}");
 
     // The same number of ranks, or a clear error.
-    let cut_s = cut.to_str().unwrap();
-    let out = amcl_train(&["pretrain", "--out", cut_s, "--resume", "--device", "cpu"]);
-    assert_clean_failure(&out, "trained on 2 rank(s)");
-    let out = amcl_train(&["pretrain", "--out", cut_s, "--resume", "--devices", "cpu,cpu"]);
+    assert_clean_failure(&resume(&cut, &["--device", "cpu"]), "trained on 2 rank(s)");
+    let out = resume(&cut, &["--devices", "cpu,cpu"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_close("resumed step losses", &step_losses(&whole), &step_losses(&cut), 1e-5);
     std::fs::remove_dir_all(dir).ok();
@@ -161,14 +138,7 @@ fn a_failing_rank_stops_the_run_naming_it_and_keeps_the_checkpoint() {
     let state = std::fs::read_to_string(dir.join("checkpoint/state.json")).unwrap();
     assert!(state.contains("\"epoch\": 1") || state.contains("\"epoch\":1"), "{state}");
     // The kept checkpoint resumes.
-    let out = amcl_train(&[
-        "pretrain",
-        "--out",
-        dir.to_str().unwrap(),
-        "--resume",
-        "--devices",
-        "cpu,cpu",
-    ]);
+    let out = resume(&dir, &["--devices", "cpu,cpu"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(step_losses(&dir).len(), 8);
     std::fs::remove_dir_all(dir).ok();
@@ -236,18 +206,14 @@ fn two_processes_over_loopback_reproduce_one_device() {
     // A process that fails stops the other, which names it.
     let three = dir.join("three");
     let port = free_port();
-    let mut failing = process_args(&three, 1, port);
-    failing.push("--seed".into());
-    failing.push("0".into());
+    let failing = process_args(&three, 1, port);
     let second = command(&failing.iter().map(String::as_str).collect::<Vec<_>>())
         .env("AMCL_TEST_FAIL_RANK", "1@6")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first_args = process_args(&three, 0, port);
-    first_args.extend(["--seed".into(), "0".into()]);
-    let first = spawn(&first_args).wait_with_output().unwrap();
+    let first = spawn(&process_args(&three, 0, port)).wait_with_output().unwrap();
     let second = second.wait_with_output().unwrap();
     assert_clean_failure(&second, "injected failure");
     assert_clean_failure(&first, "rank 1 stopped");

@@ -118,3 +118,38 @@ pub fn tiny_weights(dir: &Path) -> PathBuf {
     assert!(out.status.success(), "{}", stderr(&out));
     dir.join("model.bpk")
 }
+
+/// Starts `amcl-train` with `args`, waits until `ready()` (at most two minutes), interrupts it
+/// with SIGINT as Ctrl-C would, and returns what it printed.
+pub fn interrupt_when(args: &[&str], ready: impl Fn() -> bool) -> Output {
+    let child = command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Resumes the run in `dir` (`pretrain --out dir --resume`) with the device flags `devices`.
+pub fn resume(dir: &Path, devices: &[&str]) -> Output {
+    let mut args = vec!["pretrain", "--out", dir.to_str().unwrap(), "--resume"];
+    args.extend(devices);
+    amcl_train(&args)
+}
+
+/// Per-step losses of a run, in order.
+pub fn step_losses(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect()
+}

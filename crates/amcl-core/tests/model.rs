@@ -95,7 +95,7 @@ fn backbones_give_the_documented_feature_sizes() {
     // Width 32: 8*32 = 256 features; the sizes and costs quoted in README.md.
     assert_eq!(SmallCnn::macs(32, 32), 43_352_064);
     // num_params counts BatchNorm running statistics too.
-    assert_eq!(SmallCnn::new(32, &d).num_params(), 1_165_792);
+    assert_eq!(SmallCnn::new(32, true, &d).num_params(), 1_165_792);
     assert_eq!(amcl_core::model::ResNet18::new(&d).num_params(), 11_178_432);
 }
 

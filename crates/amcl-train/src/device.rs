@@ -101,7 +101,11 @@ pub fn select_with(choice: DeviceChoice, precision: Precision) -> Result<Selecte
 
 /// Resolves one entry of `--devices`: `choice` with a device index (CUDA's GPU number; the CPU
 /// and wgpu take 0).
-pub fn select_indexed(choice: DeviceChoice, index: usize, precision: Precision) -> Result<Selected> {
+pub fn select_indexed(
+    choice: DeviceChoice,
+    index: usize,
+    precision: Precision,
+) -> Result<Selected> {
     if choice == DeviceChoice::Cuda && index > 0 {
         let selected = cuda_at(index, precision)?.ok_or_else(|| {
             anyhow::anyhow!("--devices cuda:{index}: no such CUDA GPU could be initialised")

@@ -163,10 +163,7 @@ fn pretrain_on_ranks(
     if errors.is_empty() {
         return Ok(code);
     }
-    let cause = errors
-        .iter()
-        .position(|e| !format!("{e:#}").contains(" stopped: "))
-        .unwrap_or(0);
+    let cause = errors.iter().position(|e| !format!("{e:#}").contains(" stopped: ")).unwrap_or(0);
     let kept = if run_dir.join("checkpoint").is_dir() {
         format!(
             "the last checkpoint is kept: continue with `amcl-train pretrain --out {} --resume --devices ...` ({world} devices)",
@@ -209,7 +206,8 @@ fn pretrain_as_process(
     let group = NetworkGroup::join(rank, world, address, &run)
         .with_context(|| format!("rank {rank}: joining the ranks at {address}"))?;
     let collective: Arc<dyn Collective> = Arc::new(group);
-    let outcome = pretrain_rank(config, split, &selected, &args.out, args.resume, collective.clone());
+    let outcome =
+        pretrain_rank(config, split, &selected, &args.out, args.resume, collective.clone());
     if let Err(err) = &outcome {
         collective.abort(&format!("{err:#}"));
     }

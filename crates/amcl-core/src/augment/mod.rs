@@ -287,10 +287,7 @@ impl Augmenter {
         }
         let first = self.sample(batch, h, w);
         let second = self.sample(batch, h, w);
-        Ok((
-            apply(share.clone(), &first[rows.clone()], h, w),
-            apply(share, &second[rows], h, w),
-        ))
+        Ok((apply(share.clone(), &first[rows.clone()], h, w), apply(share, &second[rows], h, w)))
     }
 }
 

@@ -30,9 +30,20 @@ impl Ranks for LocalOnly {
 
 const BATCH: usize = 16;
 
-fn setup(method: &str) -> (AmclModel, Tensor<4>, Tensor<4>, Device) {
+/// How far two ranks' loss may be from one device's.
+const TOLERANCE: f32 = 1e-4;
+
+/// A model and two views of a batch, made once and shared by the one-device step and the ranks
+/// (drawn in full now: burn would draw each parameter at its first use, from a generator other
+/// tests share).
+fn setup(method: &str) -> (AmclModel, Tensor<4>, Tensor<4>) {
+    struct Draw;
+    impl burn::module::ModuleVisitor for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
     let device = Device::flex().autodiff();
-    device.seed(7);
     let kind: MethodKind = method.parse().unwrap();
     let config = AmclModelConfig::new()
         .with_backbone(BackboneKind::SmallCnnNoBn)
@@ -40,10 +51,13 @@ fn setup(method: &str) -> (AmclModel, Tensor<4>, Tensor<4>, Device) {
         .with_hidden(32)
         .with_dim(16);
     let model = kind.model_config(config, BATCH).init(&device).unwrap();
-    let images = Tensor::<4>::random([BATCH, 3, 32, 32], burn::tensor::Distribution::Default, &device);
+    burn::module::Module::visit(&model, &mut Draw);
+    let mut rng = amcl_core::rng::Rng::new(7);
+    let pixels: Vec<f32> = (0..BATCH * 3 * 32 * 32).map(|_| rng.uniform()).collect();
+    let images = Tensor::<4>::from_data(TensorData::new(pixels, [BATCH, 3, 32, 32]), &device);
     let mut augmenter = Augmenter::new("abcde".parse().unwrap(), AugmentConfig::new(), 3);
     let (a, b) = augmenter.two_views(images).unwrap();
-    (model, a, b, device)
+    (model, a, b)
 }
 
 fn method(name: &str) -> Method {
@@ -65,12 +79,15 @@ fn outcome(mut m: Method, model: &AmclModel, a: Tensor<4>, b: Tensor<4>) -> (f32
 }
 
 /// The loss and queue on each of two ranks, with `ranks(rank)` as their exchange.
-fn two_ranks(name: &str, ranks: impl Fn(usize) -> Arc<dyn Ranks> + Sync) -> Vec<(f32, Vec<f32>)> {
-    let (model, a, b, _) = setup(name);
+fn two_ranks(
+    name: &str,
+    (model, a, b): &(AmclModel, Tensor<4>, Tensor<4>),
+    ranks: impl Fn(usize) -> Arc<dyn Ranks> + Sync,
+) -> Vec<(f32, Vec<f32>)> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..2)
             .map(|rank| {
-                let (model, a, b) = (model.clone(), rows(&a, rank), rows(&b, rank));
+                let (model, a, b) = (model.clone(), rows(a, rank), rows(b, rank));
                 let ranks = ranks(rank);
                 scope.spawn(move || outcome(method(name).with_ranks(ranks), &model, a, b))
             })
@@ -86,21 +103,27 @@ fn close(a: &[f32], b: &[f32]) -> bool {
 #[test]
 fn negatives_from_the_global_batch_match_one_device_and_local_ones_do_not() {
     for name in ["amcl-simclr", "simclr", "amcl-moco", "amcl-barlow"] {
-        let (model, a, b, _) = setup(name);
+        let batch = setup(name);
+        let (model, a, b) = batch.clone();
         let (one, one_queue) = outcome(method(name), &model, a, b);
 
         let group: Vec<Arc<dyn Collective>> =
             ThreadGroup::new(2).into_iter().map(|r| Arc::new(r) as Arc<dyn Collective>).collect();
-        let gathered = two_ranks(name, |rank| Arc::new(FeatureExchange::new(group[rank].clone())));
+        let gathered =
+            two_ranks(name, &batch, |rank| Arc::new(FeatureExchange::new(group[rank].clone())));
         for (loss, queue) in &gathered {
-            assert!((loss - one).abs() <= 1e-5 * one.abs().max(1.0), "{name}: {loss} vs {one}");
+            // The objective is a sum of terms of order 1-10 (AMCL's Omega) that can cancel to a
+            // small total: the tolerance is on the terms' scale, not the total's. Each rank's
+            // backbone multiplies matrices of half the rows, so its features differ in the last
+            // bits from one device's.
+            assert!((loss - one).abs() <= TOLERANCE, "{name}: {loss} vs {one}");
             assert!(close(queue, &one_queue), "{name}: the ranks' queues are not one device's");
         }
 
         if name == "amcl-barlow" {
             continue; // its channel network takes the whole batch: a share is a shape error
         }
-        let local = two_ranks(name, |rank| Arc::new(LocalOnly(rank)));
+        let local = two_ranks(name, &batch, |rank| Arc::new(LocalOnly(rank)));
         for (loss, queue) in &local {
             if name.ends_with("moco") {
                 // MoCo's negatives are its queue: without the exchange it misses the other
@@ -108,7 +131,7 @@ fn negatives_from_the_global_batch_match_one_device_and_local_ones_do_not() {
                 assert!(!close(queue, &one_queue), "{name}: local keys filled the global queue");
             } else {
                 assert!(
-                    (loss - one).abs() > 1e-3 * one.abs().max(1.0),
+                    (loss - one).abs() > 10.0 * TOLERANCE,
                     "{name}: the local-only loss {loss} is the global one {one}"
                 );
             }

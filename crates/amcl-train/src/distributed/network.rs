@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn_communication::websocket::{WsClient, WsClientChannel, WsServer, WsServerChannel};
-use burn_communication::{
-    Address, CommunicationChannel, Message, ProtocolClient, ProtocolServer,
-};
+use burn_communication::{Address, CommunicationChannel, Message, ProtocolClient, ProtocolServer};
 use tokio::runtime::Runtime;
 
 use super::{Collective, RankError};
@@ -206,7 +204,9 @@ fn decode(data: &[u8]) -> Option<Vec<Vec<f32>>> {
         let len = u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?) as usize;
         at += 8;
         let bytes = data.get(at..at + 4 * len)?;
-        parts.push(bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect());
+        parts.push(
+            bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+        );
         at += 4 * len;
     }
     Some(parts)
@@ -281,7 +281,8 @@ impl Collective for NetworkGroup {
                 }
                 Links::Spoke { hub } => {
                     let sent = hub.send(encode(&[&data])).await;
-                    let lost = || RankError::Stopped { rank: 0, reason: "its connection closed".into() };
+                    let lost =
+                        || RankError::Stopped { rank: 0, reason: "its connection closed".into() };
                     sent.map_err(|_| lost())?;
                     let received = hub.recv().await.ok().flatten();
                     let parts = values_from(0, received)?;
