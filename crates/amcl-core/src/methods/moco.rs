@@ -150,21 +150,18 @@ impl<I: Iterator<Item = Tensor<1>>> ModuleMapper for ParamBlender<I> {
     }
 }
 
-/// One symmetric MoCo step: queries from the online model, keys from the momentum encoder.
-/// `queries` are the online model's unit-norm projections of the whole batch; `views` are this
-/// rank's share of it, whose keys are gathered from the `ranks`. Returns the mean of both
-/// directions and the keys to enqueue [C, 2N, d].
+/// One symmetric MoCo step: queries from the online model, keys from the momentum encoder
+/// ([`MocoState::keys`]), both unit-norm projections of the whole batch. Returns the mean of
+/// both directions and the keys to enqueue [C, 2N, d].
 pub fn moco_step(
     model: &AmclModel,
     state: &MocoState,
     queries: (Tensor<3>, Tensor<3>),
-    (view_a, view_b): (Tensor<4>, Tensor<4>),
-    ranks: &dyn Ranks,
+    (k_a, k_b): (Tensor<3>, Tensor<3>),
     adaptive: bool,
     temperature: f32,
     cfg: &AmclObjectiveConfig,
 ) -> Result<(Tensor<1>, DiagnosticsTensor, Tensor<3>)> {
-    let (k_a, k_b) = (state.keys(view_a, ranks)?, state.keys(view_b, ranks)?);
     let keys = (k_a.clone(), k_b.clone());
     let (loss, diagnostics) =
         moco_symmetric_objective(model, queries, keys, &state.queue, adaptive, temperature, cfg)?;
@@ -258,17 +255,11 @@ impl BaseMethod for Moco {
             .downcast_mut::<MocoState>()
             .expect("MoCo's step state is its MocoState");
         let queries = (model.project_normalized(features_a), model.project_normalized(features_b));
+        // This rank's share of the views; the keys of the whole batch are gathered.
         let [view_a, view_b] = views;
-        let (loss, diagnostics, keys) = moco_step(
-            model,
-            state,
-            queries,
-            (view_a, view_b),
-            ranks,
-            adaptive,
-            config.temperature,
-            &objective,
-        )?;
+        let keys = (state.keys(view_a, ranks)?, state.keys(view_b, ranks)?);
+        let (loss, diagnostics, keys) =
+            moco_step(model, state, queries, keys, adaptive, config.temperature, &objective)?;
         state.enqueue(keys);
         Ok((loss, diagnostics))
     }

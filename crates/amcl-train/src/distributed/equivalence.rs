@@ -66,7 +66,7 @@ fn method(name: &str) -> Method {
 
 fn rows(t: &Tensor<4>, rank: usize) -> Tensor<4> {
     let r = share_rows(rank, BATCH / 2);
-    t.clone().slice([r.start..r.end])
+    t.clone().narrow(0, r.start, r.len())
 }
 
 /// What a step leaves: its loss, and MoCo's queue after it (empty for other methods).

@@ -43,7 +43,7 @@ impl std::fmt::Debug for NetworkGroup {
 /// Rank 0 holds a channel to every other rank (index r - 1); the others one to rank 0.
 enum Links {
     Hub { peers: Vec<WsServerChannel>, _shutdown: tokio::sync::oneshot::Sender<()> },
-    Spoke { hub: WsClientChannel },
+    Spoke { hub: Box<WsClientChannel> },
 }
 
 impl NetworkGroup {
@@ -143,7 +143,8 @@ async fn connect(rank: usize, world: usize, address: &str, run: &str) -> Result<
     let mut hello = (rank as u32).to_le_bytes().to_vec();
     hello.extend((world as u32).to_le_bytes());
     hello.extend(run.as_bytes());
-    Ok(Links::Spoke { hub: greet(&mut hub, hello).await.map(|()| hub)? })
+    greet(&mut hub, hello).await?;
+    Ok(Links::Spoke { hub: Box::new(hub) })
 }
 
 /// Sends the greeting and reads rank 0's answer (accepted, or why not).
