@@ -4,9 +4,9 @@
 # the temperatures' level at 0.2 (`--tau-max 0.4`) instead of SimCLR's 0.5: in the screening
 # (docs/RESULTS.md, 1b) that level kept the pair-by-pair temperatures visibly apart (an anchor's
 # hardest negatives 0.155, its easiest 0.240) at 3 points of kNN more than the level 0.5. The small
-# CNN (width 16: 1.2 MB of f16 weights), batch 256, 50 epochs of SGD (lr 0.06, momentum 0.9,
+# CNN (width 16: 1.2 MB of f16 weights), batch 256, 100 epochs of SGD (lr 0.06, momentum 0.9,
 # weight decay 5e-4, 5 warm-up epochs then cosine, gradient-norm clipping at 1.0), kNN every 10
-# epochs. About 90 s an epoch on 2 cores of an AVX-512 EPYC, so about 80 minutes: the run
+# epochs. About 55-90 s an epoch on 2 cores of an AVX-512 EPYC, so 1.5-2.5 hours: the run
 # checkpoints every epoch and this script continues it where it stopped (run it again after an
 # interruption, even in a later session).
 # When it has finished, it exports the weights to web/model.bpk (f16), the file `trunk build`
@@ -15,11 +15,12 @@
 #
 #   experiments/demo-weights.sh             # train (or continue), then export
 #   OUT=runs/demo2 experiments/demo-weights.sh
-#   EPOCHS=100 OUT=runs/demo100 SHIP=0 experiments/demo-weights.sh   # a longer run, not shipped
+#   EPOCHS=50 OUT=runs/demo50 SHIP=0 experiments/demo-weights.sh   # a shorter run, not shipped
+#   OUT=runs/demo100 experiments/demo-weights.sh   # the shipped weights' run folder (as trained)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/demo}"
-epochs="${EPOCHS:-50}"
+epochs="${EPOCHS:-100}"
 # SHIP=0 trains without exporting to web/ (to compare a run with the shipped one first).
 ship="${SHIP:-1}"
 bash experiments/unpack-cifar10.sh
