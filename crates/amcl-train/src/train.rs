@@ -178,7 +178,7 @@ fn pretrain_on_ranks(
 /// Draws every parameter's initial value now, in the module's order. burn initialises a
 /// parameter when it is first used, so the weights would depend on the order the step runs
 /// its parts, and on any other thread drawing from the same generator meanwhile.
-fn draw_initial_weights(model: &AmclModel) {
+pub(crate) fn draw_initial_weights(model: &AmclModel) {
     struct Draw;
     impl burn::module::ModuleVisitor for Draw {
         fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {

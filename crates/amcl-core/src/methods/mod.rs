@@ -291,11 +291,6 @@ impl Method {
         self
     }
 
-    /// The ranks sharing each batch.
-    pub fn ranks(&self) -> &dyn Ranks {
-        self.ranks.as_ref()
-    }
-
     /// Parses a method name and builds it.
     pub fn from_name(name: &str, config: MethodConfig) -> AmclResult<Self> {
         Ok(Self::new(name.parse()?, config))

@@ -37,12 +37,6 @@ const TOLERANCE: f32 = 1e-4;
 /// (drawn in full now: burn would draw each parameter at its first use, from a generator other
 /// tests share).
 fn setup(method: &str) -> (AmclModel, Tensor<4>, Tensor<4>) {
-    struct Draw;
-    impl burn::module::ModuleVisitor for Draw {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
     let device = Device::flex().autodiff();
     let kind: MethodKind = method.parse().unwrap();
     let config = AmclModelConfig::new()
@@ -51,7 +45,7 @@ fn setup(method: &str) -> (AmclModel, Tensor<4>, Tensor<4>) {
         .with_hidden(32)
         .with_dim(16);
     let model = kind.model_config(config, BATCH).init(&device).unwrap();
-    burn::module::Module::visit(&model, &mut Draw);
+    crate::train::draw_initial_weights(&model);
     let mut rng = amcl_core::rng::Rng::new(7);
     let pixels: Vec<f32> = (0..BATCH * 3 * 32 * 32).map(|_| rng.uniform()).collect();
     let images = Tensor::<4>::from_data(TensorData::new(pixels, [BATCH, 3, 32, 32]), &device);

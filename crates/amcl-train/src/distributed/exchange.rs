@@ -56,6 +56,10 @@ impl Ranks for FeatureExchange {
                     got: share.len(),
                 }));
             }
+            if rank == me {
+                shares.push(local.clone()); // `assemble` keeps the tracked rows themselves
+                continue;
+            }
             let data = TensorData::new(share.to_vec(), [rows, width]);
             shares.push(Tensor::<2>::from_data(data, &device).cast(dtype));
         }
