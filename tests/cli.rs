@@ -290,6 +290,48 @@ fn resume_after_ctrl_c_continues_to_the_uninterrupted_result() {
     }
 }
 
+/// `--init` starts a run from an earlier run's weights: its first steps continue at the level the
+/// earlier run ended at, not at a fresh start's; another architecture, a missing file and a file
+/// that holds no weights are clear errors.
+#[test]
+fn init_starts_from_an_earlier_runs_weights() {
+    let dir = temp_dir("init");
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    let out = tiny_pretrain(&first, "6", "128", "32");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let weights = first.join("model.bpk");
+    let weights_arg = weights.to_str().unwrap();
+
+    let mut args = tiny_args(second.to_str().unwrap(), "1", "128", "32");
+    args.extend(["--init", weights_arg]);
+    let out = amcl_train(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read_json(&second.join("config.json"))["init"], weights_arg);
+    let (fresh, trained, continued) =
+        (step_losses(&first)[0], step_losses(&first), step_losses(&second)[0]);
+    let ended = trained[trained.len() - 4..].iter().sum::<f64>() / 4.0;
+    assert!(ended < fresh, "the first run did not learn: {fresh} -> {ended}");
+    assert!(
+        (continued - ended).abs() < (continued - fresh).abs(),
+        "--init's first loss {continued} is nearer a fresh start's {fresh} than the end {ended}"
+    );
+
+    let other = dir.join("other");
+    let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
+    args.extend(["--heads", "2", "--init", weights_arg]);
+    assert_clean_failure(&amcl_train(&args), "holds another architecture");
+    let missing = dir.join("missing.bpk");
+    let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
+    args.extend(["--init", missing.to_str().unwrap()]);
+    assert_clean_failure(&amcl_train(&args), "missing.bpk");
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not weights").unwrap();
+    let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
+    args.extend(["--init", text.to_str().unwrap()]);
+    assert_clean_failure(&amcl_train(&args), "notes.txt is not a weights file");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn resume_without_a_run_is_a_clear_error() {
     let dir = temp_dir("resume-none");

@@ -293,6 +293,11 @@ pub struct PretrainArgs {
     /// Random seed: data order, augmentations, initialisation of the MoCo queue [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Start from the weights of an earlier run (its model.bpk) instead of random ones: a second
+    /// learning-rate cycle (warm restart) or a longer run on top of a finished one. The
+    /// architecture flags must describe the same model [default: random initialisation].
+    #[arg(long, value_name = "WEIGHTS", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
     /// Where to run.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
@@ -366,6 +371,9 @@ pub struct TrainConfig {
     pub test_size: Option<usize>,
     pub eval_every: usize,
     pub seed: u64,
+    /// The weights the run started from (`--init`); None: seeded random weights.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
     /// Older run folders have no precision: they ran in f32.
     #[serde(default)]
     pub precision: Precision,
@@ -478,6 +486,7 @@ impl PretrainArgs {
             test_size: self.test_size.or(preset.test_size),
             eval_every: self.eval_every.unwrap_or(preset.eval_every),
             seed: self.seed.unwrap_or(0),
+            init: self.init.clone(),
             precision: self.precision.unwrap_or_default(),
             ranks: 1,
         };

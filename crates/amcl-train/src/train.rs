@@ -178,6 +178,30 @@ fn pretrain_on_ranks(
 /// Draws every parameter's initial value now, in the module's order. burn initialises a
 /// parameter when it is first used, so the weights would depend on the order the step runs
 /// its parts, and on any other thread drawing from the same generator meanwhile.
+/// The weights of `--init`: an earlier run's model of the same architecture as this run's.
+fn initial_weights(path: &Path, expected: &AmclModelConfig, device: &Device) -> Result<AmclModel> {
+    let bytes = std::fs::read(path).with_context(|| format!("--init: reading {}", path.display()))?;
+    let manifest = weights::read_manifest(&bytes)
+        .with_context(|| format!("--init: {} is not a weights file", path.display()))?;
+    if &manifest.model != expected {
+        let (file, run) = (serde_json::to_value(&manifest.model)?, serde_json::to_value(expected)?);
+        let differences: Vec<String> = run
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, value)| file.get(key.as_str()) != Some(*value))
+            .map(|(key, value)| format!("{key}: {} in the file, {value} in this run", file[key]))
+            .collect();
+        bail!(
+            "--init: {} holds another architecture than this run's flags describe ({})",
+            path.display(),
+            differences.join("; ")
+        );
+    }
+    weights::load_into(&bytes, expected, device)
+        .with_context(|| format!("--init: loading {}", path.display()))
+}
+
 pub(crate) fn draw_initial_weights(model: &AmclModel) {
     struct Draw;
     impl burn::module::ModuleVisitor for Draw {
@@ -411,6 +435,9 @@ impl<'a> Run<'a> {
             drop(init);
             if let Some(tau) = config.tau_init {
                 model = model.with_initial_temperature(tau)?;
+            }
+            if let Some(path) = &config.init {
+                model = initial_weights(path, &config.model, &device)?;
             }
             let start = Position { epoch: 0, step_in_epoch: 0, step: 0 };
             (model, fresh_optimizer(), start, metrics)
