@@ -175,12 +175,10 @@ fn pretrain_on_ranks(
     Err(errors.swap_remove(cause).context(format!("data-parallel run stopped; {kept}")))
 }
 
-/// Draws every parameter's initial value now, in the module's order. burn initialises a
-/// parameter when it is first used, so the weights would depend on the order the step runs
-/// its parts, and on any other thread drawing from the same generator meanwhile.
 /// The weights of `--init`: an earlier run's model of the same architecture as this run's.
 fn initial_weights(path: &Path, expected: &AmclModelConfig, device: &Device) -> Result<AmclModel> {
-    let bytes = std::fs::read(path).with_context(|| format!("--init: reading {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("--init: reading {}", path.display()))?;
     let manifest = weights::read_manifest(&bytes)
         .with_context(|| format!("--init: {} is not a weights file", path.display()))?;
     if &manifest.model != expected {
@@ -202,6 +200,9 @@ fn initial_weights(path: &Path, expected: &AmclModelConfig, device: &Device) -> 
         .with_context(|| format!("--init: loading {}", path.display()))
 }
 
+/// Draws every parameter's initial value now, in the module's order. burn initialises a
+/// parameter when it is first used, so the weights would depend on the order the step runs
+/// its parts, and on any other thread drawing from the same generator meanwhile.
 pub(crate) fn draw_initial_weights(model: &AmclModel) {
     struct Draw;
     impl burn::module::ModuleVisitor for Draw {
