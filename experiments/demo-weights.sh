@@ -4,30 +4,23 @@
 # the temperatures' level at 0.2 (`--tau-max 0.4`) instead of SimCLR's 0.5: in the screening
 # (docs/RESULTS.md, 1b) that level kept the pair-by-pair temperatures visibly apart (an anchor's
 # hardest negatives 0.155, its easiest 0.240) at 3 points of kNN more than the level 0.5. The small
-# CNN (width 16: 1.2 MB of f16 weights), batch 256, SGD (lr 0.06, momentum 0.9, weight decay 5e-4,
-# 5 warm-up epochs then cosine, gradient-norm clipping at 1.0), kNN every 10 epochs.
+# CNN (width 16: 1.2 MB of f16 weights), batch 256, 100 epochs of SGD (lr 0.06, momentum 0.9,
+# weight decay 5e-4, 5 warm-up epochs then cosine, gradient-norm clipping at 1.0), kNN every 10
+# epochs. About 55-90 s an epoch on 2 cores of an AVX-512 EPYC, so 1.5-2.5 hours: the run
+# checkpoints every epoch and this script continues it where it stopped (run it again after an
+# interruption, even in a later session).
+# When it has finished, it exports the weights to web/model.bpk (f16), the file `trunk build`
+# ships, and chooses the demo's photographs and lesson again with them (web/examples/pick_photos.py);
+# then `bash scripts/test.sh` checks the lesson's sentences against the new numbers.
 #
-# Two cycles of that 100-epoch schedule (a warm restart, SGDR): the second starts from the first's
-# weights (`--init`) with a new seed for the data order and the augmentations. One cycle reached
-# 63.3 % kNN on the backbone, short of the issue's 65 % (docs/RESULTS.md, section 4). About 55-60 s
-# an epoch on 2 cores of an AVX-512 EPYC, so 1.6 hours a cycle: every cycle checkpoints every epoch
-# and this script continues where it stopped (run it again after an interruption, even in a later
-# session).
-# When it has finished, it exports the last cycle's weights to web/model.bpk (f16), the file
-# `trunk build` ships, and chooses the demo's photographs and lesson again with them
-# (web/examples/pick_photos.py); then `bash scripts/test.sh` checks the lesson's sentences against
-# the new numbers.
-#
-#   experiments/demo-weights.sh                    # train (or continue), then export
-#   OUT=runs/demo2 experiments/demo-weights.sh     # into another folder: runs/demo2/cycle-1, -2
-#   CYCLES=1 OUT=runs/one SHIP=0 experiments/demo-weights.sh   # one cycle only, not shipped
-# The shipped weights were trained as runs/demo100 (cycle 1) and runs/demo200 (cycle 2), with the
-# same flags as this script's.
+#   experiments/demo-weights.sh             # train (or continue), then export
+#   OUT=runs/demo2 experiments/demo-weights.sh
+#   EPOCHS=50 OUT=runs/demo50 SHIP=0 experiments/demo-weights.sh   # a shorter run, not shipped
+#   OUT=runs/demo100 experiments/demo-weights.sh   # the shipped weights' run folder (as trained)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/demo}"
 epochs="${EPOCHS:-100}"
-cycles="${CYCLES:-2}"
 # SHIP=0 trains without exporting to web/ (to compare a run with the shipped one first).
 ship="${SHIP:-1}"
 bash experiments/unpack-cifar10.sh
@@ -35,32 +28,20 @@ bash experiments/unpack-cifar10.sh
 # shellcheck disable=SC2086
 cargo build --release -p amcl-train ${BUILD_FLAGS:-} >&2
 bin=./target/release/amcl-train
-
-# Trains cycle $1 into $2 (seed $1 - 1), from the weights $3 if given; continues it if it stopped.
-cycle() {
-  local n="$1" dir="$2" init="${3:-}"
-  if [ -f "$dir/summary.json" ]; then
-    echo "$dir: finished before" >&2
-  elif [ -d "$dir/checkpoint" ]; then
-    "$bin" pretrain --out "$dir" --resume
-  else
-    "$bin" pretrain --method amcl-simclr --amcl-form centred --tau-max 0.4 \
-      --data folder:target/data/cifar10 --train-size 46000 \
-      --test-size 10000 --width 16 --epochs "$epochs" --batch-size 256 --optimizer sgd --lr 0.06 \
-      --weight-decay 5e-4 --warmup-epochs 5 --grad-clip 1 --eval-every 10 --seed "$((n - 1))" \
-      ${init:+--init "$init"} --out "$dir"
-  fi
-}
-
-previous=""
-for n in $(seq 1 "$cycles"); do
-  cycle "$n" "$out/cycle-$n" "$previous"
-  previous="$out/cycle-$n/model.bpk"
-done
+if [ -f "$out/summary.json" ]; then
+  echo "$out: finished before" >&2
+elif [ -d "$out/checkpoint" ]; then
+  "$bin" pretrain --out "$out" --resume
+else
+  "$bin" pretrain --method amcl-simclr --amcl-form centred --tau-max 0.4 \
+    --data folder:target/data/cifar10 --train-size 46000 \
+    --test-size 10000 --width 16 --epochs "$epochs" --batch-size 256 --optimizer sgd --lr 0.06 \
+    --weight-decay 5e-4 --warmup-epochs 5 --grad-clip 1 --eval-every 10 --seed 0 --out "$out"
+fi
 if [ "$ship" = 0 ]; then
   echo "$out: trained; not exported (SHIP=0)" >&2
   exit 0
 fi
-"$bin" export --weights "$previous" --out web/model.bpk
+"$bin" export --weights "$out/model.bpk" --out web/model.bpk
 # The demo's photographs and its lesson are chosen with the shipped weights: choose them again.
 python3 web/examples/pick_photos.py --binary "$bin"
