@@ -316,19 +316,20 @@ fn init_starts_from_an_earlier_runs_weights() {
         "--init's first loss {continued} is nearer a fresh start's {fresh} than the end {ended}"
     );
 
-    let other = dir.join("other");
-    let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
-    args.extend(["--heads", "2", "--init", weights_arg]);
-    assert_clean_failure(&amcl_train(&args), "holds another architecture");
-    let missing = dir.join("missing.bpk");
-    let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
-    args.extend(["--init", missing.to_str().unwrap()]);
-    assert_clean_failure(&amcl_train(&args), "missing.bpk");
-    let text = dir.join("notes.txt");
+    let (missing, text) = (dir.join("missing.bpk"), dir.join("notes.txt"));
     std::fs::write(&text, "not weights").unwrap();
-    let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
-    args.extend(["--init", text.to_str().unwrap()]);
-    assert_clean_failure(&amcl_train(&args), "notes.txt is not a weights file");
+    let other = dir.join("other");
+    for (flags, needle) in [
+        (["--heads", "2", "--init", weights_arg], "holds another architecture"),
+        (["--heads", "3", "--init", missing.to_str().unwrap()], "missing.bpk"),
+        (["--heads", "3", "--init", text.to_str().unwrap()], "notes.txt is not a weights file"),
+    ] {
+        let mut args = tiny_args(other.to_str().unwrap(), "1", "128", "32");
+        args.extend(flags);
+        assert_clean_failure(&amcl_train(&args), needle);
+        // A bad --init leaves no run folder behind.
+        assert!(!other.join("config.json").exists(), "{needle}: config.json written");
+    }
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -175,6 +175,21 @@ fn pretrain_on_ranks(
     Err(errors.swap_remove(cause).context(format!("data-parallel run stopped; {kept}")))
 }
 
+/// Seeded initial weights, so that a run is reproducible from its config. The ranks of one
+/// process initialise one at a time: each draws what one device would.
+fn seeded_weights(config: &TrainConfig, device: &Device) -> Result<AmclModel> {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let init = INIT.lock().unwrap_or_else(|p| p.into_inner());
+    device.seed(config.seed);
+    let model = config.model.init(device)?;
+    draw_initial_weights(&model);
+    drop(init);
+    Ok(match config.tau_init {
+        Some(tau) => model.with_initial_temperature(tau)?,
+        None => model,
+    })
+}
+
 /// The weights of `--init`: an earlier run's model of the same architecture as this run's.
 fn initial_weights(path: &Path, expected: &AmclModelConfig, device: &Device) -> Result<AmclModel> {
     let bytes =
@@ -420,26 +435,17 @@ impl<'a> Run<'a> {
             };
             (restored.model, restored.optimizer, position, metrics)
         } else {
+            // The weights first, so that a bad --init leaves no run folder behind.
+            let model = match &config.init {
+                Some(path) => initial_weights(path, &config.model, &device)?,
+                None => seeded_weights(config, &device)?,
+            };
             let metrics = if writer {
                 write_json(&dir.join("config.json"), config)?;
                 Some(MetricsLog::create(dir)?)
             } else {
                 None
             };
-            // Seeded initial weights, so that a run is reproducible from its config. The ranks
-            // of one process initialise one at a time: each draws what one device would.
-            static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let init = INIT.lock().unwrap_or_else(|p| p.into_inner());
-            device.seed(config.seed);
-            let mut model = config.model.init(&device)?;
-            draw_initial_weights(&model);
-            drop(init);
-            if let Some(tau) = config.tau_init {
-                model = model.with_initial_temperature(tau)?;
-            }
-            if let Some(path) = &config.init {
-                model = initial_weights(path, &config.model, &device)?;
-            }
             let start = Position { epoch: 0, step_in_epoch: 0, step: 0 };
             (model, fresh_optimizer(), start, metrics)
         };
