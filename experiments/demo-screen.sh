@@ -15,24 +15,16 @@ bash experiments/unpack-cifar10.sh
 # shellcheck disable=SC2086
 cargo build --release -p amcl-train ${BUILD_FLAGS:-} >&2
 bin=./target/release/amcl-train
+source experiments/demo-flags.sh
 mkdir -p runs/screen
 for candidate in "$@"; do
   name="${candidate%%:*}"
   out="runs/screen/$name"
-  # The shipped run's flags (demo-weights.sh), each overridden by the candidate's.
-  declare -A flags=(
-    [--method]=amcl-simclr [--amcl-form]=centred [--tau-max]=0.4
-    [--data]=folder:target/data/cifar10 [--train-size]=46000 [--test-size]=10000
-    [--width]=16 [--epochs]=100 [--batch-size]=256 [--optimizer]=sgd [--lr]=0.06
-    [--weight-decay]=5e-4 [--warmup-epochs]=5 [--grad-clip]=1 [--eval-every]=10 [--seed]=0
-  )
+  # The shipped run's settings (demo-flags.sh), each flag the candidate names replaced.
   read -r -a changes <<< "${candidate#*:}"
-  for ((i = 0; i + 1 < ${#changes[@]}; i += 2)); do flags[${changes[i]}]="${changes[i + 1]}"; done
-  args=()
-  for flag in "${!flags[@]}"; do args+=("$flag" "${flags[$flag]}"); done
-  unset flags
+  demo_args_with "${changes[@]}"
   rm -rf "$out"
-  "$bin" pretrain "${args[@]}" --out "$out" > "$out.log" 2>&1 &
+  "$bin" pretrain "${demo_args[@]}" --out "$out" > "$out.log" 2>&1 &
   pid=$!
   # Stop after the epoch-10 record with its kNN (the run's checkpoint stays, resumable).
   while kill -0 "$pid" 2> /dev/null; do

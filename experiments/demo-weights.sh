@@ -23,9 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/demo}"
-epochs="${EPOCHS:-100}"
-grad_clip="${GRAD_CLIP:-1}"
-width="${WIDTH:-16}"
+# The settings (and EPOCHS, GRAD_CLIP, WIDTH from the environment).
+source experiments/demo-flags.sh
 # SHIP=0 trains without exporting to web/ (to compare a run with the shipped one first).
 ship="${SHIP:-1}"
 bash experiments/unpack-cifar10.sh
@@ -38,10 +37,8 @@ if [ -f "$out/summary.json" ]; then
 elif [ -d "$out/checkpoint" ]; then
   "$bin" pretrain --out "$out" --resume
 else
-  "$bin" pretrain --method amcl-simclr --amcl-form centred --tau-max 0.4 \
-    --data folder:target/data/cifar10 --train-size 46000 \
-    --test-size 10000 --width "$width" --epochs "$epochs" --batch-size 256 --optimizer sgd --lr 0.06 \
-    --weight-decay 5e-4 --warmup-epochs 5 --grad-clip "$grad_clip" --eval-every 10 --seed 0 --out "$out"
+  demo_args_with
+  "$bin" pretrain "${demo_args[@]}" --out "$out"
 fi
 if [ "$ship" = 0 ]; then
   echo "$out: trained; not exported (SHIP=0)" >&2
