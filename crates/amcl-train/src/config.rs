@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use amcl_core::augment::Strengths;
 use amcl_core::loss::AUTHORS_TOP_K;
 use amcl_core::model::TemperatureForm;
 use amcl_core::prelude::*;
@@ -222,6 +223,17 @@ pub struct PretrainArgs {
     /// [default: abcde].
     #[arg(long)]
     pub augs: Option<String>,
+    /// Smallest crop area of augmentation a, as a fraction of the image, in (0, 1]
+    /// [default: 0.08, the authors'].
+    #[arg(long)]
+    pub crop_scale: Option<f32>,
+    /// Colour-jitter strength of augmentation d, in [0, 1] [default: 0.5, the authors'].
+    #[arg(long)]
+    pub jitter_strength: Option<f32>,
+    /// Largest blur sigma of augmentation b (pixels at 224 px, scaled to the image), in [0.1, 5]
+    /// [default: 2.0, the authors'].
+    #[arg(long)]
+    pub blur_max: Option<f32>,
     /// Epochs [quick: 8, paper: 1000].
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -339,6 +351,10 @@ pub struct TrainConfig {
     pub method: String,
     pub model: AmclModelConfig,
     pub augs: String,
+    /// The augmentations' strengths (`--crop-scale`, `--jitter-strength`, `--blur-max`); older
+    /// run folders: the authors'.
+    #[serde(default)]
+    pub strengths: Strengths,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -408,6 +424,11 @@ impl TrainConfig {
     pub fn augmentations(&self) -> Result<AugmentationSet> {
         self.augs.parse().context("--augs")
     }
+
+    /// The augmentations' settings: the authors' probabilities at the run's strengths.
+    pub fn augment_config(&self) -> Result<AugmentConfig> {
+        self.strengths.config().context("--crop-scale, --jitter-strength, --blur-max")
+    }
 }
 
 impl PretrainArgs {
@@ -452,6 +473,12 @@ impl PretrainArgs {
         model.validate().context("--tau-min / --tau-max")?;
         let augs = self.augs.clone().unwrap_or_else(|| "abcde".into());
         augs.parse::<AugmentationSet>().context("--augs")?;
+        let authors = Strengths::default();
+        let strengths = Strengths {
+            crop_scale_min: self.crop_scale.unwrap_or(authors.crop_scale_min),
+            jitter_strength: self.jitter_strength.unwrap_or(authors.jitter_strength),
+            blur_sigma_max: self.blur_max.unwrap_or(authors.blur_sigma_max),
+        };
         let data = match &self.data {
             Some(spec) => spec.parse()?,
             None if preset.cifar10 => DataSource::Cifar10(crate::data::DEFAULT_CIFAR10_DIR.into()),
@@ -462,6 +489,7 @@ impl PretrainArgs {
             method,
             model,
             augs,
+            strengths,
             epochs: self.epochs.unwrap_or(preset.epochs),
             batch_size,
             lr: self.lr.or(preset.lr).unwrap_or_else(|| kind.base.paper_lr()),
@@ -491,6 +519,7 @@ impl PretrainArgs {
             ranks: 1,
         };
         config.check()?;
+        config.augment_config()?;
         Ok(config)
     }
 }
@@ -610,5 +639,27 @@ mod tests {
         let c =
             resolve(&["--preset", "paper", "--method", "moco", "--lr", "0.5", "--grad-clip", "0"]);
         assert_eq!((c.lr, c.grad_clip, c.model.dim, c.temperature), (0.5, None, 128, 0.1));
+    }
+
+    /// The augmentations' strengths: the authors' unless a flag sets one; a value out of range
+    /// is an error naming its flag; a run folder written before the flags reads as the authors'.
+    #[test]
+    fn augmentation_strengths_come_from_flags() {
+        assert_eq!(resolve(&[]).strengths, Strengths::default());
+        let c = resolve(&["--crop-scale", "0.2", "--jitter-strength", "0.4", "--blur-max", "1"]);
+        let set = Strengths { crop_scale_min: 0.2, jitter_strength: 0.4, blur_sigma_max: 1.0 };
+        assert_eq!(c.strengths, set);
+        let augment = c.augment_config().expect("valid strengths");
+        assert_eq!((augment.crop_scale_min, augment.blur_sigma.1), (0.2, 1.0));
+
+        let argv = ["pretrain", "--crop-scale", "0"];
+        let err = Cli::parse_from(argv).args.resolve().expect_err("crop scale 0");
+        let message = format!("{err:#}");
+        assert!(message.contains("--crop-scale") && message.contains("crop scale"), "{message}");
+
+        let mut earlier = serde_json::to_value(&c).expect("serialisable");
+        earlier.as_object_mut().expect("an object").remove("strengths");
+        let earlier: TrainConfig = serde_json::from_value(earlier).expect("an older config.json");
+        assert_eq!(earlier.strengths, Strengths::default());
     }
 }

@@ -330,6 +330,8 @@ struct Run<'a> {
     dir: &'a Path,
     kind: MethodKind,
     augs: AugmentationSet,
+    /// The augmentations' probabilities and strengths.
+    augment: AugmentConfig,
     learner: Learner,
     position: Position,
     manifest: Manifest,
@@ -388,6 +390,7 @@ impl<'a> Run<'a> {
         let writer = rank == 0;
         let share = distributed::share_of(config.batch_size, world)?;
         let augs = config.augmentations()?;
+        let augment = config.augment_config()?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating run folder {}", dir.display()))?;
         let plain = selected.device.clone();
@@ -458,6 +461,7 @@ impl<'a> Run<'a> {
             dir,
             kind,
             augs,
+            augment,
             learner,
             position,
             manifest,
@@ -538,7 +542,7 @@ impl<'a> Run<'a> {
         let config = self.config;
         self.injected_failure()?;
         let seed = derive_seed(config.seed, AUGMENT, self.position.step as u64);
-        let mut augmenter = Augmenter::new(self.augs, AugmentConfig::new(), seed);
+        let mut augmenter = Augmenter::new(self.augs, self.augment.clone(), seed);
         let views = match &self.ranks {
             None => augmenter.two_views(images)?,
             Some(ranks) => {
