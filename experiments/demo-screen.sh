@@ -7,7 +7,12 @@
 #   experiments/demo-screen.sh "noclip:--grad-clip 0" "lr0.3:--lr 0.3" "width20:--width 20"
 #
 # Each argument is NAME:FLAGS; the run goes to runs/screen/NAME, and a line "NAME kNN loss" is
-# appended to runs/screen/results.txt.
+# appended to runs/screen/results.txt. AT=N reads the kNN at epoch N instead of 10; with
+# `--epochs N --eval-every N` among the flags, each candidate is a whole short schedule (its
+# learning rate decayed to 0), a closer likeness of the full run than its early epochs:
+#
+#   AT=15 experiments/demo-screen.sh "base15:--epochs 15 --eval-every 15" \
+#     "crop0.2-15:--epochs 15 --eval-every 15 --crop-scale 0.2"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || { echo "usage: $0 NAME:FLAGS ..." >&2; exit 2; }
@@ -17,6 +22,7 @@ cargo build --release -p amcl-train ${BUILD_FLAGS:-} >&2
 bin=./target/release/amcl-train
 source experiments/demo-flags.sh
 mkdir -p runs/screen
+at="${AT:-10}"
 for candidate in "$@"; do
   name="${candidate%%:*}"
   out="runs/screen/$name"
@@ -26,21 +32,21 @@ for candidate in "$@"; do
   rm -rf "$out"
   "$bin" pretrain "${demo_args[@]}" --out "$out" > "$out.log" 2>&1 &
   pid=$!
-  # Stop after the epoch-10 record with its kNN (the run's checkpoint stays, resumable).
+  # Stop after the epoch-AT record with its kNN (the run's checkpoint stays, resumable).
   while kill -0 "$pid" 2> /dev/null; do
-    if grep -q '"kind":"epoch","epoch":10,.*"knn_top1":0' "$out/metrics.jsonl" 2> /dev/null; then
+    if grep -q "\"kind\":\"epoch\",\"epoch\":$at,.*\"knn_top1\":0" "$out/metrics.jsonl" 2> /dev/null; then
       kill -INT "$pid"
     fi
     sleep 5
   done
   wait "$pid" || true
-  python3 - "$name" "$out/metrics.jsonl" >> runs/screen/results.txt << 'PY'
+  python3 - "$name" "$out/metrics.jsonl" "$at" >> runs/screen/results.txt << 'PY'
 import json, sys
-name, path = sys.argv[1], sys.argv[2]
+name, path, at = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for line in open(path):
     v = json.loads(line)
-    if v["kind"] == "epoch" and v["epoch"] == 10:
-        print(f"{name} kNN {100 * v['knn_top1']:.1f} % loss {v['loss']:.2f}")
+    if v["kind"] == "epoch" and v["epoch"] == at:
+        print(f"{name} kNN {100 * v['knn_top1']:.2f} % loss {v['loss']:.2f} (epoch {at})")
 PY
   tail -1 runs/screen/results.txt
 done
