@@ -333,6 +333,27 @@ fn init_starts_from_an_earlier_runs_weights() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `--crop-scale` reaches the training views: with crops alone (`--augs a`) and the smallest
+/// crop the whole image, the two views of an image are the same, so the first step's loss is
+/// below the authors' crops' on the same images and weights; config.json records the strengths.
+#[test]
+fn crop_scale_sets_the_training_views() {
+    let dir = temp_dir("crop-scale");
+    let first_loss = |name: &str, crop: &str| {
+        let out = dir.join(name);
+        let mut args = tiny_args(out.to_str().unwrap(), "1", "32", "32");
+        args.extend(["--augs", "a", "--crop-scale", crop]);
+        let run = amcl_train(&args);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let config = read_json(&out.join("config.json"));
+        assert_eq!(config["strengths"]["crop_scale_min"].as_f64(), Some(crop.parse().unwrap()));
+        step_losses(&out)[0]
+    };
+    let (same_views, authors) = (first_loss("whole", "1"), first_loss("authors", "0.08"));
+    assert!(same_views < authors, "identical views' loss {same_views} not below {authors}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn resume_without_a_run_is_a_clear_error() {
     let dir = temp_dir("resume-none");
