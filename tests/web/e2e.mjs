@@ -28,9 +28,9 @@
 
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
-import { createServer } from "node:http";
-import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from "node:fs";
-import { join, extname, resolve } from "node:path";
+import { serve } from "./serve.mjs";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { deflateSync, crc32 } from "node:zlib";
 
 const root = resolve(new URL("../..", import.meta.url).pathname);
@@ -48,21 +48,11 @@ if (!csp) throw new Error("README.md does not state the Content-Security-Policy"
 
 // dist/ at / and at a course-like sub-path (the latter with README's CSP); extra files at /extra/.
 const SUB = "/courses/ml/amcl/";
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".png": "image/png" };
-const server = createServer((req, res) => {
-  let path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-  let dir = dist;
-  const headers = {};
-  if (path.startsWith(SUB)) { path = path.slice(SUB.length - 1); headers["Content-Security-Policy"] = csp; }
-  else if (path.startsWith("/extra/")) { path = path.slice("/extra".length); dir = extra; }
-  const full = join(dir, path);
-  const file = existsSync(full) && statSync(full).isDirectory() ? join(full, "index.html") : full;
-  if (!file.startsWith(dir) || !existsSync(file)) { res.writeHead(404); res.end("not found"); return; }
-  res.writeHead(200, { ...headers, "Content-Type": types[extname(file)] || "application/octet-stream" });
-  res.end(readFileSync(file));
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
-const base = `http://127.0.0.1:${server.address().port}`;
+const { server, base } = await serve([
+  { prefix: SUB, dir: dist, headers: { "Content-Security-Policy": csp } },
+  { prefix: "/extra/", dir: extra },
+  { prefix: "/", dir: dist },
+]);
 
 // An RGB PNG of w x h (a gradient; compresses well, so even a huge one is a small file).
 function png(w, h) {

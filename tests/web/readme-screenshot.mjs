@@ -6,9 +6,9 @@
 // Usage: node tests/web/readme-screenshot.mjs   (from the repository root, after the build)
 
 import { chromium } from "playwright-core";
-import { createServer } from "node:http";
-import { readFileSync, existsSync, statSync } from "node:fs";
-import { join, extname, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { serve } from "./serve.mjs";
 
 const root = resolve(new URL("../..", import.meta.url).pathname);
 const dist = join(root, "dist");
@@ -21,21 +21,12 @@ if (!existsSync(join(dist, "index.html"))) {
   console.error("dist/index.html not found: run `trunk build --release` first");
   process.exit(1);
 }
-const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".png": "image/png", ".jpg": "image/jpeg", ".json": "application/json" };
-const server = createServer((req, res) => {
-  const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-  const full = join(dist, path);
-  const file = existsSync(full) && statSync(full).isDirectory() ? join(full, "index.html") : full;
-  if (!file.startsWith(dist) || !existsSync(file)) { res.writeHead(404); res.end("not found"); return; }
-  res.writeHead(200, { "Content-Type": types[extname(file)] || "application/octet-stream" });
-  res.end(readFileSync(file));
-});
-await new Promise((r) => server.listen(0, "127.0.0.1", r));
+const { server, base } = await serve([{ prefix: "/", dir: dist }]);
 
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true });
 try {
   const page = await browser.newPage({ viewport: VIEWPORT });
-  await page.goto(`http://127.0.0.1:${server.address().port}/${LINK}`);
+  await page.goto(`${base}/${LINK}`);
   await page.waitForFunction(() => Number(document.body.dataset.lesson || 0) > 0, null, { timeout: 180_000 });
   await page.screenshot({ path: target });
   console.log(`wrote ${target} (${VIEWPORT.width}x${VIEWPORT.height})`);
