@@ -1,7 +1,7 @@
 # The demo's training settings, as `amcl-train pretrain` flags: experiments/demo-weights.sh trains
 # the shipped weights with them and experiments/demo-screen.sh screens one change at a time. Sourced
-# by both, not run. GRAD_CLIP and WIDTH (environment) change those two settings for the candidates
-# of docs/RESULTS.md, section 4 ("Toward 65 %").
+# by both, not run. GRAD_CLIP, WIDTH and VIEW_SIZE (environment) change those settings for the
+# candidates of docs/RESULTS.md, section 4 ("Toward 65 %").
 # shellcheck disable=SC2034  # demo_flags is read by the scripts that source this file
 declare -A demo_flags=(
   [--method]=amcl-simclr [--amcl-form]=centred [--tau-max]=0.4
@@ -10,6 +10,8 @@ declare -A demo_flags=(
   [--lr]=0.06 [--weight-decay]=5e-4 [--warmup-epochs]=5 [--grad-clip]="${GRAD_CLIP:-1}"
   [--eval-every]=10 [--seed]=0
 )
+# The side of the training views; the images' own (32) unless VIEW_SIZE is set.
+if [ -n "${VIEW_SIZE:-}" ]; then demo_flags[--view-size]="$VIEW_SIZE"; fi
 
 # demo_args_with [FLAG VALUE]...: sets the array `demo_args` to the settings as arguments, each FLAG
 # given replacing the setting of that name (or adding it).

@@ -18,8 +18,11 @@
 #   EPOCHS=50 OUT=runs/demo50 SHIP=0 experiments/demo-weights.sh   # a shorter run, not shipped
 #   OUT=runs/demo100 experiments/demo-weights.sh   # the shipped weights' run folder (as trained)
 #   GRAD_CLIP=0 OUT=runs/demo-noclip SHIP=0 experiments/demo-weights.sh   # a candidate setting
-# GRAD_CLIP (default 1; 0 turns clipping off) and WIDTH (default 16) change the setting for the
-# candidates of docs/RESULTS.md, section 4 ("Toward 65 %").
+# GRAD_CLIP (default 1; 0 turns clipping off), WIDTH (default 16) and VIEW_SIZE (the training
+# views' side; default the images' 32) change the setting for the candidates of docs/RESULTS.md,
+# section 4 ("Toward 65 %"):
+#   EPOCHS=100 VIEW_SIZE=24 OUT=runs/demo-v24 SHIP=0 experiments/demo-weights.sh
+# (a run folder kept in experiments/resume/ by an earlier session continues; see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/demo}"
@@ -32,6 +35,14 @@ bash experiments/unpack-cifar10.sh
 # shellcheck disable=SC2086
 cargo build --release -p amcl-train ${BUILD_FLAGS:-} >&2
 bin=./target/release/amcl-train
+# A run longer than a session keeps its checkpoint in git (runs/ is not): experiments/resume/NAME
+# continues runs/NAME when this machine has no run folder of that name.
+kept="experiments/resume/$(basename "$out")"
+if [ ! -d "$out" ] && [ -d "$kept/checkpoint" ]; then
+  echo "$out: continuing from the checkpoint kept in $kept" >&2
+  mkdir -p "$(dirname "$out")"
+  cp -r "$kept" "$out"
+fi
 if [ -f "$out/summary.json" ]; then
   echo "$out: finished before" >&2
 elif [ -d "$out/checkpoint" ]; then

@@ -354,6 +354,32 @@ fn crop_scale_sets_the_training_views() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `--view-size` reaches the training views (at a smaller side the first step's loss on the same
+/// images and weights is another), config.json records it, and the run still evaluates at the
+/// images' side (its summary has a kNN); below 8 it is a clear error.
+#[test]
+fn view_size_sets_the_training_views() {
+    let dir = temp_dir("view-size");
+    let run = |name: &str, extra: &[&'static str]| {
+        let out = dir.join(name);
+        let mut args = tiny_args(out.to_str().unwrap(), "1", "32", "32");
+        args.extend(extra);
+        let run = amcl_train(&args);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let knn = read_json(&out.join("summary.json"))["knn_top1"].as_f64();
+        assert!(knn.is_some_and(|k| (0.0..=1.0).contains(&k)), "{name}: no kNN in the summary");
+        (read_json(&out.join("config.json"))["view_size"].clone(), step_losses(&out)[0])
+    };
+    let (own_side, own) = run("own", &[]);
+    let (small_side, small) = run("small", &["--view-size", "16"]);
+    assert!(own_side.is_null(), "{own_side}");
+    assert_eq!(small_side.as_u64(), Some(16));
+    assert_ne!(own, small, "--view-size 16 left the first loss as it was");
+    let out = amcl_train(&["pretrain", "--view-size", "4", "--out", "/tmp/unused"]);
+    assert_clean_failure(&out, "--view-size must be at least 8");
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[test]
 fn resume_without_a_run_is_a_clear_error() {
     let dir = temp_dir("resume-none");

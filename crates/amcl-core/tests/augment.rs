@@ -32,6 +32,30 @@ fn shapes_and_value_range_are_kept() {
     assert!(v.iter().all(|x| (-1e-6..=1.0 + 1e-6).contains(x)), "values leave [0, 1]");
 }
 
+/// `view_size` resamples every view to its side: a constant image stays constant at the new
+/// side, and a rank's share of a batch gets the same smaller views as the whole batch.
+#[test]
+fn view_size_sets_the_views_side() {
+    let config = AugmentConfig::new().with_view_size(Some(12));
+    let x = images(4, 16, 5);
+    let mut augmenter = Augmenter::new("abcde".parse().unwrap(), config.clone(), 7);
+    let (a, b) = augmenter.two_views(x.clone()).unwrap();
+    assert_eq!((a.dims(), b.dims()), ([4, 3, 12, 12], [4, 3, 12, 12]));
+    let grey = Tensor::<4>::full([2, 3, 16, 16], 0.5, &device());
+    let view = Augmenter::new("ae".parse().unwrap(), config.clone(), 1).view(grey).unwrap();
+    assert_eq!(view.dims(), [2, 3, 12, 12]);
+    assert!(values(view).iter().all(|v| (v - 0.5).abs() < 1e-5));
+    let mut whole = Augmenter::new("abcde".parse().unwrap(), config.clone(), 9);
+    let (whole_a, _) = whole.two_views(x.clone()).unwrap();
+    let mut share = Augmenter::new("abcde".parse().unwrap(), config, 9);
+    let (share_a, _) = share.two_views_of_share(x.narrow(0, 2, 2), 4, 2..4).unwrap();
+    assert_eq!(share_a.dims(), [2, 3, 12, 12]);
+    let expected = values(whole_a.narrow(0, 2, 2));
+    for (s, w) in values(share_a).iter().zip(expected) {
+        assert!((s - w).abs() < 1e-5);
+    }
+}
+
 #[test]
 fn same_seed_same_views_other_seed_other_views() {
     let x = images(4, 16, 2);

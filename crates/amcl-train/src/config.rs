@@ -230,6 +230,11 @@ pub struct PretrainArgs {
     /// Colour-jitter strength of augmentation d, in [0, 1] [default: 0.5, the authors'].
     #[arg(long)]
     pub jitter_strength: Option<f32>,
+    /// Side of the training views, at least 8: each crop is resampled to it (evaluation stays at
+    /// the images' side); smaller than the images, objects in the views are nearer their test
+    /// size and a step costs less ("FixRes") [default: the images' side].
+    #[arg(long)]
+    pub view_size: Option<usize>,
     /// Largest blur sigma of augmentation b (pixels at 224 px, scaled to the image), in [0.1, 5]
     /// [default: 2.0, the authors'].
     #[arg(long)]
@@ -355,6 +360,9 @@ pub struct TrainConfig {
     /// run folders: the authors'.
     #[serde(default)]
     pub strengths: Strengths,
+    /// Side of the training views (`--view-size`; None, and older run folders: the images').
+    #[serde(default)]
+    pub view_size: Option<usize>,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -427,7 +435,9 @@ impl TrainConfig {
 
     /// The augmentations' settings: the authors' probabilities at the run's strengths.
     pub fn augment_config(&self) -> Result<AugmentConfig> {
-        self.strengths.config().context("--crop-scale, --jitter-strength, --blur-max")
+        let config =
+            self.strengths.config().context("--crop-scale, --jitter-strength, --blur-max")?;
+        Ok(config.with_view_size(self.view_size))
     }
 }
 
@@ -490,6 +500,7 @@ impl PretrainArgs {
             model,
             augs,
             strengths,
+            view_size: self.view_size,
             epochs: self.epochs.unwrap_or(preset.epochs),
             batch_size,
             lr: self.lr.or(preset.lr).unwrap_or_else(|| kind.base.paper_lr()),
@@ -540,6 +551,13 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bail!("--epochs must be at least 1");
+        }
+        if let Some(side) = self.view_size
+            && side < 8
+        {
+            bail!(
+                "--view-size must be at least 8 (the small CNN halves it three times), got {side}"
+            );
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             bail!("--lr must be a positive number, got {}", self.lr);

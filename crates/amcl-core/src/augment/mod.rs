@@ -121,6 +121,11 @@ pub struct AugmentConfig {
     /// Probability of a horizontal flip.
     #[config(default = 0.5)]
     pub flip_p: f32,
+    /// Side of each view (None: the image's own). The crop is resampled to this side, so a view
+    /// smaller than the test images shows objects nearer their test-time size ("FixRes", Touvron
+    /// et al., 2019) at less cost.
+    #[config(default = "None")]
+    pub view_size: Option<usize>,
 }
 
 /// The three strengths a user turns (the demo's augmentation explorer, `amcl-train score`): the
@@ -249,7 +254,13 @@ impl Augmenter {
             .collect()
     }
 
-    /// One random view of every image of `images` [B, 3, H, W] in [0, 1], at the same size.
+    /// The side of the views of `h` x `w` images: [`AugmentConfig::view_size`], or their own.
+    fn view_side(&self, h: usize, w: usize) -> (usize, usize) {
+        self.config.view_size.map_or((h, w), |side| (side, side))
+    }
+
+    /// One random view of every image of `images` [B, 3, H, W] in [0, 1], at the same size (or
+    /// at [`AugmentConfig::view_size`]).
     pub fn view(&mut self, images: Tensor<4>) -> AmclResult<Tensor<4>> {
         let [b, c, h, w] = images.dims();
         if c != 3 {
@@ -260,7 +271,8 @@ impl Augmenter {
             });
         }
         let params = self.sample(b, h, w);
-        Ok(apply(images, &params, h, w))
+        let (out_h, out_w) = self.view_side(h, w);
+        Ok(apply(images, &params, out_h, out_w))
     }
 
     /// Two independent views of every image (a positive pair per image).
@@ -287,7 +299,11 @@ impl Augmenter {
         }
         let first = self.sample(batch, h, w);
         let second = self.sample(batch, h, w);
-        Ok((apply(share.clone(), &first[rows.clone()], h, w), apply(share, &second[rows], h, w)))
+        let (oh, ow) = self.view_side(h, w);
+        Ok((
+            apply(share.clone(), &first[rows.clone()], oh, ow),
+            apply(share, &second[rows], oh, ow),
+        ))
     }
 }
 

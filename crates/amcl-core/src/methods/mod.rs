@@ -327,7 +327,7 @@ impl Method {
         }
         let ranks = self.ranks.as_ref();
         let features = [
-            ranks.gather(model.try_features(view_a.clone())?)?,
+            ranks.gather(model.try_view_features(view_a.clone())?)?,
             ranks.gather(model.features(view_b.clone()))?,
         ];
         let step = Step {

@@ -174,6 +174,14 @@ impl AmclModel {
         Ok(self.features(images))
     }
 
+    /// Like [`features`](Self::features) for training views, which may be of any square side
+    /// (`AugmentConfig::view_size`): checks [B, 3, S', S'].
+    pub fn try_view_features(&self, views: Tensor<4>) -> AmclResult<Tensor<2>> {
+        let [b, _, side, _] = views.dims();
+        ensure_dims("training views [B, 3, S', S']", &[b, 3, side, side], &views.dims())?;
+        Ok(self.features(views))
+    }
+
     /// Unnormalised projections of every head: features [B, f] -> C x [B, d].
     pub fn project(&self, features: Tensor<2>) -> Vec<Tensor<2>> {
         self.heads.iter().map(|head| head.forward(features.clone())).collect()
