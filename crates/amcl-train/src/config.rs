@@ -230,15 +230,15 @@ pub struct PretrainArgs {
     /// Colour-jitter strength of augmentation d, in [0, 1] [default: 0.5, the authors'].
     #[arg(long)]
     pub jitter_strength: Option<f32>,
+    /// Largest blur sigma of augmentation b (pixels at 224 px, scaled to the image), in [0.1, 5]
+    /// [default: 2.0, the authors'].
+    #[arg(long)]
+    pub blur_max: Option<f32>,
     /// Side of the training views, at least 8: each crop is resampled to it (evaluation stays at
     /// the images' side); smaller than the images, objects in the views are nearer their test
     /// size and a step costs less ("FixRes") [default: the images' side].
     #[arg(long)]
     pub view_size: Option<usize>,
-    /// Largest blur sigma of augmentation b (pixels at 224 px, scaled to the image), in [0.1, 5]
-    /// [default: 2.0, the authors'].
-    #[arg(long)]
-    pub blur_max: Option<f32>,
     /// Epochs [quick: 8, paper: 1000].
     #[arg(long)]
     pub epochs: Option<usize>,
