@@ -21,7 +21,7 @@
 # GRAD_CLIP (default 1; 0 turns clipping off), WIDTH (default 16) and VIEW_SIZE (the training
 # views' side; default the images' 32) change the setting for the candidates of docs/RESULTS.md,
 # section 4 ("Toward 65 %"):
-#   EPOCHS=100 VIEW_SIZE=24 OUT=runs/demo-v24 SHIP=0 experiments/demo-weights.sh
+#   EPOCHS=150 VIEW_SIZE=24 OUT=runs/demo-v24-150 SHIP=0 experiments/demo-weights.sh
 # (a run folder kept in experiments/resume/ by an earlier session continues; see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
