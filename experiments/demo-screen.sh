@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Screens settings for the demo's weights (docs/RESULTS.md, section 4, "Toward 65 %"): each
-# candidate is experiments/demo-weights.sh's run with one change, trained on the same 100-epoch
-# schedule and stopped (Ctrl-C) once its epoch-10 kNN is recorded, so the number compares with the
-# shipped run's epoch-10 kNN. About 10 minutes a candidate at width 16 on 2 cores.
+# candidate is experiments/demo-weights.sh's run with one change, trained on the same schedule and
+# stopped (Ctrl-C) once its epoch-10 kNN is recorded, so the number compares with the shipped run's
+# epoch-10 kNN. About 10 minutes a candidate at width 16 on 2 cores. The screenings in RESULTS ran
+# before 24-pixel views and 150 epochs became the settings: VIEW_SIZE=32 EPOCHS=100 repeats them.
 #
-#   experiments/demo-screen.sh "noclip:--grad-clip 0" "lr0.3:--lr 0.3" "width20:--width 20"
+#   VIEW_SIZE=32 EPOCHS=100 experiments/demo-screen.sh "noclip:--grad-clip 0" "lr0.3:--lr 0.3" "width20:--width 20"
 #
 # Each argument is NAME:FLAGS; the run goes to runs/screen/NAME, and a line "NAME kNN loss" is
 # appended to runs/screen/results.txt. AT=N reads the kNN at epoch N instead of 10; with
 # `--epochs N --eval-every N` among the flags, each candidate is a whole short schedule (its
 # learning rate decayed to 0), a closer likeness of the full run than its early epochs:
 #
-#   AT=15 experiments/demo-screen.sh "base15:--epochs 15 --eval-every 15" \
+#   VIEW_SIZE=32 AT=15 experiments/demo-screen.sh "base15:--epochs 15 --eval-every 15" \
 #     "crop0.2-15:--epochs 15 --eval-every 15 --crop-scale 0.2"
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,11 +4,12 @@
 # the temperatures' level at 0.2 (`--tau-max 0.4`) instead of SimCLR's 0.5: in the screening
 # (docs/RESULTS.md, 1b) that level kept the pair-by-pair temperatures visibly apart (an anchor's
 # hardest negatives 0.155, its easiest 0.240) at 3 points of kNN more than the level 0.5. The small
-# CNN (width 16: 1.2 MB of f16 weights), batch 256, 100 epochs of SGD (lr 0.06, momentum 0.9,
-# weight decay 5e-4, 5 warm-up epochs then cosine, gradient-norm clipping at 1.0), kNN every 10
-# epochs. About 55-90 s an epoch on 2 cores of an AVX-512 EPYC, so 1.5-2.5 hours: the run
-# checkpoints every epoch and this script continues it where it stopped (run it again after an
-# interruption, even in a later session).
+# CNN (width 16: 1.2 MB of f16 weights), batch 256, 150 epochs of SGD (lr 0.06, momentum 0.9,
+# weight decay 5e-4, 5 warm-up epochs then cosine, gradient-norm clipping at 1.0) on training views
+# resampled to 24 pixels (`--view-size 24`; evaluation stays at 32), kNN every 10 epochs. About
+# 55-75 s an epoch on 2 cores of an AVX-512 EPYC, so about 2.5 hours: the run checkpoints every
+# epoch and this script continues it where it stopped (run it again after an interruption, even in
+# a later session).
 # When it has finished, it exports the weights to web/model.bpk (f16), the file `trunk build`
 # ships, and chooses the demo's photographs and lesson again with them (web/examples/pick_photos.py);
 # then `bash scripts/test.sh` checks the lesson's sentences against the new numbers.
@@ -16,17 +17,18 @@
 #   experiments/demo-weights.sh             # train (or continue), then export
 #   OUT=runs/demo2 experiments/demo-weights.sh
 #   EPOCHS=50 OUT=runs/demo50 SHIP=0 experiments/demo-weights.sh   # a shorter run, not shipped
-#   OUT=runs/demo100 experiments/demo-weights.sh   # the shipped weights' run folder (as trained)
+#   OUT=runs/demo-v24-150 experiments/demo-weights.sh   # the shipped weights' run folder (as trained)
 #   GRAD_CLIP=0 OUT=runs/demo-noclip SHIP=0 experiments/demo-weights.sh   # a candidate setting
-# GRAD_CLIP (default 1; 0 turns clipping off), WIDTH (default 16) and VIEW_SIZE (the training
-# views' side; default the images' 32) change the setting for the candidates of docs/RESULTS.md,
-# section 4 ("Toward 65 %"):
-#   EPOCHS=150 VIEW_SIZE=24 OUT=runs/demo-v24-150 SHIP=0 experiments/demo-weights.sh
+# EPOCHS (default 150), GRAD_CLIP (default 1; 0 turns clipping off), WIDTH (default 16) and
+# VIEW_SIZE (the training views' side; default 24, 32 for the images' own) change the setting for
+# the candidates of docs/RESULTS.md, section 4 ("Toward 65 %"); the weights shipped before these
+# (32-pixel views, 100 epochs):
+#   VIEW_SIZE=32 EPOCHS=100 OUT=runs/demo100 SHIP=0 experiments/demo-weights.sh
 # (a run folder kept in experiments/resume/ by an earlier session continues; see below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-runs/demo}"
-# The settings (and EPOCHS, GRAD_CLIP, WIDTH from the environment).
+# The settings (and EPOCHS, GRAD_CLIP, WIDTH, VIEW_SIZE from the environment).
 source experiments/demo-flags.sh
 # SHIP=0 trains without exporting to web/ (to compare a run with the shipped one first).
 ship="${SHIP:-1}"
