@@ -1,7 +1,10 @@
-// Takes README.md's screenshot of the embedded lesson (docs/img/demo-lesson.png): dist/ (from
-// `trunk build --release`) served on a local port, opened in headless Chromium (CPU fallback, so
-// the picture does not depend on a GPU) at a course page's column width, with the link a teacher
-// would embed: the lesson alone, every other panel hidden.
+// Takes README.md's two screenshots of the demo: dist/ (from `trunk build --release`) served on a
+// local port and opened in headless Chromium.
+//  - docs/demo.png: the whole page on WebGPU (SwiftShader, `--enable-unsafe-webgpu`), a
+//    photograph augmented into two views and scored by every head.
+//  - docs/img/demo-lesson.png: the embedded lesson, every other panel hidden, at a course page's
+//    column width, the link README's section for teachers shows; on the CPU fallback, so the
+//    picture does not depend on a GPU.
 //
 // Usage: node tests/web/readme-screenshot.mjs   (from the repository root, after the build)
 
@@ -12,25 +15,44 @@ import { serve } from "./serve.mjs";
 
 const root = resolve(new URL("../..", import.meta.url).pathname);
 const dist = join(root, "dist");
-const target = join(root, "docs", "img", "demo-lesson.png");
-// The link README's section for teachers shows.
-const LINK = "?embed=1&lesson=1&hide=inputs,explorer,views,scores,matrix";
-const VIEWPORT = { width: 760, height: 833 };
+
+const SHOTS = [
+  {
+    target: join(root, "docs", "demo.png"),
+    link: "?a=photos/dog-1.jpg&augs=abcde&seed=0",
+    viewport: { width: 1000, height: 1300 },
+    args: ["--enable-unsafe-webgpu"],
+    ready: () => document.body.dataset.scoredA === "dog-1.jpg",
+    fullPage: true,
+  },
+  {
+    target: join(root, "docs", "img", "demo-lesson.png"),
+    link: "?embed=1&lesson=1&hide=inputs,explorer,views,scores,matrix",
+    viewport: { width: 760, height: 833 },
+    args: [],
+    ready: () => Number(document.body.dataset.lesson || 0) > 0,
+    fullPage: false,
+  },
+];
 
 if (!existsSync(join(dist, "index.html"))) {
   console.error("dist/index.html not found: run `trunk build --release` first");
   process.exit(1);
 }
 const { server, base } = await serve([{ prefix: "/", dir: dist }]);
-
-const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true });
 try {
-  const page = await browser.newPage({ viewport: VIEWPORT });
-  await page.goto(`${base}/${LINK}`);
-  await page.waitForFunction(() => Number(document.body.dataset.lesson || 0) > 0, null, { timeout: 180_000 });
-  await page.screenshot({ path: target });
-  console.log(`wrote ${target} (${VIEWPORT.width}x${VIEWPORT.height})`);
+  for (const shot of SHOTS) {
+    const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: shot.args });
+    try {
+      const page = await browser.newPage({ viewport: shot.viewport });
+      await page.goto(`${base}/${shot.link}`);
+      await page.waitForFunction(shot.ready, null, { timeout: 180_000 });
+      await page.screenshot({ path: shot.target, fullPage: shot.fullPage });
+      console.log(`wrote ${shot.target} (${shot.viewport.width} px wide)`);
+    } finally {
+      await browser.close();
+    }
+  }
 } finally {
-  await browser.close();
   server.close();
 }
