@@ -5,6 +5,8 @@
 //  - docs/img/demo-lesson.png: the embedded lesson, every other panel hidden, at a course page's
 //    column width, the link README's section for teachers shows; on the CPU fallback, so the
 //    picture does not depend on a GPU.
+//  - docs/img/demo-pca.png: the several-images panel of the 16 photographs, its first head's
+//    similarity matrix and PCA (CPU fallback).
 //
 // Usage: node tests/web/readme-screenshot.mjs   (from the repository root, after the build)
 
@@ -33,6 +35,14 @@ const SHOTS = [
     ready: () => Number(document.body.dataset.lesson || 0) > 0,
     fullPage: false,
   },
+  {
+    target: join(root, "docs", "img", "demo-pca.png"),
+    link: "?matrix=photos",
+    viewport: { width: 1000, height: 1300 },
+    args: [],
+    ready: () => Boolean(document.body.dataset.matrix),
+    element: "section.matrix figure",
+  },
 ];
 
 if (!existsSync(join(dist, "index.html"))) {
@@ -47,7 +57,8 @@ try {
       const page = await browser.newPage({ viewport: shot.viewport });
       await page.goto(`${base}/${shot.link}`);
       await page.waitForFunction(shot.ready, null, { timeout: 180_000 });
-      await page.screenshot({ path: shot.target, fullPage: shot.fullPage });
+      if (shot.element) await page.locator(shot.element).first().screenshot({ path: shot.target });
+      else await page.screenshot({ path: shot.target, fullPage: shot.fullPage });
       console.log(`wrote ${shot.target} (${shot.viewport.width} px wide)`);
     } finally {
       await browser.close();
