@@ -1,4 +1,4 @@
-// Takes README.md's two screenshots of the demo: dist/ (from `trunk build --release`) served on a
+// Takes README.md's three screenshots of the demo: dist/ (from `trunk build --release`) served on a
 // local port and opened in headless Chromium.
 //  - docs/demo.png: the whole page on WebGPU (SwiftShader, `--enable-unsafe-webgpu`), a
 //    photograph augmented into two views and scored by every head.
